@@ -1,0 +1,82 @@
+# projkey: build the nginx dynamic module against Debian's nginx-dev, the
+# operator CLI and the unit tests; run the demo and the test suite.
+#
+#   make          build build/ngx_http_projkey_module.so and build/projkey
+#   make run      install what is missing, build, start the demo
+#   make test     install what is missing, build, run every test
+
+NGINX_SRC   ?= /usr/share/nginx/src
+BUILD       := $(CURDIR)/build
+NGX_BUILD   := $(BUILD)/nginx
+MODULE      := $(BUILD)/ngx_http_projkey_module.so
+CLI         := $(BUILD)/projkey
+SRC         := ngx_http_projkey_module
+
+CC          ?= cc
+CFLAGS      ?= -O2 -g
+CORE_CFLAGS := -std=c99 -D_DEFAULT_SOURCE -Wall -Wextra -Werror \
+               -Wno-unused-parameter -I$(SRC)
+CORE_LIBS   := -lsodium -lsqlite3
+
+CORE_SRCS   := $(SRC)/projkey_key.c $(SRC)/projkey_store.c
+CORE_HDRS   := $(SRC)/projkey_key.h $(SRC)/projkey_store.h
+MODULE_SRCS := $(wildcard $(SRC)/*.c $(SRC)/*.h) config
+
+# The C flags Debian's nginx was built with, so the module is ABI-compatible.
+NGX_CC_OPT  := $(shell nginx -V 2>&1 | sed -n "s/.*--with-cc-opt='\([^']*\)'.*/\1/p")
+NGX_LD_OPT  := $(shell nginx -V 2>&1 | sed -n "s/.*--with-ld-opt='\([^']*\)'.*/\1/p")
+MODULE_CC_OPT ?= $(NGX_CC_OPT) -Werror
+MODULE_LD_OPT ?= $(NGX_LD_OPT)
+
+.PHONY: all module cli unit deps test test-unit test-nginx test-page run \
+        bench clean
+
+all: module cli
+
+module: $(MODULE)
+cli: $(CLI)
+
+# configure once per flag set in a private copy of nginx-dev's tree, then
+# rebuild only the module objects on source changes.
+$(NGX_BUILD)/Makefile: config
+	rm -rf $(NGX_BUILD)
+	mkdir -p $(BUILD)
+	cp -a $(NGINX_SRC) $(NGX_BUILD)
+	cd $(NGX_BUILD) && . ./conf_flags && \
+	    ./configure "$${NGX_CONF_FLAGS[@]}" \
+	        --with-cc-opt="$(MODULE_CC_OPT)" \
+	        --with-ld-opt="$(MODULE_LD_OPT)" \
+	        --add-dynamic-module=$(CURDIR) > $(BUILD)/configure.log 2>&1 \
+	    || { tail -30 $(BUILD)/configure.log; exit 1; }
+
+$(MODULE): $(NGX_BUILD)/Makefile $(MODULE_SRCS)
+	$(MAKE) -C $(NGX_BUILD) -f objs/Makefile modules
+	cp $(NGX_BUILD)/objs/ngx_http_projkey_module.so $@
+
+$(CLI): admin/projkey.c $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) $(CORE_CFLAGS) -o $@ admin/projkey.c $(CORE_SRCS) \
+	    $(CORE_LIBS)
+
+$(BUILD)/test_%: t/unit/test_%.c t/unit/tap.h $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) $(CORE_CFLAGS) -It/unit -o $@ $< $(CORE_SRCS) \
+	    $(CORE_LIBS)
+
+unit: $(BUILD)/test_key $(BUILD)/test_store
+
+SHELL := /bin/bash
+
+deps:
+	./scripts/deps
+
+test: deps
+	$(MAKE) all unit
+	prove -r t/
+
+run: deps
+	$(MAKE) all
+	./scripts/run-demo
+
+clean:
+	rm -rf $(BUILD)

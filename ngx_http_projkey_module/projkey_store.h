@@ -1,0 +1,229 @@
+
+/*
+ * projkey: the key store, apart from nginx.  The only code that includes
+ * <sqlite3.h>.
+ *
+ * One connection per process (a connection never crosses fork()); not
+ * shared between threads at the same time: callers serialize.  Every write
+ * is one BEGIN IMMEDIATE transaction; every statement is prepared.  The
+ * secret key is never given to the store: only its hash and preview.
+ *
+ * Every key change (create, rename, status, delete) takes the next value of
+ * a database-wide change sequence, so that another process reads what
+ * changed since the sequence it last saw, deletes included.
+ */
+
+
+#ifndef _PROJKEY_STORE_H_INCLUDED_
+#define _PROJKEY_STORE_H_INCLUDED_
+
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "projkey_key.h"
+
+
+typedef struct projkey_store_s  projkey_store_t;
+
+
+typedef enum {
+    PROJKEY_STORE_OK = 0,
+    PROJKEY_STORE_NOTFOUND,     /* no such key in this project */
+    PROJKEY_STORE_INVALID,      /* bad input: errmsg says what */
+    PROJKEY_STORE_BUSY,         /* locked by another writer for too long */
+    PROJKEY_STORE_READONLY,     /* the file or its directory is read-only */
+    PROJKEY_STORE_FULL,         /* the disk is full */
+    PROJKEY_STORE_CORRUPT,      /* not a projkey database, or damaged */
+    PROJKEY_STORE_ERROR         /* anything else: errmsg says what */
+} projkey_store_rc_e;
+
+
+#define PROJKEY_STATUS_DELETED   0
+#define PROJKEY_STATUS_ACTIVE    1
+#define PROJKEY_STATUS_DISABLED  2
+
+
+/* flags of projkey_store_open() */
+#define PROJKEY_STORE_CREATE     0x01   /* create file and schema if missing */
+#define PROJKEY_STORE_RDONLY     0x02   /* open read-only, never write */
+
+
+#define PROJKEY_NAME_MAX         100    /* characters, after trimming */
+#define PROJKEY_BODY_MAX         16384  /* bytes of an admin request body */
+
+
+/*
+ * A key as the store returns it.  Strings are NUL-terminated and valid only
+ * during the callback that receives the row.  Times are Unix seconds;
+ * last_used_at is 0 when the key was never used.  A deleted key (from
+ * projkey_store_changes() only) has status PROJKEY_STATUS_DELETED and only
+ * id, hash, project and seq set.
+ */
+typedef struct {
+    const char           *id;
+    const unsigned char  *hash;          /* PROJKEY_HASH_LEN bytes */
+    const char           *project;
+    size_t                project_len;
+    const char           *name;
+    size_t                name_len;
+    const char           *preview;
+    const char           *created_by;
+    int64_t               created_at;
+    int64_t               updated_at;
+    int64_t               last_used_at;
+    int64_t               seq;
+    int                   status;
+} projkey_row_t;
+
+/* returns 0 to go on; anything else stops the walk with PROJKEY_STORE_ERROR */
+typedef int (*projkey_row_pt)(void *data, const projkey_row_t *row);
+
+
+/* who makes a change, recorded in the audit trail */
+typedef struct {
+    const char           *user;          /* "created by" */
+    size_t                user_len;
+    const char           *addr;          /* client address, may be NULL */
+    size_t                addr_len;
+} projkey_actor_t;
+
+
+typedef struct {
+    const char           *id;            /* PROJKEY_ID_LEN chars */
+    const char           *project;
+    size_t                project_len;
+    const char           *name;          /* already validated */
+    size_t                name_len;
+    const unsigned char  *hash;          /* PROJKEY_HASH_LEN bytes */
+    const unsigned char  *preview;       /* PROJKEY_PREVIEW_LEN bytes */
+    int                   status;        /* 0 means active */
+} projkey_new_t;
+
+
+/* a validated admin request body, see projkey_store_parse_body() */
+typedef struct {
+    char                 *name;          /* trimmed, NUL-terminated, or NULL */
+    size_t                name_len;
+    int                   status;        /* 0 when absent */
+} projkey_body_t;
+
+
+/* a key's last use, kept in the zone and written in batches */
+typedef struct {
+    unsigned char         hash[PROJKEY_HASH_LEN];
+    int64_t               last_used_at;
+} projkey_touch_t;
+
+
+/*
+ * Opens (with PROJKEY_STORE_CREATE: creates, with its schema) the database,
+ * sets WAL, busy_timeout and foreign keys, checks that it is a projkey
+ * database and migrates its schema forward.  *st is set whenever memory
+ * allows, even on failure, so that projkey_store_errmsg() can say why;
+ * the caller always calls projkey_store_close(*st).
+ */
+projkey_store_rc_e projkey_store_open(const char *path, int flags,
+    int busy_timeout_ms, projkey_store_t **st);
+void projkey_store_close(projkey_store_t *st);
+
+/* the last error in words, e.g. "database is locked"; never a secret */
+const char *projkey_store_errmsg(projkey_store_t *st);
+
+/* the current change sequence and this database's random instance id */
+projkey_store_rc_e projkey_store_state(projkey_store_t *st, int64_t *seq,
+    char instance[33]);
+
+/* every key (not deleted), in one read transaction; *seq as of that read */
+projkey_store_rc_e projkey_store_load(projkey_store_t *st, projkey_row_pt cb,
+    void *data, int64_t *seq);
+
+/*
+ * Every key changed after sequence since, in one read transaction, each
+ * once, in its latest state (deleted ones with PROJKEY_STATUS_DELETED),
+ * in sequence order; *seq is the sequence as of that read.
+ */
+projkey_store_rc_e projkey_store_changes(projkey_store_t *st, int64_t since,
+    projkey_row_pt cb, void *data, int64_t *seq);
+
+/* one key of project by id; PROJKEY_STORE_NOTFOUND if absent */
+projkey_store_rc_e projkey_store_get(projkey_store_t *st, const char *project,
+    size_t project_len, const char *id, size_t id_len, projkey_row_pt cb,
+    void *data);
+
+/* every key of a project, newest first */
+projkey_store_rc_e projkey_store_list(projkey_store_t *st, const char *project,
+    size_t project_len, projkey_row_pt cb, void *data);
+
+/* cb, if not NULL, receives the committed row */
+projkey_store_rc_e projkey_store_create(projkey_store_t *st,
+    const projkey_new_t *key, const projkey_actor_t *actor,
+    projkey_row_pt cb, void *data);
+
+/*
+ * Creates n keys in one transaction, all or none: for bulk provisioning
+ * (the CLI's create --count), where a transaction per key is too slow.
+ * Each key takes its own sequence number and audit row.
+ */
+projkey_store_rc_e projkey_store_create_batch(projkey_store_t *st,
+    const projkey_new_t *keys, size_t n, const projkey_actor_t *actor);
+
+/*
+ * Renames (name != NULL) and/or sets status (status != 0); cb, if not NULL,
+ * receives the committed row.  A change to what the key already is changes
+ * nothing and takes no sequence number.
+ */
+projkey_store_rc_e projkey_store_update(projkey_store_t *st,
+    const char *project, size_t project_len, const char *id, size_t id_len,
+    const char *name, size_t name_len, int status,
+    const projkey_actor_t *actor, projkey_row_pt cb, void *data);
+
+/* cb, if not NULL, receives the row as it was before it was deleted */
+projkey_store_rc_e projkey_store_delete(projkey_store_t *st,
+    const char *project, size_t project_len, const char *id, size_t id_len,
+    const projkey_actor_t *actor, projkey_row_pt cb, void *data);
+
+/* records last use times in one transaction; no sequence number taken */
+projkey_store_rc_e projkey_store_touch(projkey_store_t *st,
+    const projkey_touch_t *touch, size_t n);
+
+/*
+ * Name rules of the contract: trimmed of white space, 1 to
+ * PROJKEY_NAME_MAX characters (UTF-8 code points), no control characters,
+ * valid UTF-8.  On success *out and *out_len are the trimmed name inside
+ * name; else PROJKEY_STORE_INVALID and errmsg says why.
+ */
+projkey_store_rc_e projkey_store_check_name(projkey_store_t *st,
+    const char *name, size_t len, const char **out, size_t *out_len);
+
+/*
+ * Parses an admin request body with SQLite's JSON functions: an object
+ * with only "name" (string) and/or "status" ("active" or "disabled"), no
+ * duplicate members, at least one of them when require_one.  The name is
+ * checked with projkey_store_check_name().  Frees with
+ * projkey_store_free_body().
+ */
+projkey_store_rc_e projkey_store_parse_body(projkey_store_t *st,
+    const char *body, size_t len, int require_one, projkey_body_t *out);
+void projkey_store_free_body(projkey_body_t *body);
+
+/*
+ * JSON built by SQLite's json_object()/json_group_array(), malloc()ed,
+ * NUL-terminated, freed with projkey_store_free().
+ *   row:   the KEY object of the contract for one row
+ *   list:  {"keys":[KEY,...]} of a project, newest first
+ *   audit: {"events":[...],"next":N|null} of a project, newest first,
+ *          at most limit events with sequence below before (0: from the
+ *          newest)
+ */
+projkey_store_rc_e projkey_store_row_json(projkey_store_t *st,
+    const projkey_row_t *row, char **out, size_t *len);
+projkey_store_rc_e projkey_store_list_json(projkey_store_t *st,
+    const char *project, size_t project_len, char **out, size_t *len);
+projkey_store_rc_e projkey_store_audit_json(projkey_store_t *st,
+    const char *project, size_t project_len, int64_t before, int limit,
+    char **out, size_t *len);
+void projkey_store_free(void *p);
+
+
+#endif /* _PROJKEY_STORE_H_INCLUDED_ */
