@@ -1,0 +1,129 @@
+#!/usr/bin/perl
+
+# projkey: "nginx -t" rejects bad configurations and says where and why.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use Test::More;
+
+use Projkey::Test;
+
+###############################################################################
+
+my $t = Projkey::Test->new()->plan(17);
+
+# the failing cases below log [emerg] on purpose
+$t->expect_errors(qr/\[emerg\]/);
+
+my $d = $t->testdir;
+
+# a valid SQLite file that is not a projkey database
+system('sqlite3', "$d/other.db", 'create table t(x)') == 0
+    or die "sqlite3 failed\n";
+
+# random bytes
+open my $fh, '<', '/dev/urandom' or die "urandom: $!\n";
+read $fh, my $junk, 8192;
+close $fh;
+$t->write_file('corrupt.db', $junk);
+
+# a root-owned directory that "nobody" cannot write to
+mkdir "$d/rootonly" or die "mkdir: $!\n";
+chmod 0755, "$d/rootonly";
+
+###############################################################################
+
+# the configuration is valid as a baseline
+
+my ($rc, $out) = test_conf(zone('projkey_zone keys:4m db=%%TESTDIR%%/keys.db;'));
+is($rc, 0, 'valid configuration') or diag($out);
+
+($rc, $out) = test_conf(zone('projkey_zone keys:4m db=%%TESTDIR%%/keys2.db '
+    . 'sync=250ms;'));
+is($rc, 0, 'valid configuration with sync') or diag($out);
+
+# directive syntax
+
+fails(zone('projkey_zone keys:4m db=%%TESTDIR%%/a.db;', 'projkey nosuch;'),
+    qr/zone/i, 'unknown zone in projkey');
+fails(zone('projkey_zone keys:4m db=%%TESTDIR%%/b.db;', 'projkey;'),
+    qr/argument/i, 'projkey without zone name');
+fails(zone('projkey_zone keys:4m db=%%TESTDIR%%/c.db;', 'projkey keys bogus;'),
+    qr/bogus|invalid|parameter/i, 'projkey with a bad parameter');
+fails(zone('projkey_zone keys:abc db=%%TESTDIR%%/d.db;'),
+    qr/size|invalid/i, 'bad size');
+fails(zone('projkey_zone keys db=%%TESTDIR%%/e.db;'),
+    qr/size|invalid/i, 'no size');
+fails(zone('projkey_zone keys:8k db=%%TESTDIR%%/f.db;'),
+    qr/small/i, 'too small size');
+fails(zone('projkey_zone keys:4m;'),
+    qr/db/i, 'missing db=');
+fails(zone('projkey_zone keys:4m db=;'),
+    qr/db|path|empty|invalid/i, 'empty db=');
+fails(zone('projkey_zone keys:4m db=%%TESTDIR%%/g.db sync=abc;'),
+    qr/sync|invalid/i, 'bad sync=');
+fails(zone('projkey_zone keys:4m db=%%TESTDIR%%/h.db foo=bar;'),
+    qr/foo|invalid|unknown|parameter/i, 'unknown parameter');
+fails(zone("projkey_zone keys:4m db=%%TESTDIR%%/i.db;\n"
+    . "    projkey_zone keys:4m db=%%TESTDIR%%/j.db;"),
+    qr/duplicate|already/i, 'duplicate zone name');
+
+# the database
+
+fails(zone('projkey_zone keys:4m db=%%TESTDIR%%/nodir/keys.db;'),
+    qr/director|no such file/i, 'db directory does not exist');
+fails(zone('projkey_zone keys:4m db=%%TESTDIR%%/other.db;'),
+    qr/not a projkey database|corrupt/i, 'not a projkey database');
+fails(zone('projkey_zone keys:4m db=%%TESTDIR%%/corrupt.db;'),
+    qr/not a projkey database|corrupt|not a database/i, 'corrupt db');
+fails("user nobody nogroup;\n"
+    . zone('projkey_zone keys:4m db=%%TESTDIR%%/rootonly/keys.db;'),
+    qr/writ|permission|access|denied/i, 'db directory not writable by workers');
+
+###############################################################################
+
+$t->done();
+
+###############################################################################
+
+# an http block with a zone line and a location using it
+sub zone {
+    my ($zone, $use) = @_;
+    $use //= 'projkey keys;';
+
+    return <<"EOF";
+http {
+    $zone
+
+    server {
+        listen 127.0.0.1:%%PORT_0%%;
+
+        location / {
+            $use
+        }
+    }
+}
+EOF
+}
+
+sub test_conf {
+    my ($text) = @_;
+    $t->write_config($text);
+    return $t->nginx_t();
+}
+
+# nginx -t fails, names the file and a line, and gives the reason
+sub fails {
+    my ($text, $reason, $name) = @_;
+    my ($rc, $out) = test_conf($text);
+
+    ok($rc != 0 && $out =~ /in \S*nginx\.conf:\d+/ && $out =~ $reason,
+        $name)
+        or diag("exit code $rc, output:\n$out");
+}
+
+###############################################################################
