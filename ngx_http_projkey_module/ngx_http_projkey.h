@@ -1,0 +1,163 @@
+
+/*
+ * projkey: what the nginx glue files share (module object, shared zone,
+ * admin handler).
+ */
+
+
+#ifndef _NGX_HTTP_PROJKEY_H_INCLUDED_
+#define _NGX_HTTP_PROJKEY_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "projkey_key.h"
+#include "projkey_store.h"
+
+
+/*
+ * The zone keeps the first 16 bytes of a key's BLAKE2b-256: an index into
+ * a set of server-made random keys, where 128 bits are far beyond any
+ * search, and it keeps a node to 64 bytes.
+ */
+#define NGX_HTTP_PROJKEY_HASH_LEN    16
+
+#define NGX_HTTP_PROJKEY_DEAD        PROJKEY_STATUS_DELETED
+#define NGX_HTTP_PROJKEY_ACTIVE      PROJKEY_STATUS_ACTIVE
+#define NGX_HTTP_PROJKEY_DISABLED    PROJKEY_STATUS_DISABLED
+
+/* an unlinked node is freed only after readers are surely done with it */
+#define NGX_HTTP_PROJKEY_GRACE       2
+
+#define NGX_HTTP_PROJKEY_PROJECT_MAX 255
+
+
+typedef struct ngx_http_projkey_node_s  ngx_http_projkey_node_t;
+
+/*
+ * A key in the zone.  Readers walk the chains without a lock; the one
+ * writer (holding shpool->mutex) publishes a fully built node with a single
+ * pointer store and never frees a node that a reader may still hold before
+ * NGX_HTTP_PROJKEY_GRACE seconds have passed.  data holds the id
+ * (PROJKEY_ID_LEN bytes), the project, then the name.
+ */
+struct ngx_http_projkey_node_s {
+    ngx_http_projkey_node_t   *next;
+    u_char                     hash[NGX_HTTP_PROJKEY_HASH_LEN];
+    uint32_t                   last_used;
+    u_char                     status;
+    u_char                     project_len;
+    uint16_t                   name_len;
+    u_char                     data[1];
+};
+
+#define ngx_http_projkey_node_size(project_len, name_len)                     \
+    (offsetof(ngx_http_projkey_node_t, data)                                  \
+     + PROJKEY_ID_LEN + (project_len) + (name_len))
+
+
+typedef struct {
+    ngx_http_projkey_node_t  **buckets;
+    ngx_uint_t                 mask;
+    ngx_uint_t                 nkeys;
+
+    /* the change sequence of the database that the zone reflects */
+    int64_t                    seq;
+    u_char                     instance[33];
+
+    /* unlinked nodes, linked through their hash, freed after the grace */
+    ngx_http_projkey_node_t   *graveyard;
+
+    /* last_used times up to this one are written to the database */
+    time_t                     flushed;
+} ngx_http_projkey_shctx_t;
+
+
+typedef struct {
+    ngx_http_projkey_shctx_t  *sh;
+    ngx_slab_pool_t           *shpool;
+    ngx_shm_zone_t            *shm_zone;
+
+    ngx_str_t                  name;
+    ngx_str_t                  db;             /* NUL-terminated */
+    ngx_msec_t                 sync;
+    ngx_flag_t                 created;
+
+    /* where the zone was declared, for errors found when it is loaded */
+    ngx_str_t                  file;
+    ngx_uint_t                 line;
+
+    /* this process's own connection, opened in init_process */
+    projkey_store_t           *store;
+    ngx_event_t                sync_event;
+    int64_t                    failed_seq;
+    ngx_log_t                 *log;
+
+#if (NGX_THREADS)
+    ngx_thread_pool_t         *thread_pool;
+#endif
+} ngx_http_projkey_zone_t;
+
+
+/* a "projkey" or "projkey_admin" naming a zone, checked once all is read */
+typedef struct {
+    ngx_shm_zone_t            *shm_zone;
+    ngx_str_t                  file;
+    ngx_uint_t                 line;
+} ngx_http_projkey_use_t;
+
+
+typedef struct {
+    ngx_array_t                zones;          /* of ngx_http_projkey_zone_t * */
+    ngx_array_t                uses;           /* of ngx_http_projkey_use_t */
+} ngx_http_projkey_main_conf_t;
+
+
+typedef struct {
+    ngx_shm_zone_t            *zone;           /* NULL: "projkey off" */
+    ngx_flag_t                 optional;
+    ngx_flag_t                 hide_key;
+
+    ngx_shm_zone_t            *admin_zone;
+    ngx_http_complex_value_t  *admin_user;
+    ngx_http_complex_value_t  *admin_project;
+} ngx_http_projkey_loc_conf_t;
+
+
+/* ngx_http_projkey_zone.c */
+char *ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_shm_zone_t *ngx_http_projkey_zone_get(ngx_conf_t *cf, ngx_str_t *name);
+ngx_int_t ngx_http_projkey_zones_check(ngx_conf_t *cf);
+ngx_int_t ngx_http_projkey_zones_init_process(ngx_cycle_t *cycle);
+void ngx_http_projkey_zones_exit_process(ngx_cycle_t *cycle);
+
+ngx_http_projkey_node_t *ngx_http_projkey_zone_lookup(
+    ngx_http_projkey_zone_t *zone, u_char *hash);
+
+/* the caller holds shpool->mutex */
+ngx_http_projkey_node_t *ngx_http_projkey_node_alloc_locked(
+    ngx_http_projkey_zone_t *zone, size_t project_len, size_t name_len);
+void ngx_http_projkey_node_fill(ngx_http_projkey_node_t *node,
+    const projkey_row_t *row);
+void ngx_http_projkey_node_link_locked(ngx_http_projkey_zone_t *zone,
+    ngx_http_projkey_node_t *node);
+void ngx_http_projkey_node_free_locked(ngx_http_projkey_zone_t *zone,
+    ngx_http_projkey_node_t *node);
+ngx_int_t ngx_http_projkey_zone_apply_locked(ngx_http_projkey_zone_t *zone,
+    const projkey_row_t *row);
+void ngx_http_projkey_zone_remove_locked(ngx_http_projkey_zone_t *zone,
+    const u_char *hash);
+void ngx_http_projkey_zone_sweep_locked(ngx_http_projkey_zone_t *zone);
+
+/* ngx_http_projkey_admin.c */
+char *ngx_http_projkey_admin_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+
+extern ngx_module_t  ngx_http_projkey_module;
+
+
+#endif /* _NGX_HTTP_PROJKEY_H_INCLUDED_ */

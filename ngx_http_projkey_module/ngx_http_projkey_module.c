@@ -1,0 +1,896 @@
+
+/*
+ * projkey: the module object, its directives, the access phase handler
+ * that checks "Authorization: Bearer sk-project-..." against the shared
+ * zone, and the $projkey_* variables.
+ */
+
+
+#include "ngx_http_projkey.h"
+
+
+typedef enum {
+    NGX_HTTP_PROJKEY_NONE = 0,
+    NGX_HTTP_PROJKEY_ACCEPTED,
+    NGX_HTTP_PROJKEY_MISSING,
+    NGX_HTTP_PROJKEY_MALFORMED,
+    NGX_HTTP_PROJKEY_UNKNOWN,
+    NGX_HTTP_PROJKEY_KEY_DISABLED
+} ngx_http_projkey_status_e;
+
+
+typedef struct {
+    ngx_http_projkey_status_e  status;
+
+    /* kept, not the key, so that an internal redirect can check it again */
+    u_char                     hash[NGX_HTTP_PROJKEY_HASH_LEN];
+    unsigned                   hashed:1;
+
+    /* the 401 body replaces nginx's own page for this request */
+    unsigned                   reject:1;
+    unsigned                   replace_body:2;
+
+    ngx_str_t                  id;
+    ngx_str_t                  name;
+    ngx_str_t                  project;
+} ngx_http_projkey_ctx_t;
+
+
+typedef struct {
+    ngx_str_t                  code;
+    ngx_str_t                  body;
+} ngx_http_projkey_error_t;
+
+
+static ngx_int_t ngx_http_projkey_handler(ngx_http_request_t *r);
+static ngx_http_projkey_ctx_t *ngx_http_projkey_get_ctx(
+    ngx_http_request_t *r);
+static void ngx_http_projkey_cleanup(void *data);
+static ngx_int_t ngx_http_projkey_check(ngx_http_request_t *r,
+    ngx_http_projkey_loc_conf_t *plcf, ngx_http_projkey_ctx_t *ctx);
+static ngx_int_t ngx_http_projkey_accept(ngx_http_request_t *r,
+    ngx_http_projkey_ctx_t *ctx, ngx_http_projkey_node_t *node);
+static ngx_int_t ngx_http_projkey_reject(ngx_http_request_t *r,
+    ngx_http_projkey_ctx_t *ctx, ngx_http_projkey_status_e status);
+static ngx_int_t ngx_http_projkey_hide_authorization(ngx_http_request_t *r);
+static ngx_int_t ngx_http_projkey_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_projkey_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+
+static ngx_int_t ngx_http_projkey_origin_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_projkey_str_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_projkey_status_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+static char *ngx_http_projkey(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_projkey_add_variables(ngx_conf_t *cf);
+static void *ngx_http_projkey_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_projkey_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_projkey_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static ngx_int_t ngx_http_projkey_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_projkey_init_process(ngx_cycle_t *cycle);
+static void ngx_http_projkey_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_command_t  ngx_http_projkey_commands[] = {
+
+    { ngx_string("projkey_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE23,
+      ngx_http_projkey_zone_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("projkey"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_projkey,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("projkey_hide_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_projkey_loc_conf_t, hide_key),
+      NULL },
+
+    { ngx_string("projkey_admin"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_projkey_admin_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("projkey_admin_user"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_projkey_loc_conf_t, admin_user),
+      NULL },
+
+    { ngx_string("projkey_admin_project"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_projkey_loc_conf_t, admin_project),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_projkey_module_ctx = {
+    ngx_http_projkey_add_variables,        /* preconfiguration */
+    ngx_http_projkey_init,                 /* postconfiguration */
+
+    ngx_http_projkey_create_main_conf,     /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_projkey_create_loc_conf,      /* create location configuration */
+    ngx_http_projkey_merge_loc_conf        /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_projkey_module = {
+    NGX_MODULE_V1,
+    &ngx_http_projkey_module_ctx,          /* module context */
+    ngx_http_projkey_commands,             /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_projkey_init_process,         /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_projkey_exit_process,         /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_http_variable_t  ngx_http_projkey_vars[] = {
+
+    { ngx_string("projkey_origin"), NULL,
+      ngx_http_projkey_origin_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("projkey_key_id"), NULL,
+      ngx_http_projkey_str_variable,
+      offsetof(ngx_http_projkey_ctx_t, id), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("projkey_key_name"), NULL,
+      ngx_http_projkey_str_variable,
+      offsetof(ngx_http_projkey_ctx_t, name), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("projkey_project"), NULL,
+      ngx_http_projkey_str_variable,
+      offsetof(ngx_http_projkey_ctx_t, project), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("projkey_status"), NULL,
+      ngx_http_projkey_status_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static ngx_str_t  ngx_http_projkey_status_names[] = {
+    ngx_null_string,
+    ngx_string("accepted"),
+    ngx_string("missing"),
+    ngx_string("malformed"),
+    ngx_string("unknown"),
+    ngx_string("disabled")
+};
+
+
+#define ngx_http_projkey_error(code, message)                                 \
+    { ngx_string(code),                                                       \
+      ngx_string("{\"error\":{\"code\":\"" code "\",\"message\":\""           \
+                 message "\"}}\n") }
+
+static ngx_http_projkey_error_t  ngx_http_projkey_errors[] = {
+    ngx_http_projkey_error("", ""),
+    ngx_http_projkey_error("", ""),
+    ngx_http_projkey_error("missing_api_key",
+        "An API key is required: send it as "
+        "Authorization: Bearer sk-project-..."),
+    ngx_http_projkey_error("invalid_api_key", "The API key is not valid."),
+    ngx_http_projkey_error("invalid_api_key", "The API key is not valid."),
+    ngx_http_projkey_error("api_key_disabled", "The API key is disabled.")
+};
+
+
+static ngx_str_t  ngx_http_projkey_realm =
+    ngx_string("Bearer realm=\"projkey\"");
+static ngx_str_t  ngx_http_projkey_realm_invalid =
+    ngx_string("Bearer realm=\"projkey\", error=\"invalid_token\"");
+static ngx_str_t  ngx_http_projkey_origin_api = ngx_string("API");
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
+
+
+static ngx_int_t
+ngx_http_projkey_handler(ngx_http_request_t *r)
+{
+    ngx_http_projkey_ctx_t       *ctx;
+    ngx_http_projkey_loc_conf_t  *plcf;
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_projkey_module);
+
+    if (plcf->zone == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_projkey_get_ctx(r);
+    if (ctx == NULL) {
+        /* fail closed */
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_projkey_check(r, plcf, ctx);
+}
+
+
+/*
+ * An internal redirect clears the module contexts, but the key was read and
+ * perhaps hidden in the first location: the context lives on in a pool
+ * cleanup, as ngx_http_realip_module does it, and the hash in it is checked
+ * again against the new location's zone.
+ */
+
+static ngx_http_projkey_ctx_t *
+ngx_http_projkey_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t      *cln;
+    ngx_http_projkey_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_projkey_module);
+
+    if (ctx) {
+        return ctx;
+    }
+
+    if (r->internal || r->filter_finalize) {
+        for (cln = r->pool->cleanup; cln; cln = cln->next) {
+            if (cln->handler == ngx_http_projkey_cleanup) {
+                ctx = cln->data;
+                ngx_http_set_ctx(r, ctx, ngx_http_projkey_module);
+                return ctx;
+            }
+        }
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_projkey_ctx_t));
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    ctx = cln->data;
+    ngx_memzero(ctx, sizeof(ngx_http_projkey_ctx_t));
+
+    cln->handler = ngx_http_projkey_cleanup;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_projkey_module);
+
+    return ctx;
+}
+
+
+static void
+ngx_http_projkey_cleanup(void *data)
+{
+    ngx_http_projkey_ctx_t  *ctx = data;
+
+    ngx_explicit_memzero(ctx->hash, NGX_HTTP_PROJKEY_HASH_LEN);
+}
+
+
+static ngx_int_t
+ngx_http_projkey_check(ngx_http_request_t *r,
+    ngx_http_projkey_loc_conf_t *plcf, ngx_http_projkey_ctx_t *ctx)
+{
+    u_char                    hash[PROJKEY_HASH_LEN];
+    const u_char             *key;
+    ngx_table_elt_t          *h;
+    projkey_auth_e            auth;
+    ngx_http_projkey_node_t  *node;
+    ngx_http_projkey_zone_t  *zone;
+
+    zone = plcf->zone->data;
+
+    if (!ctx->hashed) {
+        h = r->headers_in.authorization;
+
+        if (h == NULL) {
+            auth = PROJKEY_AUTH_ABSENT;
+
+        } else {
+            auth = projkey_parse_auth(h->value.data, h->value.len, &key);
+        }
+
+        switch (auth) {
+
+        case PROJKEY_AUTH_KEY:
+            break;
+
+        case PROJKEY_AUTH_MALFORMED:
+            return ngx_http_projkey_reject(r, ctx,
+                                           NGX_HTTP_PROJKEY_MALFORMED);
+
+        default: /* PROJKEY_AUTH_ABSENT, PROJKEY_AUTH_FOREIGN */
+
+            if (plcf->optional) {
+                /* the application authenticates this request its own way */
+                ctx->status = NGX_HTTP_PROJKEY_MISSING;
+                return NGX_DECLINED;
+            }
+
+            return ngx_http_projkey_reject(r, ctx,
+                                           auth == PROJKEY_AUTH_ABSENT
+                                           ? NGX_HTTP_PROJKEY_MISSING
+                                           : NGX_HTTP_PROJKEY_MALFORMED);
+        }
+
+        projkey_hash(key, PROJKEY_LEN, hash);
+
+        ngx_memcpy(ctx->hash, hash, NGX_HTTP_PROJKEY_HASH_LEN);
+        ngx_explicit_memzero(hash, PROJKEY_HASH_LEN);
+        ctx->hashed = 1;
+    }
+
+    node = ngx_http_projkey_zone_lookup(zone, ctx->hash);
+
+    if (node == NULL) {
+        return ngx_http_projkey_reject(r, ctx, NGX_HTTP_PROJKEY_UNKNOWN);
+    }
+
+    if (node->status != NGX_HTTP_PROJKEY_ACTIVE) {
+        return ngx_http_projkey_reject(r, ctx,
+                                       node->status == NGX_HTTP_PROJKEY_DISABLED
+                                       ? NGX_HTTP_PROJKEY_KEY_DISABLED
+                                       : NGX_HTTP_PROJKEY_UNKNOWN);
+    }
+
+    if (ngx_http_projkey_accept(r, ctx, node) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (plcf->hide_key && r->headers_in.authorization) {
+        if (ngx_http_projkey_hide_authorization(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The node may be retired by a writer once we are done: what the variables
+ * show is copied out of the zone now.
+ */
+
+static ngx_int_t
+ngx_http_projkey_accept(ngx_http_request_t *r, ngx_http_projkey_ctx_t *ctx,
+    ngx_http_projkey_node_t *node)
+{
+    u_char    *p;
+    size_t     len, project_len, name_len;
+    uint32_t   now;
+
+    project_len = node->project_len;
+    name_len = node->name_len;
+
+    len = PROJKEY_ID_LEN + project_len + name_len;
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, node->data, len);
+
+    ctx->id.data = p;
+    ctx->id.len = PROJKEY_ID_LEN;
+    ctx->project.data = p + PROJKEY_ID_LEN;
+    ctx->project.len = project_len;
+    ctx->name.data = p + PROJKEY_ID_LEN + project_len;
+    ctx->name.len = name_len;
+
+    ctx->status = NGX_HTTP_PROJKEY_ACCEPTED;
+    ctx->reject = 0;
+
+    /* written at most once a second: the line is shared by all workers */
+
+    now = (uint32_t) ngx_time();
+
+    if (node->last_used != now) {
+        node->last_used = now;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Returned to the access phase like auth_basic does, so that "satisfy any"
+ * and "auth_delay" apply; the JSON body is put in by the filters below.
+ */
+
+static ngx_int_t
+ngx_http_projkey_reject(ngx_http_request_t *r, ngx_http_projkey_ctx_t *ctx,
+    ngx_http_projkey_status_e status)
+{
+    ngx_uint_t        level;
+    ngx_table_elt_t  *h;
+
+    ctx->status = status;
+    ctx->reject = 1;
+
+    /* a client without a key is routine; a bad key may be an attack */
+
+    level = (status == NGX_HTTP_PROJKEY_MISSING) ? NGX_LOG_INFO
+                                                 : NGX_LOG_NOTICE;
+
+    ngx_log_error(level, r->connection->log, 0,
+                  "projkey: request rejected: API key %V",
+                  &ngx_http_projkey_status_names[status]);
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+    ngx_str_set(&h->key, "WWW-Authenticate");
+    h->value = (status == NGX_HTTP_PROJKEY_MISSING)
+               ? ngx_http_projkey_realm : ngx_http_projkey_realm_invalid;
+
+    r->headers_out.www_authenticate = h;
+
+    return NGX_HTTP_UNAUTHORIZED;
+}
+
+
+/*
+ * The proxy, fastcgi and other upstream modules pass r->headers_in.headers
+ * as they are, so the list is copied without the Authorization header.  The
+ * old elements stay where they are: the pointers in r->headers_in to them
+ * stay valid.
+ */
+
+static ngx_int_t
+ngx_http_projkey_hide_authorization(ngx_http_request_t *r)
+{
+    ngx_uint_t        i;
+    ngx_list_t        headers;
+    ngx_table_elt_t  *h, *nh, *auth;
+    ngx_list_part_t  *part;
+
+    auth = r->headers_in.authorization;
+
+    if (ngx_list_init(&headers, r->pool, 20, sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (&h[i] == auth) {
+            continue;
+        }
+
+        nh = ngx_list_push(&headers);
+        if (nh == NULL) {
+            return NGX_ERROR;
+        }
+
+        *nh = h[i];
+    }
+
+    r->headers_in.headers = headers;
+    r->headers_in.authorization = NULL;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_projkey_header_filter(ngx_http_request_t *r)
+{
+    ngx_http_projkey_ctx_t  *ctx;
+
+    /*
+     * Only nginx's own 401 page of the request the module rejected: after an
+     * error_page redirect the context is gone and the page is the
+     * operator's.
+     */
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_projkey_module);
+
+    if (ctx == NULL
+        || !ctx->reject
+        || r != r->main
+        || r->headers_out.status != NGX_HTTP_UNAUTHORIZED
+        || r->upstream != NULL)
+    {
+        return ngx_http_next_header_filter(r);
+    }
+
+    ctx->reject = 0;
+    ctx->replace_body = 1;
+
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+    ngx_str_null(&r->headers_out.charset);
+
+    r->headers_out.content_length_n =
+                            ngx_http_projkey_errors[ctx->status].body.len;
+
+    if (r->headers_out.content_length) {
+        r->headers_out.content_length->hash = 0;
+        r->headers_out.content_length = NULL;
+    }
+
+    ngx_http_clear_last_modified(r);
+    ngx_http_clear_etag(r);
+    ngx_http_clear_accept_ranges(r);
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+static ngx_int_t
+ngx_http_projkey_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_buf_t               *b;
+    ngx_chain_t             *cl, out;
+    ngx_http_projkey_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_projkey_module);
+
+    if (ctx == NULL || !ctx->replace_body) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    /* nginx's page is static memory: consume it, send the JSON once */
+
+    for (cl = in; cl; cl = cl->next) {
+        cl->buf->pos = cl->buf->last;
+        cl->buf->file_pos = cl->buf->file_last;
+    }
+
+    if (ctx->replace_body == 2) {
+        return NGX_OK;
+    }
+
+    ctx->replace_body = 2;
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = ngx_http_projkey_errors[ctx->status].body.data;
+    b->last = b->pos + ngx_http_projkey_errors[ctx->status].body.len;
+    b->memory = 1;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_next_body_filter(r, &out);
+}
+
+
+static ngx_int_t
+ngx_http_projkey_origin_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_projkey_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_projkey_module);
+
+    if (ctx == NULL || ctx->status != NGX_HTTP_PROJKEY_ACCEPTED) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = ngx_http_projkey_origin_api.len;
+    v->data = ngx_http_projkey_origin_api.data;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_projkey_str_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t               *s;
+    ngx_http_projkey_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_projkey_module);
+
+    if (ctx == NULL || ctx->status != NGX_HTTP_PROJKEY_ACCEPTED) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    s = (ngx_str_t *) ((char *) ctx + data);
+
+    v->len = s->len;
+    v->data = s->data;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_projkey_status_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_projkey_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_projkey_module);
+
+    if (ctx == NULL || ctx->status == NGX_HTTP_PROJKEY_NONE) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = ngx_http_projkey_status_names[ctx->status].len;
+    v->data = ngx_http_projkey_status_names[ctx->status].data;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static char *
+ngx_http_projkey(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_projkey_loc_conf_t *plcf = conf;
+
+    ngx_str_t  *value;
+
+    if (plcf->zone != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        if (cf->args->nelts != 2) {
+            return "takes no parameter after \"off\"";
+        }
+
+        plcf->zone = NULL;
+        plcf->optional = 0;
+        return NGX_CONF_OK;
+    }
+
+    plcf->optional = 0;
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strcmp(value[2].data, "optional") != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\": only \"optional\" "
+                               "may follow the zone name", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        plcf->optional = 1;
+    }
+
+    plcf->zone = ngx_http_projkey_zone_get(cf, &value[1]);
+    if (plcf->zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_projkey_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_projkey_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_projkey_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_projkey_main_conf_t  *pmcf;
+
+    pmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_projkey_main_conf_t));
+    if (pmcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&pmcf->zones, cf->pool, 2,
+                       sizeof(ngx_http_projkey_zone_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    if (ngx_array_init(&pmcf->uses, cf->pool, 4,
+                       sizeof(ngx_http_projkey_use_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return pmcf;
+}
+
+
+static void *
+ngx_http_projkey_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_projkey_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_projkey_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->admin_zone = NULL;
+     *     conf->admin_user = NULL;
+     *     conf->admin_project = NULL;
+     */
+
+    conf->zone = NGX_CONF_UNSET_PTR;
+    conf->optional = NGX_CONF_UNSET;
+    conf->hide_key = NGX_CONF_UNSET;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_projkey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_projkey_loc_conf_t *prev = parent;
+    ngx_http_projkey_loc_conf_t *conf = child;
+
+    ngx_http_compile_complex_value_t  ccv;
+
+    if (conf->zone == NGX_CONF_UNSET_PTR) {
+        conf->zone = prev->zone;
+        conf->optional = prev->optional;
+    }
+
+    ngx_conf_merge_ptr_value(conf->zone, NULL, NULL);
+    ngx_conf_merge_value(conf->optional, 0, 0);
+    ngx_conf_merge_value(conf->hide_key, prev->hide_key, 1);
+
+    if (conf->admin_user == NULL) {
+        conf->admin_user = prev->admin_user;
+    }
+
+    if (conf->admin_user == NULL) {
+        conf->admin_user = ngx_palloc(cf->pool,
+                                      sizeof(ngx_http_complex_value_t));
+        if (conf->admin_user == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+        ccv.cf = cf;
+        ngx_str_set(ccv.value, "$remote_user");
+        ccv.complex_value = conf->admin_user;
+
+        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (conf->admin_project == NULL) {
+        conf->admin_project = prev->admin_project;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_projkey_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    if (ngx_http_projkey_zones_check(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (projkey_init() != 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "projkey: libsodium cannot be initialized");
+        return NGX_ERROR;
+    }
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_projkey_handler;
+
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_projkey_header_filter;
+
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_projkey_body_filter;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_projkey_init_process(ngx_cycle_t *cycle)
+{
+    return ngx_http_projkey_zones_init_process(cycle);
+}
+
+
+static void
+ngx_http_projkey_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_projkey_zones_exit_process(cycle);
+}

@@ -1,0 +1,1051 @@
+
+/*
+ * projkey: the shared zone.  A hash table of keys in nginx shared memory,
+ * keyed by the key's hash, loaded from SQLite by the master and kept in step
+ * with the database by worker 0.
+ *
+ * Readers (every request) take no lock: see ngx_http_projkey_node_t.
+ * Writers hold shpool->mutex, which nginx force-unlocks when a worker dies.
+ */
+
+
+#include "ngx_http_projkey.h"
+
+#include <grp.h>
+#include <pwd.h>
+
+
+typedef struct {
+    ngx_http_projkey_zone_t   *zone;
+    ngx_uint_t                 loaded;
+    ngx_uint_t                 failed;
+    int64_t                    applied;
+} ngx_http_projkey_load_t;
+
+
+static ngx_int_t ngx_http_projkey_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static ngx_int_t ngx_http_projkey_zone_load(ngx_http_projkey_zone_t *zone,
+    ngx_log_t *log);
+static int ngx_http_projkey_zone_load_row(void *data,
+    const projkey_row_t *row);
+static ngx_int_t ngx_http_projkey_check_db_path(ngx_conf_t *cf,
+    ngx_str_t *db, ngx_flag_t *created);
+static ngx_int_t ngx_http_projkey_check_owner(ngx_http_projkey_zone_t *zone,
+    ngx_log_t *log);
+static ngx_int_t ngx_http_projkey_user_can_write(struct stat *st,
+    ngx_core_conf_t *ccf);
+static void ngx_http_projkey_sync_handler(ngx_event_t *ev);
+static int ngx_http_projkey_sync_row(void *data, const projkey_row_t *row);
+static ngx_http_projkey_node_t **ngx_http_projkey_zone_find_locked(
+    ngx_http_projkey_zone_t *zone, const u_char *hash);
+
+
+char *
+ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_projkey_main_conf_t *pmcf = conf;
+
+    u_char                    *p;
+    ssize_t                    size;
+    ngx_str_t                 *value, name, s, db;
+    ngx_int_t                  sync;
+    ngx_uint_t                 i;
+    ngx_shm_zone_t            *shm_zone;
+    ngx_http_projkey_zone_t   *zone, **zonep;
+
+    value = cf->args->elts;
+
+    p = (u_char *) ngx_strchr(value[1].data, ':');
+
+    if (p == NULL || p == value[1].data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone \"%V\": expected NAME:SIZE",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    name.data = value[1].data;
+    name.len = p - name.data;
+
+    s.data = p + 1;
+    s.len = value[1].data + value[1].len - s.data;
+
+    size = ngx_parse_size(&s);
+
+    if (size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is too small: at least %uzk",
+                           &value[1], 8 * ngx_pagesize / 1024);
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_str_null(&db);
+    sync = 1000;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "db=", 3) == 0 && value[i].len > 3) {
+            db.data = value[i].data + 3;
+            db.len = value[i].len - 3;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "sync=", 5) == 0) {
+            s.data = value[i].data + 5;
+            s.len = value[i].len - 5;
+
+            sync = ngx_parse_time(&s, 0);
+            if (sync == NGX_ERROR || sync == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid sync interval \"%V\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (db.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" must have the \"db=\" parameter",
+                           &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &db, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    shm_zone = ngx_shared_memory_add(cf, &name, size,
+                                     &ngx_http_projkey_module);
+    if (shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate zone \"%V\"", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    /* ngx_conf_full_name() leaves no room for the NUL that SQLite needs */
+
+    p = ngx_pnalloc(cf->pool, db.len + 1);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *ngx_cpymem(p, db.data, db.len) = '\0';
+    db.data = p;
+
+    zone = ngx_pcalloc(cf->pool, sizeof(ngx_http_projkey_zone_t));
+    if (zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_projkey_check_db_path(cf, &db, &zone->created) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    zone->shm_zone = shm_zone;
+    zone->name = name;
+    zone->db = db;
+    zone->sync = (ngx_msec_t) sync;
+    zone->file = cf->conf_file->file.name;
+    zone->line = cf->conf_file->line;
+    zone->failed_seq = -1;
+
+#if (NGX_THREADS)
+    zone->thread_pool = ngx_thread_pool_add(cf, NULL);
+    if (zone->thread_pool == NULL) {
+        return NGX_CONF_ERROR;
+    }
+#endif
+
+    shm_zone->init = ngx_http_projkey_init_zone;
+    shm_zone->data = zone;
+
+    zonep = ngx_array_push(&pmcf->zones);
+    if (zonep == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *zonep = zone;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * Found at "nginx -t" with the file and line: a directory that does not
+ * exist, or a file that is not a projkey database.  Opening creates the
+ * file with its schema when it is missing.
+ */
+
+static ngx_int_t
+ngx_http_projkey_check_db_path(ngx_conf_t *cf, ngx_str_t *db,
+    ngx_flag_t *created)
+{
+    u_char             *p, *dir;
+    ngx_file_info_t     fi;
+    projkey_store_t    *st;
+    projkey_store_rc_e  rc;
+
+    p = db->data + db->len;
+
+    while (p > db->data && p[-1] != '/') {
+        p--;
+    }
+
+    dir = ngx_pnalloc(cf->temp_pool, p - db->data + 2);
+    if (dir == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (p == db->data) {
+        ngx_cpystrn(dir, (u_char *) ".", 2);
+
+    } else {
+        ngx_cpystrn(dir, db->data, p - db->data + 1);
+    }
+
+    if (ngx_file_info(dir, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "the directory \"%s\" of database \"%V\" "
+                           "does not exist", dir, db);
+        return NGX_ERROR;
+    }
+
+    if (!ngx_is_dir(&fi)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%s\" of database \"%V\" is not a directory",
+                           dir, db);
+        return NGX_ERROR;
+    }
+
+    if (ngx_file_info(db->data, &fi) == NGX_FILE_ERROR) {
+        *created = 1;
+
+    } else if (ngx_is_dir(&fi)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "database \"%V\" is a directory", db);
+        return NGX_ERROR;
+    }
+
+    rc = projkey_store_open((char *) db->data, PROJKEY_STORE_CREATE, 1000,
+                            &st);
+
+    if (rc != PROJKEY_STORE_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "database \"%V\" cannot be used: %s", db,
+                           st ? projkey_store_errmsg(st) : "out of memory");
+        projkey_store_close(st);
+        return NGX_ERROR;
+    }
+
+    projkey_store_close(st);
+
+    return NGX_OK;
+}
+
+
+ngx_shm_zone_t *
+ngx_http_projkey_zone_get(ngx_conf_t *cf, ngx_str_t *name)
+{
+    ngx_shm_zone_t                *shm_zone;
+    ngx_http_projkey_use_t        *use;
+    ngx_http_projkey_main_conf_t  *pmcf;
+
+    shm_zone = ngx_shared_memory_add(cf, name, 0, &ngx_http_projkey_module);
+    if (shm_zone == NULL) {
+        return NULL;
+    }
+
+    /* the zone may be declared further on: checked in postconfiguration */
+
+    pmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_projkey_module);
+
+    use = ngx_array_push(&pmcf->uses);
+    if (use == NULL) {
+        return NULL;
+    }
+
+    use->shm_zone = shm_zone;
+    use->file = cf->conf_file->file.name;
+    use->line = cf->conf_file->line;
+
+    return shm_zone;
+}
+
+
+ngx_int_t
+ngx_http_projkey_zones_check(ngx_conf_t *cf)
+{
+    ngx_uint_t                     i;
+    ngx_http_projkey_use_t        *use;
+    ngx_http_projkey_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_projkey_module);
+
+    use = pmcf->uses.elts;
+
+    for (i = 0; i < pmcf->uses.nelts; i++) {
+        if (use[i].shm_zone->data == NULL) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "unknown projkey zone \"%V\": no \"projkey_zone\" "
+                          "declares it in %V:%ui",
+                          &use[i].shm_zone->shm.name, &use[i].file,
+                          use[i].line);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_projkey_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_projkey_zone_t  *ozone = data;
+
+    size_t                     len;
+    ngx_uint_t                 n;
+    ngx_slab_pool_t           *shpool;
+    ngx_http_projkey_zone_t   *zone;
+    ngx_http_projkey_shctx_t  *sh;
+
+    zone = shm_zone->data;
+    zone->log = shm_zone->shm.log;
+
+    if (ozone) {
+
+        /*
+         * a reload with the same name and size: the zone keeps its keys and
+         * the new worker 0 applies what changed since
+         */
+
+        if (ngx_strcmp(zone->db.data, ozone->db.data) != 0) {
+            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                          "projkey_zone \"%V\" cannot change its database "
+                          "from \"%V\" to \"%V\" on reload: give the zone "
+                          "another name or size in %V:%ui",
+                          &zone->name, &ozone->db, &zone->db,
+                          &zone->file, zone->line);
+            return NGX_ERROR;
+        }
+
+        zone->sh = ozone->sh;
+        zone->shpool = ozone->shpool;
+
+        return NGX_OK;
+    }
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        zone->shpool = shpool;
+        zone->sh = shpool->data;
+
+        return NGX_OK;
+    }
+
+    zone->shpool = shpool;
+
+    sh = ngx_slab_alloc(shpool, sizeof(ngx_http_projkey_shctx_t));
+    if (sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(sh, sizeof(ngx_http_projkey_shctx_t));
+
+    zone->sh = sh;
+    shpool->data = sh;
+
+    /* about one bucket per 128 bytes of zone: chains stay short when full */
+
+    n = 1;
+    while (n < shm_zone->shm.size / 128) {
+        n <<= 1;
+    }
+
+    sh->buckets = ngx_slab_calloc(shpool, n * sizeof(void *));
+    if (sh->buckets == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                      "projkey_zone \"%V\" is too small for its hash table "
+                      "in %V:%ui", &zone->name, &zone->file, zone->line);
+        return NGX_ERROR;
+    }
+
+    sh->mask = n - 1;
+
+    len = sizeof(" in projkey zone \"\"") + shm_zone->shm.name.len;
+
+    shpool->log_ctx = ngx_slab_alloc(shpool, len);
+    if (shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(shpool->log_ctx, " in projkey zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    /* a full zone is reported by the module with what did not fit */
+
+    shpool->log_nomem = 0;
+
+    if (ngx_http_projkey_check_owner(zone, shm_zone->shm.log) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_projkey_zone_load(zone, shm_zone->shm.log);
+}
+
+
+/* in the master, where blocking is fine; the connection is closed after */
+
+static ngx_int_t
+ngx_http_projkey_zone_load(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
+{
+    int64_t                   seq;
+    projkey_store_t          *st;
+    projkey_store_rc_e        rc;
+    ngx_http_projkey_load_t   load;
+
+    rc = projkey_store_open((char *) zone->db.data, PROJKEY_STORE_RDONLY,
+                            5000, &st);
+
+    if (rc == PROJKEY_STORE_OK) {
+        ngx_memzero(&load, sizeof(ngx_http_projkey_load_t));
+        load.zone = zone;
+
+        rc = projkey_store_load(st, ngx_http_projkey_zone_load_row, &load,
+                                &seq);
+
+        if (rc == PROJKEY_STORE_OK) {
+            rc = projkey_store_state(st, NULL, (char *) zone->sh->instance);
+        }
+    }
+
+    if (rc != PROJKEY_STORE_OK) {
+        ngx_log_error(NGX_LOG_EMERG, log, 0,
+                      "projkey_zone \"%V\" cannot load database \"%V\": %s "
+                      "in %V:%ui", &zone->name, &zone->db,
+                      st ? projkey_store_errmsg(st) : "out of memory",
+                      &zone->file, zone->line);
+        projkey_store_close(st);
+        return NGX_ERROR;
+    }
+
+    projkey_store_close(st);
+
+    if (load.failed) {
+        ngx_log_error(NGX_LOG_EMERG, log, 0,
+                      "projkey_zone \"%V\" is too small for the %ui keys of "
+                      "database \"%V\": only %ui fit; make it larger "
+                      "in %V:%ui", &zone->name, load.loaded + load.failed,
+                      &zone->db, load.loaded, &zone->file, zone->line);
+        return NGX_ERROR;
+    }
+
+    zone->sh->seq = seq;
+    zone->sh->flushed = ngx_time();
+
+    ngx_log_error(NGX_LOG_INFO, log, 0,
+                  "projkey_zone \"%V\": %ui keys loaded from \"%V\"",
+                  &zone->name, load.loaded, &zone->db);
+
+    return NGX_OK;
+}
+
+
+static int
+ngx_http_projkey_zone_load_row(void *data, const projkey_row_t *row)
+{
+    ngx_http_projkey_load_t *load = data;
+
+    ngx_http_projkey_node_t  *node;
+
+    if (load->failed) {
+        load->failed++;
+        return 0;
+    }
+
+    if (row->project_len > NGX_HTTP_PROJKEY_PROJECT_MAX
+        || row->name_len > 0xffff)
+    {
+        load->failed++;
+        return 0;
+    }
+
+    node = ngx_http_projkey_node_alloc_locked(load->zone, row->project_len,
+                                              row->name_len);
+    if (node == NULL) {
+        load->failed++;
+        return 0;
+    }
+
+    ngx_http_projkey_node_fill(node, row);
+    ngx_http_projkey_node_link_locked(load->zone, node);
+
+    load->loaded++;
+
+    return 0;
+}
+
+
+/*
+ * The master runs as root and the workers as the "user" of nginx.conf:
+ * SQLite's WAL makes the workers create files next to the database, so the
+ * directory and the file must be theirs to write.  A file the master has
+ * just created is given to them.
+ */
+
+static ngx_int_t
+ngx_http_projkey_check_owner(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
+{
+    u_char           *p, *dir;
+    struct stat       st;
+    ngx_core_conf_t  *ccf;
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(ngx_cycle->conf_ctx,
+                                           ngx_core_module);
+
+    if (geteuid() != 0 || ccf == NULL || ccf->user == (ngx_uid_t) 0
+        || ccf->user == (ngx_uid_t) NGX_CONF_UNSET_UINT)
+    {
+        return NGX_OK;
+    }
+
+    p = zone->db.data + zone->db.len;
+
+    while (p > zone->db.data && p[-1] != '/') {
+        p--;
+    }
+
+    dir = ngx_alloc(p - zone->db.data + 2, log);
+    if (dir == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_cpystrn(dir, zone->db.data, p - zone->db.data + 1);
+
+    if (stat((char *) dir, &st) == -1
+        || ngx_http_projkey_user_can_write(&st, ccf) != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_EMERG, log, 0,
+                      "projkey_zone \"%V\": the directory \"%s\" of database "
+                      "\"%V\" must be writable by the worker user \"%s\" "
+                      "(SQLite creates its WAL files there) in %V:%ui",
+                      &zone->name, dir, &zone->db, ccf->username,
+                      &zone->file, zone->line);
+        ngx_free(dir);
+        return NGX_ERROR;
+    }
+
+    ngx_free(dir);
+
+    if (stat((char *) zone->db.data, &st) == -1) {
+        return NGX_OK;
+    }
+
+    if (zone->created
+        && chown((char *) zone->db.data, ccf->user, ccf->group) == 0)
+    {
+        /* a new database, made a moment ago by the configuration check */
+        return NGX_OK;
+    }
+
+    if (ngx_http_projkey_user_can_write(&st, ccf) != NGX_OK) {
+        ngx_log_error(NGX_LOG_EMERG, log, 0,
+                      "projkey_zone \"%V\": database \"%V\" must be "
+                      "writable by the worker user \"%s\" in %V:%ui",
+                      &zone->name, &zone->db, ccf->username,
+                      &zone->file, zone->line);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_projkey_user_can_write(struct stat *st, ngx_core_conf_t *ccf)
+{
+    int     i, n;
+    gid_t   groups[64];
+
+    if (st->st_uid == ccf->user) {
+        return (st->st_mode & S_IWUSR) ? NGX_OK : NGX_DECLINED;
+    }
+
+    n = 64;
+
+    if (getgrouplist(ccf->username, ccf->group, groups, &n) == -1) {
+        n = 1;
+        groups[0] = ccf->group;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (st->st_gid == groups[i]) {
+            return (st->st_mode & S_IWGRP) ? NGX_OK : NGX_DECLINED;
+        }
+    }
+
+    return (st->st_mode & S_IWOTH) ? NGX_OK : NGX_DECLINED;
+}
+
+
+ngx_int_t
+ngx_http_projkey_zones_init_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                     i;
+    projkey_store_rc_e             rc;
+    ngx_http_projkey_zone_t      **zones, *zone;
+    ngx_http_projkey_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_projkey_module);
+    if (pmcf == NULL) {
+        return NGX_OK;
+    }
+
+    zones = pmcf->zones.elts;
+
+    for (i = 0; i < pmcf->zones.nelts; i++) {
+        zone = zones[i];
+        zone->log = cycle->log;
+
+        /* each worker its own connection: none crosses fork() */
+
+        rc = projkey_store_open((char *) zone->db.data, 0, 5000,
+                                &zone->store);
+
+        if (rc != PROJKEY_STORE_OK) {
+            ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                          "projkey_zone \"%V\": cannot open database \"%V\": "
+                          "%s; keys are checked against the zone as loaded, "
+                          "changes fail until the database can be opened",
+                          &zone->name, &zone->db,
+                          zone->store ? projkey_store_errmsg(zone->store)
+                                      : "out of memory");
+            projkey_store_close(zone->store);
+            zone->store = NULL;
+        }
+
+        if (ngx_worker != 0 || ngx_process == NGX_PROCESS_HELPER) {
+            continue;
+        }
+
+        zone->sync_event.handler = ngx_http_projkey_sync_handler;
+        zone->sync_event.data = zone;
+        zone->sync_event.log = cycle->log;
+        zone->sync_event.cancelable = 1;
+
+        ngx_add_timer(&zone->sync_event, zone->sync);
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_projkey_zones_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                     i;
+    ngx_http_projkey_zone_t      **zones;
+    ngx_http_projkey_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_projkey_module);
+    if (pmcf == NULL) {
+        return;
+    }
+
+    zones = pmcf->zones.elts;
+
+    for (i = 0; i < pmcf->zones.nelts; i++) {
+        projkey_store_close(zones[i]->store);
+        zones[i]->store = NULL;
+    }
+}
+
+
+/*
+ * Worker 0 applies what other processes changed in the database.  The
+ * read is of the changes only, and in WAL mode it never waits for a writer;
+ * the lock is only tried, so the event loop never waits on an admin write.
+ */
+
+static void
+ngx_http_projkey_sync_handler(ngx_event_t *ev)
+{
+    ngx_http_projkey_zone_t  *zone = ev->data;
+
+    int64_t                   seq;
+    projkey_store_rc_e        rc;
+    ngx_http_projkey_load_t   load;
+
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        return;
+    }
+
+    if (zone->store == NULL) {
+        rc = projkey_store_open((char *) zone->db.data, 0, 5000,
+                                &zone->store);
+        if (rc != PROJKEY_STORE_OK) {
+            projkey_store_close(zone->store);
+            zone->store = NULL;
+            goto next;
+        }
+
+        ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
+                      "projkey_zone \"%V\": database \"%V\" opened",
+                      &zone->name, &zone->db);
+    }
+
+    if (!ngx_shmtx_trylock(&zone->shpool->mutex)) {
+        goto next;
+    }
+
+    ngx_memzero(&load, sizeof(ngx_http_projkey_load_t));
+    load.zone = zone;
+    load.applied = zone->sh->seq;
+
+    rc = projkey_store_changes(zone->store, zone->sh->seq,
+                               ngx_http_projkey_sync_row, &load, &seq);
+
+    if (rc == PROJKEY_STORE_OK) {
+        zone->sh->seq = seq;
+
+    } else {
+        /* what was applied stays applied; the rest is tried again */
+        zone->sh->seq = load.applied;
+    }
+
+    ngx_http_projkey_zone_sweep_locked(zone);
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (rc != PROJKEY_STORE_OK && !load.failed) {
+        ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                      "projkey_zone \"%V\": cannot read changes of "
+                      "database \"%V\": %s", &zone->name, &zone->db,
+                      projkey_store_errmsg(zone->store));
+    }
+
+    if (load.loaded) {
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ev->log, 0,
+                       "projkey sync: %ui changes, seq %L",
+                       load.loaded, zone->sh->seq);
+    }
+
+next:
+
+    ngx_add_timer(ev, zone->sync);
+}
+
+
+static int
+ngx_http_projkey_sync_row(void *data, const projkey_row_t *row)
+{
+    ngx_http_projkey_load_t *load = data;
+
+    ngx_http_projkey_zone_t  *zone;
+
+    zone = load->zone;
+
+    if (ngx_http_projkey_zone_apply_locked(zone, row) != NGX_OK) {
+
+        if (zone->failed_seq != row->seq) {
+            zone->failed_seq = row->seq;
+            ngx_log_error(NGX_LOG_CRIT, zone->log, 0,
+                          "projkey_zone \"%V\" is full: key \"%s\" of "
+                          "database \"%V\" is not loaded and is rejected; "
+                          "make the zone larger", &zone->name, row->id,
+                          &zone->db);
+        }
+
+        load->failed = 1;
+        return 1;
+    }
+
+    load->applied = row->seq;
+    load->loaded++;
+
+    return 0;
+}
+
+
+/*
+ * No lock: see ngx_http_projkey_node_t.  A node that the writer has retired
+ * is marked dead before its hash is reused, so the status is read after the
+ * hash: a dead node means the chain changed under us, and the walk starts
+ * again to find the node that replaced it, if any.
+ */
+
+ngx_http_projkey_node_t *
+ngx_http_projkey_zone_lookup(ngx_http_projkey_zone_t *zone, u_char *hash)
+{
+    uint64_t                   h;
+    ngx_int_t                  match;
+    ngx_uint_t                 tries;
+    ngx_http_projkey_node_t   *node;
+    ngx_http_projkey_shctx_t  *sh;
+
+    sh = zone->sh;
+
+    ngx_memcpy(&h, hash, sizeof(uint64_t));
+
+    for (tries = 0; tries < 4; tries++) {
+
+        node = ((ngx_http_projkey_node_t * volatile *) sh->buckets)
+                                                               [h & sh->mask];
+
+        while (node) {
+            match = (ngx_memcmp(node->hash, hash, NGX_HTTP_PROJKEY_HASH_LEN)
+                     == 0);
+
+            ngx_memory_barrier();
+
+            if (((volatile ngx_http_projkey_node_t *) node)->status
+                == NGX_HTTP_PROJKEY_DEAD)
+            {
+                break;
+            }
+
+            if (match) {
+                return node;
+            }
+
+            node = ((volatile ngx_http_projkey_node_t *) node)->next;
+        }
+
+        if (node == NULL) {
+            return NULL;
+        }
+    }
+
+    /* the chain kept changing: fail closed */
+
+    return NULL;
+}
+
+
+ngx_http_projkey_node_t *
+ngx_http_projkey_node_alloc_locked(ngx_http_projkey_zone_t *zone,
+    size_t project_len, size_t name_len)
+{
+    ngx_http_projkey_zone_sweep_locked(zone);
+
+    return ngx_slab_alloc_locked(zone->shpool,
+                                 ngx_http_projkey_node_size(project_len,
+                                                            name_len));
+}
+
+
+void
+ngx_http_projkey_node_fill(ngx_http_projkey_node_t *node,
+    const projkey_row_t *row)
+{
+    u_char  *p;
+
+    node->next = NULL;
+    ngx_memcpy(node->hash, row->hash, NGX_HTTP_PROJKEY_HASH_LEN);
+    node->last_used = (uint32_t) row->last_used_at;
+    node->status = (u_char) row->status;
+    node->project_len = (u_char) row->project_len;
+    node->name_len = (uint16_t) row->name_len;
+
+    p = ngx_cpymem(node->data, row->id, PROJKEY_ID_LEN);
+    p = ngx_cpymem(p, row->project, row->project_len);
+    ngx_memcpy(p, row->name, row->name_len);
+}
+
+
+static ngx_http_projkey_node_t **
+ngx_http_projkey_zone_find_locked(ngx_http_projkey_zone_t *zone,
+    const u_char *hash)
+{
+    uint64_t                   h;
+    ngx_http_projkey_node_t  **np;
+
+    ngx_memcpy(&h, hash, sizeof(uint64_t));
+
+    for (np = &zone->sh->buckets[h & zone->sh->mask];
+         *np;
+         np = &(*np)->next)
+    {
+        if (ngx_memcmp((*np)->hash, hash, NGX_HTTP_PROJKEY_HASH_LEN) == 0) {
+            return np;
+        }
+    }
+
+    return np;
+}
+
+
+/*
+ * Publishes a filled node: it replaces a node of the same hash, or heads its
+ * chain.  Readers see the old node or the new one, never half of either.
+ */
+
+void
+ngx_http_projkey_node_link_locked(ngx_http_projkey_zone_t *zone,
+    ngx_http_projkey_node_t *node)
+{
+    ngx_http_projkey_node_t   *old, **np;
+
+    np = ngx_http_projkey_zone_find_locked(zone, node->hash);
+    old = *np;
+
+    if (old) {
+        node->next = old->next;
+        if (node->last_used < old->last_used) {
+            node->last_used = old->last_used;
+        }
+
+    } else {
+        np = &zone->sh->buckets[*(uint64_t *) node->hash & zone->sh->mask];
+        node->next = *np;
+        zone->sh->nkeys++;
+    }
+
+    ngx_memory_barrier();
+
+    *np = node;
+
+    if (old) {
+        ngx_http_projkey_node_free_locked(zone, old);
+    }
+}
+
+
+/* defers the free: a reader may be walking through the node right now */
+
+void
+ngx_http_projkey_node_free_locked(ngx_http_projkey_zone_t *zone,
+    ngx_http_projkey_node_t *node)
+{
+    node->status = NGX_HTTP_PROJKEY_DEAD;
+
+    ngx_memory_barrier();
+
+    /* the hash no longer matters; it links the graveyard */
+
+    *(ngx_http_projkey_node_t **) (void *) node->hash = zone->sh->graveyard;
+    node->last_used = (uint32_t) ngx_time();
+
+    zone->sh->graveyard = node;
+}
+
+
+void
+ngx_http_projkey_zone_remove_locked(ngx_http_projkey_zone_t *zone,
+    const u_char *hash)
+{
+    ngx_http_projkey_node_t   *node, **np;
+
+    np = ngx_http_projkey_zone_find_locked(zone, hash);
+    node = *np;
+
+    if (node == NULL) {
+        return;
+    }
+
+    node->status = NGX_HTTP_PROJKEY_DEAD;
+
+    ngx_memory_barrier();
+
+    *np = node->next;
+    zone->sh->nkeys--;
+
+    ngx_http_projkey_node_free_locked(zone, node);
+}
+
+
+void
+ngx_http_projkey_zone_sweep_locked(ngx_http_projkey_zone_t *zone)
+{
+    uint32_t                   now;
+    ngx_http_projkey_node_t   *node, *next, **np;
+
+    now = (uint32_t) ngx_time();
+    np = &zone->sh->graveyard;
+
+    for (node = *np; node; node = next) {
+        next = *(ngx_http_projkey_node_t **) (void *) node->hash;
+
+        if (now - node->last_used < NGX_HTTP_PROJKEY_GRACE + 1) {
+            np = (ngx_http_projkey_node_t **) (void *) node->hash;
+            continue;
+        }
+
+        *np = next;
+        ngx_slab_free_locked(zone->shpool, node);
+    }
+}
+
+
+/*
+ * Brings the zone to a row's state.  An unchanged key is left alone; a new
+ * name or a new key takes a new node; a status is a single store.
+ */
+
+ngx_int_t
+ngx_http_projkey_zone_apply_locked(ngx_http_projkey_zone_t *zone,
+    const projkey_row_t *row)
+{
+    u_char                    *p;
+    ngx_http_projkey_node_t   *node, **np;
+
+    if (row->status == PROJKEY_STATUS_DELETED) {
+        ngx_http_projkey_zone_remove_locked(zone, row->hash);
+        return NGX_OK;
+    }
+
+    if (row->project_len > NGX_HTTP_PROJKEY_PROJECT_MAX
+        || row->name_len > 0xffff)
+    {
+        return NGX_ERROR;
+    }
+
+    np = ngx_http_projkey_zone_find_locked(zone, row->hash);
+    node = *np;
+
+    if (node != NULL
+        && node->name_len == row->name_len
+        && node->project_len == row->project_len)
+    {
+        p = node->data + PROJKEY_ID_LEN + node->project_len;
+
+        if (ngx_memcmp(node->data, row->id, PROJKEY_ID_LEN) == 0
+            && ngx_memcmp(node->data + PROJKEY_ID_LEN, row->project,
+                          row->project_len) == 0
+            && ngx_memcmp(p, row->name, row->name_len) == 0)
+        {
+            node->status = (u_char) row->status;
+            return NGX_OK;
+        }
+    }
+
+    node = ngx_http_projkey_node_alloc_locked(zone, row->project_len,
+                                              row->name_len);
+    if (node == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ngx_http_projkey_node_fill(node, row);
+    ngx_http_projkey_node_link_locked(zone, node);
+
+    return NGX_OK;
+}
