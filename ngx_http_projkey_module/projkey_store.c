@@ -1,0 +1,2119 @@
+
+/*
+ * projkey: the key store in SQLite, apart from nginx (see projkey_store.h).
+ */
+
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include "projkey_store.h"
+
+
+/* "pkey": marks a projkey database, see PRAGMA application_id */
+#define PROJKEY_APPLICATION_ID   0x706b6579
+
+#define PROJKEY_ERRMSG_LEN       512
+
+/* field names quoted in error messages are cut to this many bytes */
+#define PROJKEY_FIELD_MAX        40
+
+#define PROJKEY_AUDIT_LIMIT      50
+#define PROJKEY_AUDIT_LIMIT_MAX  1000
+
+#define PROJKEY_RFC3339          "'%Y-%m-%dT%H:%M:%SZ'"
+
+/* the columns of a key, in the order projkey_store_row() reads them */
+#define PROJKEY_KEY_COLUMNS                                                   \
+    "id, hash, project, name, preview, created_by, created_at, updated_at, "  \
+    "coalesce(last_used_at, 0), seq, status"
+
+/* the KEY object of the contract, from the columns of table keys */
+#define PROJKEY_KEY_JSON                                                      \
+    "json_object('id', id, 'name', name, 'preview', preview, "                \
+    "'status', CASE status WHEN 1 THEN 'active' ELSE 'disabled' END, "        \
+    "'project', project, 'created_by', created_by, "                          \
+    "'created_at', strftime(" PROJKEY_RFC3339 ", created_at, 'unixepoch'), "  \
+    "'updated_at', strftime(" PROJKEY_RFC3339 ", updated_at, 'unixepoch'), "  \
+    "'last_used_at', CASE WHEN last_used_at > 0 THEN "                        \
+    "strftime(" PROJKEY_RFC3339 ", last_used_at, 'unixepoch') END)"
+
+
+typedef enum {
+    PROJKEY_SQL_BEGIN_READ = 0,
+    PROJKEY_SQL_BEGIN_WRITE,
+    PROJKEY_SQL_COMMIT,
+    PROJKEY_SQL_ROLLBACK,
+    PROJKEY_SQL_SEQ,
+    PROJKEY_SQL_SEQ_NEXT,
+    PROJKEY_SQL_INSTANCE,
+    PROJKEY_SQL_LOAD,
+    PROJKEY_SQL_CHANGES,
+    PROJKEY_SQL_GET,
+    PROJKEY_SQL_LIST,
+    PROJKEY_SQL_INSERT,
+    PROJKEY_SQL_UPDATE,
+    PROJKEY_SQL_TOMBSTONE,
+    PROJKEY_SQL_DELETE,
+    PROJKEY_SQL_AUDIT,
+    PROJKEY_SQL_TOUCH,
+    PROJKEY_SQL_JSON_CHECK,
+    PROJKEY_SQL_JSON_EACH,
+    PROJKEY_SQL_ROW_JSON,
+    PROJKEY_SQL_LIST_JSON,
+    PROJKEY_SQL_AUDIT_JSON,
+    PROJKEY_SQL_N
+} projkey_sql_e;
+
+
+struct projkey_store_s {
+    sqlite3        *db;
+    sqlite3_stmt   *stmt[PROJKEY_SQL_N];
+    int             busy_timeout;
+    int             flags;
+    char            errmsg[PROJKEY_ERRMSG_LEN];
+};
+
+
+/* a key copied out of a statement, to be given to a callback later */
+typedef struct {
+    projkey_row_t   row;
+    unsigned char   hash[PROJKEY_HASH_LEN];
+    char           *buf;
+} projkey_snap_t;
+
+
+static projkey_store_rc_e projkey_store_open_db(projkey_store_t *st,
+    const char *path);
+static projkey_store_rc_e projkey_store_migrate(projkey_store_t *st);
+static projkey_store_rc_e projkey_store_pragma_int(projkey_store_t *st,
+    const char *sql, int *value);
+static projkey_store_rc_e projkey_store_fail(projkey_store_t *st, int rc);
+static void projkey_store_set_errmsg(projkey_store_t *st, const char *fmt,
+    ...);
+static sqlite3_stmt *projkey_store_stmt(projkey_store_t *st, projkey_sql_e n,
+    projkey_store_rc_e *rc);
+static projkey_store_rc_e projkey_store_exec(projkey_store_t *st,
+    projkey_sql_e n);
+static projkey_store_rc_e projkey_store_begin(projkey_store_t *st, int write);
+static projkey_store_rc_e projkey_store_commit(projkey_store_t *st);
+static void projkey_store_rollback(projkey_store_t *st);
+static projkey_store_rc_e projkey_store_seq(projkey_store_t *st,
+    projkey_sql_e n, int64_t *seq);
+static void projkey_store_row(sqlite3_stmt *s, projkey_row_t *row);
+static projkey_store_rc_e projkey_store_walk(projkey_store_t *st,
+    sqlite3_stmt *s, projkey_row_pt cb, void *data, int *found);
+static projkey_store_rc_e projkey_store_snap(projkey_store_t *st,
+    const char *project, size_t project_len, const char *id, size_t id_len,
+    projkey_snap_t *snap);
+static projkey_store_rc_e projkey_store_insert(projkey_store_t *st,
+    const projkey_new_t *key, const projkey_actor_t *actor, int64_t now);
+static projkey_store_rc_e projkey_store_audit(projkey_store_t *st,
+    int64_t now, const char *project, size_t project_len, const char *id,
+    size_t id_len, const char *action, const projkey_actor_t *actor,
+    const char *field, const char *from, size_t from_len, const char *to,
+    size_t to_len);
+static projkey_store_rc_e projkey_store_json(projkey_store_t *st,
+    sqlite3_stmt *s, char **out, size_t *len);
+static projkey_store_rc_e projkey_store_parse_json(projkey_store_t *st,
+    const char *body, size_t len, int require_one, projkey_body_t *out);
+static const char *projkey_status_name(int status);
+static size_t projkey_utf8_char(const unsigned char *p, size_t len,
+    uint32_t *cp);
+
+
+static const char  *projkey_store_sql[PROJKEY_SQL_N] = {
+
+    "BEGIN",
+
+    "BEGIN IMMEDIATE",
+
+    "COMMIT",
+
+    "ROLLBACK",
+
+    "SELECT v FROM meta WHERE k = 'seq'",
+
+    "UPDATE meta SET v = v + 1 WHERE k = 'seq' RETURNING v",
+
+    "SELECT v FROM meta WHERE k = 'instance'",
+
+    "SELECT " PROJKEY_KEY_COLUMNS " FROM keys",
+
+    /* a deleted key is in "deleted" only: ids are never reused */
+    "SELECT " PROJKEY_KEY_COLUMNS " FROM keys WHERE seq > ?1"
+    " UNION ALL"
+    " SELECT id, hash, project, NULL, NULL, NULL, 0, 0, 0, seq, 0"
+    " FROM deleted WHERE seq > ?1"
+    " ORDER BY 10",
+
+    "SELECT " PROJKEY_KEY_COLUMNS " FROM keys WHERE id = ?1 AND project = ?2",
+
+    "SELECT " PROJKEY_KEY_COLUMNS " FROM keys WHERE project = ?1"
+    " ORDER BY created_at DESC, rowid DESC",
+
+    "INSERT INTO keys (id, project, name, hash, preview, status, created_by,"
+    " created_at, updated_at, last_used_at, seq)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, NULL, ?9)",
+
+    "UPDATE keys SET name = ?3, status = ?4, updated_at = ?5, seq = ?6"
+    " WHERE id = ?1 AND project = ?2",
+
+    "INSERT INTO deleted (id, hash, project, seq) VALUES (?1, ?2, ?3, ?4)",
+
+    "DELETE FROM keys WHERE id = ?1 AND project = ?2",
+
+    /* detail: {"name":TO} for create and delete, else {FIELD:{from,to}} */
+    "INSERT INTO audit (at, project, key_id, action, actor, addr, detail)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?7 IS NULL"
+    " THEN json_object('name', ?9)"
+    " ELSE json_object(?7, json_object('from', ?8, 'to', ?9)) END)",
+
+    "UPDATE keys SET last_used_at = ?2"
+    " WHERE hash = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+
+    /* json_type() of malformed JSON is an error, not NULL */
+    "SELECT json_valid(?1), CASE WHEN json_valid(?1) THEN json_type(?1) END",
+
+    "SELECT key, type, value FROM json_each(?1)",
+
+    "SELECT json_object('id', ?1, 'name', ?2, 'preview', ?3, 'status', ?4,"
+    " 'project', ?5, 'created_by', ?6,"
+    " 'created_at', strftime(" PROJKEY_RFC3339 ", ?7, 'unixepoch'),"
+    " 'updated_at', strftime(" PROJKEY_RFC3339 ", ?8, 'unixepoch'),"
+    " 'last_used_at', CASE WHEN ?9 > 0 THEN"
+    " strftime(" PROJKEY_RFC3339 ", ?9, 'unixepoch') END)",
+
+    "SELECT json_object('keys', json_group_array(json(k))) FROM"
+    " (SELECT " PROJKEY_KEY_JSON " AS k FROM keys WHERE project = ?1"
+    " ORDER BY created_at DESC, rowid DESC)",
+
+    /* a page of "limit" events; "next" only when an older one exists */
+    "WITH page AS (SELECT seq AS s, json_object('id', seq,"
+    " 'at', strftime(" PROJKEY_RFC3339 ", at, 'unixepoch'),"
+    " 'action', action, 'key_id', key_id, 'actor', actor, 'addr', addr,"
+    " 'detail', json(detail)) AS e"
+    " FROM audit WHERE project = ?1 AND (?2 <= 0 OR seq < ?2)"
+    " ORDER BY seq DESC LIMIT ?3)"
+    " SELECT json_object("
+    "'events', (SELECT json_group_array(json(e)) FROM"
+    " (SELECT e FROM page ORDER BY s DESC)),"
+    " 'next', (SELECT min(s) FROM page WHERE EXISTS (SELECT 1 FROM audit"
+    " WHERE project = ?1 AND seq < (SELECT min(s) FROM page))))"
+};
+
+
+/*
+ * Forward migrations: entry i takes the schema from version i to i + 1.
+ * Append only; never edit a step that has shipped.
+ */
+static const char  *projkey_store_migrations[] = {
+
+    "CREATE TABLE keys ("
+    " id TEXT PRIMARY KEY NOT NULL,"
+    " project TEXT NOT NULL,"
+    " name TEXT NOT NULL,"
+    " hash BLOB NOT NULL UNIQUE,"
+    " preview TEXT NOT NULL,"
+    " status INTEGER NOT NULL CHECK (status IN (1, 2)),"
+    " created_by TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " last_used_at INTEGER,"
+    " seq INTEGER NOT NULL);"
+    "CREATE INDEX keys_seq ON keys (seq);"
+    "CREATE INDEX keys_project ON keys (project, created_at);"
+    "CREATE TABLE deleted ("
+    " id TEXT PRIMARY KEY NOT NULL,"
+    " hash BLOB NOT NULL,"
+    " project TEXT NOT NULL,"
+    " seq INTEGER NOT NULL);"
+    "CREATE INDEX deleted_seq ON deleted (seq);"
+    "CREATE TABLE meta ("
+    " k TEXT PRIMARY KEY NOT NULL,"
+    " v);"
+    "INSERT INTO meta (k, v) VALUES ('seq', 0);"
+    "CREATE TABLE audit ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " at INTEGER NOT NULL,"
+    " project TEXT NOT NULL,"
+    " key_id TEXT NOT NULL,"
+    " action TEXT NOT NULL CHECK (action IN"
+    " ('create', 'rename', 'disable', 'enable', 'delete')),"
+    " actor TEXT NOT NULL,"
+    " addr TEXT,"
+    " detail TEXT NOT NULL);"
+    "CREATE INDEX audit_project ON audit (project, seq);"
+};
+
+#define PROJKEY_SCHEMA_VERSION                                                \
+    ((int) (sizeof(projkey_store_migrations)                                  \
+            / sizeof(projkey_store_migrations[0])))
+
+
+projkey_store_rc_e
+projkey_store_open(const char *path, int flags, int busy_timeout_ms,
+    projkey_store_t **st)
+{
+    projkey_store_t  *s;
+
+    s = calloc(1, sizeof(projkey_store_t));
+    *st = s;
+
+    if (s == NULL) {
+        return PROJKEY_STORE_ERROR;
+    }
+
+    s->flags = flags;
+    s->busy_timeout = busy_timeout_ms;
+
+    if (projkey_init() != 0) {
+        projkey_store_set_errmsg(s, "no random number generator available");
+        return PROJKEY_STORE_ERROR;
+    }
+
+    return projkey_store_open_db(s, path);
+}
+
+
+static projkey_store_rc_e
+projkey_store_open_db(projkey_store_t *st, const char *path)
+{
+    int                 rc, flags, app, version, tables;
+    char                mode[16];
+    struct stat         sb;
+    sqlite3_stmt       *s;
+    projkey_store_rc_e  src;
+
+    if (!(st->flags & PROJKEY_STORE_CREATE) && stat(path, &sb) == -1
+        && errno == ENOENT)
+    {
+        projkey_store_set_errmsg(st, "no such database file \"%s\"", path);
+        return PROJKEY_STORE_ERROR;
+    }
+
+    if (st->flags & PROJKEY_STORE_RDONLY) {
+        flags = SQLITE_OPEN_READONLY;
+
+    } else {
+        flags = SQLITE_OPEN_READWRITE;
+
+        if (st->flags & PROJKEY_STORE_CREATE) {
+            flags |= SQLITE_OPEN_CREATE;
+        }
+    }
+
+    rc = sqlite3_open_v2(path, &st->db, flags, NULL);
+
+    if (rc != SQLITE_OK) {
+        if (st->db == NULL) {
+            projkey_store_set_errmsg(st, "out of memory");
+            return PROJKEY_STORE_ERROR;
+        }
+
+        errno = sqlite3_system_errno(st->db);
+
+        if ((rc & 0xff) == SQLITE_CANTOPEN) {
+            projkey_store_set_errmsg(st, "cannot open \"%s\": %s", path,
+                                     errno ? strerror(errno)
+                                           : sqlite3_errmsg(st->db));
+            return (flags & SQLITE_OPEN_READWRITE) ? PROJKEY_STORE_READONLY
+                                                   : PROJKEY_STORE_ERROR;
+        }
+
+        return projkey_store_fail(st, rc);
+    }
+
+    sqlite3_extended_result_codes(st->db, 1);
+    sqlite3_busy_timeout(st->db, st->busy_timeout);
+
+    /* the first read: a file that is not SQLite at all fails here */
+
+    src = projkey_store_pragma_int(st, "PRAGMA application_id", &app);
+    if (src != PROJKEY_STORE_OK) {
+        return src;
+    }
+
+    src = projkey_store_pragma_int(st, "PRAGMA user_version", &version);
+    if (src != PROJKEY_STORE_OK) {
+        return src;
+    }
+
+    src = projkey_store_pragma_int(st, "SELECT count(*) FROM sqlite_master",
+                                   &tables);
+    if (src != PROJKEY_STORE_OK) {
+        return src;
+    }
+
+    if (app != PROJKEY_APPLICATION_ID && (app != 0 || tables != 0)) {
+        projkey_store_set_errmsg(st, "\"%s\" is not a projkey database",
+                                 path);
+        return PROJKEY_STORE_CORRUPT;
+    }
+
+    if (version > PROJKEY_SCHEMA_VERSION) {
+        projkey_store_set_errmsg(st, "database schema version %d is newer "
+                                 "than this projkey (%d)", version,
+                                 PROJKEY_SCHEMA_VERSION);
+        return PROJKEY_STORE_ERROR;
+    }
+
+    if (st->flags & PROJKEY_STORE_RDONLY) {
+        if (version < PROJKEY_SCHEMA_VERSION) {
+            projkey_store_set_errmsg(st, "database schema version %d is "
+                                     "older than this projkey (%d): open it "
+                                     "read-write once to upgrade it",
+                                     version, PROJKEY_SCHEMA_VERSION);
+            return PROJKEY_STORE_ERROR;
+        }
+
+        return PROJKEY_STORE_OK;
+    }
+
+    if (sqlite3_db_readonly(st->db, "main") == 1) {
+        projkey_store_set_errmsg(st, "cannot open \"%s\" for writing: "
+                                 "attempt to write a readonly database",
+                                 path);
+        return PROJKEY_STORE_READONLY;
+    }
+
+    /* WAL: readers (the workers) never block the writer, nor it them */
+
+    rc = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode=WAL", -1, &s, NULL);
+    if (rc != SQLITE_OK) {
+        return projkey_store_fail(st, rc);
+    }
+
+    rc = sqlite3_step(s);
+
+    if (rc == SQLITE_ROW) {
+        snprintf(mode, sizeof(mode), "%s",
+                 (const char *) sqlite3_column_text(s, 0));
+        rc = sqlite3_step(s);
+    }
+
+    if (rc != SQLITE_DONE) {
+        sqlite3_finalize(s);
+        return projkey_store_fail(st, rc);
+    }
+
+    sqlite3_finalize(s);
+
+    if (strcmp(mode, "wal") != 0) {
+        projkey_store_set_errmsg(st, "cannot use the WAL journal mode on "
+                                 "\"%s\" (journal mode is \"%s\")", path,
+                                 mode);
+        return PROJKEY_STORE_ERROR;
+    }
+
+    rc = sqlite3_exec(st->db, "PRAGMA synchronous=NORMAL;"
+                      "PRAGMA foreign_keys=ON", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        return projkey_store_fail(st, rc);
+    }
+
+    if (version < PROJKEY_SCHEMA_VERSION) {
+        return projkey_store_migrate(st);
+    }
+
+    return PROJKEY_STORE_OK;
+}
+
+
+static projkey_store_rc_e
+projkey_store_migrate(projkey_store_t *st)
+{
+    int                 rc, version, app, tables;
+    char                sql[128], hex[33];
+    unsigned char       rnd[16];
+    sqlite3_stmt       *s;
+    projkey_store_rc_e  src;
+
+    src = projkey_store_begin(st, 1);
+    if (src != PROJKEY_STORE_OK) {
+        return src;
+    }
+
+    /* again, in the transaction: another process may have migrated it */
+
+    src = projkey_store_pragma_int(st, "PRAGMA user_version", &version);
+    if (src != PROJKEY_STORE_OK) {
+        goto failed;
+    }
+
+    src = projkey_store_pragma_int(st, "PRAGMA application_id", &app);
+    if (src != PROJKEY_STORE_OK) {
+        goto failed;
+    }
+
+    src = projkey_store_pragma_int(st, "SELECT count(*) FROM sqlite_master",
+                                   &tables);
+    if (src != PROJKEY_STORE_OK) {
+        goto failed;
+    }
+
+    if (app != PROJKEY_APPLICATION_ID && (app != 0 || tables != 0)) {
+        projkey_store_set_errmsg(st, "not a projkey database");
+        src = PROJKEY_STORE_CORRUPT;
+        goto failed;
+    }
+
+    if (version > PROJKEY_SCHEMA_VERSION) {
+        projkey_store_set_errmsg(st, "database schema version %d is newer "
+                                 "than this projkey (%d)", version,
+                                 PROJKEY_SCHEMA_VERSION);
+        src = PROJKEY_STORE_ERROR;
+        goto failed;
+    }
+
+    if (version == PROJKEY_SCHEMA_VERSION) {
+        projkey_store_rollback(st);
+        return PROJKEY_STORE_OK;
+    }
+
+    if (version == 0) {
+        rc = sqlite3_exec(st->db, projkey_store_migrations[0], NULL, NULL,
+                          NULL);
+        if (rc != SQLITE_OK) {
+            src = projkey_store_fail(st, rc);
+            goto failed;
+        }
+
+        randombytes_buf(rnd, sizeof(rnd));
+        sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
+
+        rc = sqlite3_prepare_v2(st->db, "INSERT INTO meta (k, v) "
+                                "VALUES ('instance', ?1)", -1, &s, NULL);
+        if (rc != SQLITE_OK) {
+            src = projkey_store_fail(st, rc);
+            goto failed;
+        }
+
+        sqlite3_bind_text(s, 1, hex, 32, SQLITE_STATIC);
+        rc = sqlite3_step(s);
+        sqlite3_finalize(s);
+
+        if (rc != SQLITE_DONE) {
+            src = projkey_store_fail(st, rc);
+            goto failed;
+        }
+
+        version = 1;
+    }
+
+    for ( /* void */ ; version < PROJKEY_SCHEMA_VERSION; version++) {
+        rc = sqlite3_exec(st->db, projkey_store_migrations[version], NULL,
+                          NULL, NULL);
+        if (rc != SQLITE_OK) {
+            src = projkey_store_fail(st, rc);
+            goto failed;
+        }
+    }
+
+    snprintf(sql, sizeof(sql), "PRAGMA user_version=%d;"
+             "PRAGMA application_id=%d", PROJKEY_SCHEMA_VERSION,
+             PROJKEY_APPLICATION_ID);
+
+    rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        src = projkey_store_fail(st, rc);
+        goto failed;
+    }
+
+    return projkey_store_commit(st);
+
+failed:
+
+    projkey_store_rollback(st);
+    return src;
+}
+
+
+static projkey_store_rc_e
+projkey_store_pragma_int(projkey_store_t *st, const char *sql, int *value)
+{
+    int            rc;
+    sqlite3_stmt  *s;
+
+    rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+    if (rc != SQLITE_OK) {
+        return projkey_store_fail(st, rc);
+    }
+
+    rc = sqlite3_step(s);
+
+    if (rc == SQLITE_ROW) {
+        *value = sqlite3_column_int(s, 0);
+        rc = SQLITE_DONE;
+    }
+
+    sqlite3_finalize(s);
+
+    if (rc != SQLITE_DONE) {
+        return projkey_store_fail(st, rc);
+    }
+
+    return PROJKEY_STORE_OK;
+}
+
+
+void
+projkey_store_close(projkey_store_t *st)
+{
+    int  i;
+
+    if (st == NULL) {
+        return;
+    }
+
+    for (i = 0; i < PROJKEY_SQL_N; i++) {
+        sqlite3_finalize(st->stmt[i]);
+    }
+
+    /* with every statement finalized, close cannot fail with SQLITE_BUSY */
+    sqlite3_close(st->db);
+
+    free(st);
+}
+
+
+const char *
+projkey_store_errmsg(projkey_store_t *st)
+{
+    if (st == NULL) {
+        return "out of memory";
+    }
+
+    return st->errmsg;
+}
+
+
+static void
+projkey_store_set_errmsg(projkey_store_t *st, const char *fmt, ...)
+{
+    va_list  args;
+
+    va_start(args, fmt);
+    vsnprintf(st->errmsg, PROJKEY_ERRMSG_LEN, fmt, args);
+    va_end(args);
+}
+
+
+/* maps an SQLite result code to ours, with words an operator understands */
+
+static projkey_store_rc_e
+projkey_store_fail(projkey_store_t *st, int rc)
+{
+    int  err;
+
+    switch (rc & 0xff) {
+
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        projkey_store_set_errmsg(st, "database is locked by another process "
+                                 "(waited %d ms)", st->busy_timeout);
+        return PROJKEY_STORE_BUSY;
+
+    case SQLITE_READONLY:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PERM:
+        projkey_store_set_errmsg(st, "attempt to write a readonly database"
+                                 " (%s)", sqlite3_errmsg(st->db));
+        return PROJKEY_STORE_READONLY;
+
+    case SQLITE_FULL:
+        projkey_store_set_errmsg(st, "database or disk is full");
+        return PROJKEY_STORE_FULL;
+
+    case SQLITE_CORRUPT:
+        projkey_store_set_errmsg(st, "the database file is damaged "
+                                 "(database disk image is malformed)");
+        return PROJKEY_STORE_CORRUPT;
+
+    case SQLITE_NOTADB:
+        projkey_store_set_errmsg(st, "the file is not a database "
+                                 "(not an SQLite file)");
+        return PROJKEY_STORE_CORRUPT;
+
+    case SQLITE_NOMEM:
+        projkey_store_set_errmsg(st, "out of memory");
+        return PROJKEY_STORE_ERROR;
+
+    case SQLITE_IOERR:
+        err = sqlite3_system_errno(st->db);
+        projkey_store_set_errmsg(st, "disk I/O error%s%s",
+                                 err ? ": " : "", err ? strerror(err) : "");
+        return PROJKEY_STORE_ERROR;
+
+    default:
+        projkey_store_set_errmsg(st, "%s", st->db != NULL
+                                           ? sqlite3_errmsg(st->db)
+                                           : sqlite3_errstr(rc));
+        return PROJKEY_STORE_ERROR;
+    }
+}
+
+
+/* statements are prepared on first use and kept for the connection's life */
+
+static sqlite3_stmt *
+projkey_store_stmt(projkey_store_t *st, projkey_sql_e n,
+    projkey_store_rc_e *rc)
+{
+    int  err;
+
+    *rc = PROJKEY_STORE_OK;
+
+    if (st->stmt[n] != NULL) {
+        return st->stmt[n];
+    }
+
+    err = sqlite3_prepare_v3(st->db, projkey_store_sql[n], -1,
+                             SQLITE_PREPARE_PERSISTENT, &st->stmt[n], NULL);
+    if (err != SQLITE_OK) {
+        *rc = projkey_store_fail(st, err);
+        st->stmt[n] = NULL;
+        return NULL;
+    }
+
+    return st->stmt[n];
+}
+
+
+/* runs a statement without parameters nor rows */
+
+static projkey_store_rc_e
+projkey_store_exec(projkey_store_t *st, projkey_sql_e n)
+{
+    int                 rc;
+    sqlite3_stmt       *s;
+    projkey_store_rc_e  src;
+
+    s = projkey_store_stmt(st, n, &src);
+    if (s == NULL) {
+        return src;
+    }
+
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+
+    if (rc != SQLITE_DONE) {
+        return projkey_store_fail(st, rc);
+    }
+
+    return PROJKEY_STORE_OK;
+}
+
+
+static projkey_store_rc_e
+projkey_store_begin(projkey_store_t *st, int write)
+{
+    return projkey_store_exec(st, write ? PROJKEY_SQL_BEGIN_WRITE
+                                        : PROJKEY_SQL_BEGIN_READ);
+}
+
+
+static projkey_store_rc_e
+projkey_store_commit(projkey_store_t *st)
+{
+    projkey_store_rc_e  rc;
+
+    rc = projkey_store_exec(st, PROJKEY_SQL_COMMIT);
+
+    if (rc != PROJKEY_STORE_OK) {
+        projkey_store_rollback(st);
+    }
+
+    return rc;
+}
+
+
+/* keeps the error message of what failed before */
+
+static void
+projkey_store_rollback(projkey_store_t *st)
+{
+    char                saved[PROJKEY_ERRMSG_LEN];
+    projkey_store_rc_e  rc;
+
+    /* SQLite rolls back by itself after some errors */
+    if (sqlite3_get_autocommit(st->db)) {
+        return;
+    }
+
+    memcpy(saved, st->errmsg, PROJKEY_ERRMSG_LEN);
+
+    rc = projkey_store_exec(st, PROJKEY_SQL_ROLLBACK);
+
+    if (rc == PROJKEY_STORE_OK) {
+        memcpy(st->errmsg, saved, PROJKEY_ERRMSG_LEN);
+    }
+}
+
+
+/* reads (PROJKEY_SQL_SEQ) or takes (PROJKEY_SQL_SEQ_NEXT) the sequence */
+
+static projkey_store_rc_e
+projkey_store_seq(projkey_store_t *st, projkey_sql_e n, int64_t *seq)
+{
+    int                 rc;
+    sqlite3_stmt       *s;
+    projkey_store_rc_e  src;
+
+    s = projkey_store_stmt(st, n, &src);
+    if (s == NULL) {
+        return src;
+    }
+
+    rc = sqlite3_step(s);
+
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(s);
+
+        if (rc == SQLITE_DONE) {
+            projkey_store_set_errmsg(st, "the change sequence is missing "
+                                     "from table meta");
+            return PROJKEY_STORE_CORRUPT;
+        }
+
+        return projkey_store_fail(st, rc);
+    }
+
+    *seq = sqlite3_column_int64(s, 0);
+
+    /* RETURNING: the update completes only when stepped to its end */
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+
+    if (rc != SQLITE_DONE) {
+        return projkey_store_fail(st, rc);
+    }
+
+    return PROJKEY_STORE_OK;
+}
+
+
+projkey_store_rc_e
+projkey_store_state(projkey_store_t *st, int64_t *seq, char instance[33])
+{
+    int                 rc;
+    const char         *p;
+    sqlite3_stmt       *s;
+    projkey_store_rc_e  src;
+
+    src = projkey_store_begin(st, 0);
+    if (src != PROJKEY_STORE_OK) {
+        return src;
+    }
+
+    src = projkey_store_seq(st, PROJKEY_SQL_SEQ, seq);
+    if (src != PROJKEY_STORE_OK) {
+        goto failed;
+    }
+
+    s = projkey_store_stmt(st, PROJKEY_SQL_INSTANCE, &src);
+    if (s == NULL) {
+        goto failed;
+    }
+
+    rc = sqlite3_step(s);
+
+    if (rc == SQLITE_ROW) {
+        p = (const char *) sqlite3_column_text(s, 0);
+        snprintf(instance, 33, "%s", p != NULL ? p : "");
+        rc = SQLITE_DONE;
+
+    } else if (rc == SQLITE_DONE) {
+        instance[0] = '\0';
+    }
+
+    sqlite3_reset(s);
+
+    if (rc != SQLITE_DONE) {
+        src = projkey_store_fail(st, rc);
+        goto failed;
+    }
+
+    return projkey_store_commit(st);
+
+failed:
+
+    projkey_store_rollback(st);
+    return src;
+}
+
+
+/* a row of PROJKEY_KEY_COLUMNS, pointing into the statement's memory */
+
+static void
+projkey_store_row(sqlite3_stmt *s, projkey_row_t *row)
+{
+    row->id = (const char *) sqlite3_column_text(s, 0);
+    row->hash = sqlite3_column_blob(s, 1);
+    row->project = (const char *) sqlite3_column_text(s, 2);
+    row->project_len = sqlite3_column_bytes(s, 2);
+    row->name = (const char *) sqlite3_column_text(s, 3);
+    row->name_len = sqlite3_column_bytes(s, 3);
+    row->preview = (const char *) sqlite3_column_text(s, 4);
+    row->created_by = (const char *) sqlite3_column_text(s, 5);
+    row->created_at = sqlite3_column_int64(s, 6);
+    row->updated_at = sqlite3_column_int64(s, 7);
+    row->last_used_at = sqlite3_column_int64(s, 8);
+    row->seq = sqlite3_column_int64(s, 9);
+    row->status = sqlite3_column_int(s, 10);
+}
+
+
+/* steps a bound statement to its end, a row at a time to cb; resets it */
+
+static projkey_store_rc_e
+projkey_store_walk(projkey_store_t *st, sqlite3_stmt *s, projkey_row_pt cb,
+    void *data, int *found)
+{
+    int            rc;
+    projkey_row_t  row;
+
+    *found = 0;
+
+    for ( ;; ) {
+        rc = sqlite3_step(s);
+
+        if (rc != SQLITE_ROW) {
+            break;
+        }
+
+        projkey_store_row(s, &row);
+
+        if (row.hash == NULL
+            || sqlite3_column_bytes(s, 1) != PROJKEY_HASH_LEN)
+        {
+            sqlite3_reset(s);
+            projkey_store_set_errmsg(st, "the key \"%s\" has a damaged hash",
+                                     row.id != NULL ? row.id : "");
+            return PROJKEY_STORE_CORRUPT;
+        }
+
+        (*found)++;
+
+        if (cb != NULL && cb(data, &row) != 0) {
+            sqlite3_reset(s);
+            projkey_store_set_errmsg(st, "stopped by the caller");
+            return PROJKEY_STORE_ERROR;
+        }
+    }
+
+    sqlite3_reset(s);
+
+    if (rc != SQLITE_DONE) {
+        return projkey_store_fail(st, rc);
+    }
+
+    return PROJKEY_STORE_OK;
+}
+
+
+projkey_store_rc_e
+projkey_store_load(projkey_store_t *st, projkey_row_pt cb, void *data,
+    int64_t *seq)
+{
+    int                 found;
+    sqlite3_stmt       *s;
+    projkey_store_rc_e  rc;
+
+    rc = projkey_store_begin(st, 0);
+    if (rc != PROJKEY_STORE_OK) {
+        return rc;
+    }
+
+    rc = projkey_store_seq(st, PROJKEY_SQL_SEQ, seq);
+    if (rc != PROJKEY_STORE_OK) {
+        goto failed;
+    }
+
+    s = projkey_store_stmt(st, PROJKEY_SQL_LOAD, &rc);
+    if (s == NULL) {
+        goto failed;
+    }
+
+    rc = projkey_store_walk(st, s, cb, data, &found);
+    if (rc != PROJKEY_STORE_OK) {
+        goto failed;
+    }
+
+    return projkey_store_commit(st);
+
+failed:
+
+    projkey_store_rollback(st);
+    return rc;
+}
+
+
+projkey_store_rc_e
+projkey_store_changes(projkey_store_t *st, int64_t since, projkey_row_pt cb,
+    void *data, int64_t *seq)
+{
+    int                 found;
+    sqlite3_stmt       *s;
+    projkey_store_rc_e  rc;
+
+    rc = projkey_store_begin(st, 0);
+    if (rc != PROJKEY_STORE_OK) {
+        return rc;
+    }
+
+    rc = projkey_store_seq(st, PROJKEY_SQL_SEQ, seq);
+    if (rc != PROJKEY_STORE_OK) {
+        goto failed;
+    }
+
+    if (*seq > since) {
+        s = projkey_store_stmt(st, PROJKEY_SQL_CHANGES, &rc);
+        if (s == NULL) {
+            goto failed;
+        }
+
+        sqlite3_bind_int64(s, 1, since);
+
+        rc = projkey_store_walk(st, s, cb, data, &found);
+        if (rc != PROJKEY_STORE_OK) {
+            goto failed;
+        }
+    }
+
+    return projkey_store_commit(st);
+
+failed:
+
+    projkey_store_rollback(st);
+    return rc;
+}
+
+
+projkey_store_rc_e
+projkey_store_get(projkey_store_t *st, const char *project,
+    size_t project_len, const char *id, size_t id_len, projkey_row_pt cb,
+    void *data)
+{
+    int                 found;
+    sqlite3_stmt       *s;
+    projkey_store_rc_e  rc;
+
+    s = projkey_store_stmt(st, PROJKEY_SQL_GET, &rc);
+    if (s == NULL) {
+        return rc;
+    }
+
+    sqlite3_bind_text(s, 1, id, id_len, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, project, project_len, SQLITE_STATIC);
+
+    rc = projkey_store_walk(st, s, cb, data, &found);
+    if (rc != PROJKEY_STORE_OK) {
+        return rc;
+    }
+
+    if (found == 0) {
+        projkey_store_set_errmsg(st, "no such key");
+        return PROJKEY_STORE_NOTFOUND;
+    }
+
+    return PROJKEY_STORE_OK;
+}
+
+
+projkey_store_rc_e
+projkey_store_list(projkey_store_t *st, const char *project,
+    size_t project_len, projkey_row_pt cb, void *data)
+{
+    int                 found;
+    sqlite3_stmt       *s;
+    projkey_store_rc_e  rc;
+
+    s = projkey_store_stmt(st, PROJKEY_SQL_LIST, &rc);
+    if (s == NULL) {
+        return rc;
+    }
+
+    sqlite3_bind_text(s, 1, project, project_len, SQLITE_STATIC);
+
+    return projkey_store_walk(st, s, cb, data, &found);
+}
+
+
+/* copies one key, in the transaction, for a callback after the commit */
+
+static projkey_store_rc_e
+projkey_store_snap(projkey_store_t *st, const char *project,
+    size_t project_len, const char *id, size_t id_len, projkey_snap_t *snap)
+{
+    int                 rc, i;
+    char               *p;
+    size_t              size, len[5];
+    sqlite3_stmt       *s;
+    const char         *str[5];
+    projkey_row_t      *row;
+    projkey_store_rc_e  src;
+    static const int    col[5] = { 0, 2, 3, 4, 5 };
+
+    s = projkey_store_stmt(st, PROJKEY_SQL_GET, &src);
+    if (s == NULL) {
+        return src;
+    }
+
+    sqlite3_bind_text(s, 1, id, id_len, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, project, project_len, SQLITE_STATIC);
+
+    rc = sqlite3_step(s);
+
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(s);
+
+        if (rc == SQLITE_DONE) {
+            projkey_store_set_errmsg(st, "no such key");
+            return PROJKEY_STORE_NOTFOUND;
+        }
+
+        return projkey_store_fail(st, rc);
+    }
+
+    row = &snap->row;
+    projkey_store_row(s, row);
+
+    if (row->hash == NULL
+        || sqlite3_column_bytes(s, 1) != PROJKEY_HASH_LEN)
+    {
+        sqlite3_reset(s);
+        projkey_store_set_errmsg(st, "the key has a damaged hash");
+        return PROJKEY_STORE_CORRUPT;
+    }
+
+    memcpy(snap->hash, row->hash, PROJKEY_HASH_LEN);
+    row->hash = snap->hash;
+
+    size = 0;
+
+    for (i = 0; i < 5; i++) {
+        str[i] = (const char *) sqlite3_column_text(s, col[i]);
+        len[i] = sqlite3_column_bytes(s, col[i]);
+        size += len[i] + 1;
+    }
+
+    snap->buf = malloc(size);
+
+    if (snap->buf == NULL) {
+        sqlite3_reset(s);
+        projkey_store_set_errmsg(st, "out of memory");
+        return PROJKEY_STORE_ERROR;
+    }
+
+    p = snap->buf;
+
+    for (i = 0; i < 5; i++) {
+        if (len[i] != 0) {
+            memcpy(p, str[i], len[i]);
+        }
+
+        p[len[i]] = '\0';
+        str[i] = p;
+        p += len[i] + 1;
+    }
+
+    row->id = str[0];
+    row->project = str[1];
+    row->name = str[2];
+    row->preview = str[3];
+    row->created_by = str[4];
+
+    sqlite3_reset(s);
+
+    return PROJKEY_STORE_OK;
+}
+
+
+static projkey_store_rc_e
+projkey_store_insert(projkey_store_t *st, const projkey_new_t *key,
+    const projkey_actor_t *actor, int64_t now)
+{
+    int                 rc;
+    int64_t             seq;
+    sqlite3_stmt       *s;
+    projkey_store_rc_e  src;
+
+    src = projkey_store_seq(st, PROJKEY_SQL_SEQ_NEXT, &seq);
+    if (src != PROJKEY_STORE_OK) {
+        return src;
+    }
+
+    s = projkey_store_stmt(st, PROJKEY_SQL_INSERT, &src);
+    if (s == NULL) {
+        return src;
+    }
+
+    sqlite3_bind_text(s, 1, key->id, PROJKEY_ID_LEN, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, key->project, key->project_len, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, key->name, key->name_len, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 4, key->hash, PROJKEY_HASH_LEN, SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, (const char *) key->preview, PROJKEY_PREVIEW_LEN,
+                      SQLITE_STATIC);
+    sqlite3_bind_int(s, 6, key->status != 0 ? key->status
+                                            : PROJKEY_STATUS_ACTIVE);
+    sqlite3_bind_text(s, 7, actor->user, actor->user_len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 8, now);
+    sqlite3_bind_int64(s, 9, seq);
+
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+
+    if (rc != SQLITE_DONE) {
+        if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+            projkey_store_set_errmsg(st, "cannot create the key: %s",
+                                     sqlite3_errmsg(st->db));
+            return PROJKEY_STORE_ERROR;
+        }
+
+        return projkey_store_fail(st, rc);
+    }
+
+    return projkey_store_audit(st, now, key->project, key->project_len,
+                               key->id, PROJKEY_ID_LEN, "create", actor,
+                               NULL, NULL, 0, key->name, key->name_len);
+}
+
+
+static projkey_store_rc_e
+projkey_store_audit(projkey_store_t *st, int64_t now, const char *project,
+    size_t project_len, const char *id, size_t id_len, const char *action,
+    const projkey_actor_t *actor, const char *field, const char *from,
+    size_t from_len, const char *to, size_t to_len)
+{
+    int                 rc;
+    sqlite3_stmt       *s;
+    projkey_store_rc_e  src;
+
+    s = projkey_store_stmt(st, PROJKEY_SQL_AUDIT, &src);
+    if (s == NULL) {
+        return src;
+    }
+
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_text(s, 2, project, project_len, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, id, id_len, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, actor->user, actor->user_len, SQLITE_STATIC);
+
+    if (actor->addr != NULL) {
+        sqlite3_bind_text(s, 6, actor->addr, actor->addr_len, SQLITE_STATIC);
+
+    } else {
+        sqlite3_bind_null(s, 6);
+    }
+
+    if (field != NULL) {
+        sqlite3_bind_text(s, 7, field, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 8, from, from_len, SQLITE_STATIC);
+
+    } else {
+        sqlite3_bind_null(s, 7);
+        sqlite3_bind_null(s, 8);
+    }
+
+    sqlite3_bind_text(s, 9, to, to_len, SQLITE_STATIC);
+
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+
+    if (rc != SQLITE_DONE) {
+        return projkey_store_fail(st, rc);
+    }
+
+    return PROJKEY_STORE_OK;
+}
+
+
+projkey_store_rc_e
+projkey_store_create(projkey_store_t *st, const projkey_new_t *key,
+    const projkey_actor_t *actor, projkey_row_pt cb, void *data)
+{
+    int64_t             now;
+    projkey_snap_t      snap;
+    projkey_store_rc_e  rc;
+
+    snap.buf = NULL;
+    now = time(NULL);
+
+    rc = projkey_store_begin(st, 1);
+    if (rc != PROJKEY_STORE_OK) {
+        return rc;
+    }
+
+    rc = projkey_store_insert(st, key, actor, now);
+    if (rc != PROJKEY_STORE_OK) {
+        goto failed;
+    }
+
+    if (cb != NULL) {
+        rc = projkey_store_snap(st, key->project, key->project_len, key->id,
+                                PROJKEY_ID_LEN, &snap);
+        if (rc != PROJKEY_STORE_OK) {
+            goto failed;
+        }
+    }
+
+    rc = projkey_store_commit(st);
+
+    if (rc == PROJKEY_STORE_OK && cb != NULL && cb(data, &snap.row) != 0) {
+        projkey_store_set_errmsg(st, "stopped by the caller");
+        rc = PROJKEY_STORE_ERROR;
+    }
+
+    free(snap.buf);
+    return rc;
+
+failed:
+
+    projkey_store_rollback(st);
+    free(snap.buf);
+    return rc;
+}
+
+
+projkey_store_rc_e
+projkey_store_create_batch(projkey_store_t *st, const projkey_new_t *keys,
+    size_t n, const projkey_actor_t *actor)
+{
+    size_t              i;
+    int64_t             now;
+    projkey_store_rc_e  rc;
+
+    now = time(NULL);
+
+    rc = projkey_store_begin(st, 1);
+    if (rc != PROJKEY_STORE_OK) {
+        return rc;
+    }
+
+    for (i = 0; i < n; i++) {
+        rc = projkey_store_insert(st, &keys[i], actor, now);
+        if (rc != PROJKEY_STORE_OK) {
+            projkey_store_rollback(st);
+            return rc;
+        }
+    }
+
+    return projkey_store_commit(st);
+}
+
+
+projkey_store_rc_e
+projkey_store_update(projkey_store_t *st, const char *project,
+    size_t project_len, const char *id, size_t id_len, const char *name,
+    size_t name_len, int status, const projkey_actor_t *actor,
+    projkey_row_pt cb, void *data)
+{
+    int                 rc, rename, restatus;
+    int64_t             now, seq;
+    sqlite3_stmt       *s;
+    projkey_snap_t      snap, after;
+    projkey_store_rc_e  src;
+
+    snap.buf = NULL;
+    after.buf = NULL;
+    now = time(NULL);
+
+    if (status != 0 && status != PROJKEY_STATUS_ACTIVE
+        && status != PROJKEY_STATUS_DISABLED)
+    {
+        projkey_store_set_errmsg(st, "The status must be \"active\" or "
+                                 "\"disabled\".");
+        return PROJKEY_STORE_INVALID;
+    }
+
+    src = projkey_store_begin(st, 1);
+    if (src != PROJKEY_STORE_OK) {
+        return src;
+    }
+
+    src = projkey_store_snap(st, project, project_len, id, id_len, &snap);
+    if (src != PROJKEY_STORE_OK) {
+        goto failed;
+    }
+
+    rename = (name != NULL
+              && (name_len != snap.row.name_len
+                  || memcmp(name, snap.row.name, name_len) != 0));
+    restatus = (status != 0 && status != snap.row.status);
+
+    if (!rename && !restatus) {
+        /* nothing to write: a read, and no sequence number taken */
+        projkey_store_rollback(st);
+        src = PROJKEY_STORE_OK;
+
+        if (cb != NULL && cb(data, &snap.row) != 0) {
+            projkey_store_set_errmsg(st, "stopped by the caller");
+            src = PROJKEY_STORE_ERROR;
+        }
+
+        free(snap.buf);
+        return src;
+    }
+
+    src = projkey_store_seq(st, PROJKEY_SQL_SEQ_NEXT, &seq);
+    if (src != PROJKEY_STORE_OK) {
+        goto failed;
+    }
+
+    s = projkey_store_stmt(st, PROJKEY_SQL_UPDATE, &src);
+    if (s == NULL) {
+        goto failed;
+    }
+
+    sqlite3_bind_text(s, 1, id, id_len, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, project, project_len, SQLITE_STATIC);
+
+    if (rename) {
+        sqlite3_bind_text(s, 3, name, name_len, SQLITE_STATIC);
+
+    } else {
+        sqlite3_bind_text(s, 3, snap.row.name, snap.row.name_len,
+                          SQLITE_STATIC);
+    }
+
+    sqlite3_bind_int(s, 4, restatus ? status : snap.row.status);
+    sqlite3_bind_int64(s, 5, now);
+    sqlite3_bind_int64(s, 6, seq);
+
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+
+    if (rc != SQLITE_DONE) {
+        src = projkey_store_fail(st, rc);
+        goto failed;
+    }
+
+    if (rename) {
+        src = projkey_store_audit(st, now, project, project_len, id, id_len,
+                                  "rename", actor, "name", snap.row.name,
+                                  snap.row.name_len, name, name_len);
+        if (src != PROJKEY_STORE_OK) {
+            goto failed;
+        }
+    }
+
+    if (restatus) {
+        src = projkey_store_audit(st, now, project, project_len, id, id_len,
+                                  status == PROJKEY_STATUS_ACTIVE
+                                  ? "enable" : "disable",
+                                  actor, "status",
+                                  projkey_status_name(snap.row.status),
+                                  strlen(projkey_status_name(snap.row.status)),
+                                  projkey_status_name(status),
+                                  strlen(projkey_status_name(status)));
+        if (src != PROJKEY_STORE_OK) {
+            goto failed;
+        }
+    }
+
+    if (cb != NULL) {
+        src = projkey_store_snap(st, project, project_len, id, id_len,
+                                 &after);
+        if (src != PROJKEY_STORE_OK) {
+            goto failed;
+        }
+    }
+
+    src = projkey_store_commit(st);
+
+    if (src == PROJKEY_STORE_OK && cb != NULL && cb(data, &after.row) != 0) {
+        projkey_store_set_errmsg(st, "stopped by the caller");
+        src = PROJKEY_STORE_ERROR;
+    }
+
+    free(snap.buf);
+    free(after.buf);
+    return src;
+
+failed:
+
+    projkey_store_rollback(st);
+    free(snap.buf);
+    free(after.buf);
+    return src;
+}
+
+
+projkey_store_rc_e
+projkey_store_delete(projkey_store_t *st, const char *project,
+    size_t project_len, const char *id, size_t id_len,
+    const projkey_actor_t *actor, projkey_row_pt cb, void *data)
+{
+    int                 rc;
+    int64_t             now, seq;
+    sqlite3_stmt       *s;
+    projkey_snap_t      snap;
+    projkey_store_rc_e  src;
+
+    snap.buf = NULL;
+    now = time(NULL);
+
+    src = projkey_store_begin(st, 1);
+    if (src != PROJKEY_STORE_OK) {
+        return src;
+    }
+
+    src = projkey_store_snap(st, project, project_len, id, id_len, &snap);
+    if (src != PROJKEY_STORE_OK) {
+        goto failed;
+    }
+
+    src = projkey_store_seq(st, PROJKEY_SQL_SEQ_NEXT, &seq);
+    if (src != PROJKEY_STORE_OK) {
+        goto failed;
+    }
+
+    s = projkey_store_stmt(st, PROJKEY_SQL_TOMBSTONE, &src);
+    if (s == NULL) {
+        goto failed;
+    }
+
+    sqlite3_bind_text(s, 1, snap.row.id, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, snap.row.hash, PROJKEY_HASH_LEN, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, snap.row.project, snap.row.project_len,
+                      SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, seq);
+
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+
+    if (rc != SQLITE_DONE) {
+        src = projkey_store_fail(st, rc);
+        goto failed;
+    }
+
+    s = projkey_store_stmt(st, PROJKEY_SQL_DELETE, &src);
+    if (s == NULL) {
+        goto failed;
+    }
+
+    sqlite3_bind_text(s, 1, id, id_len, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, project, project_len, SQLITE_STATIC);
+
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+
+    if (rc != SQLITE_DONE) {
+        src = projkey_store_fail(st, rc);
+        goto failed;
+    }
+
+    src = projkey_store_audit(st, now, project, project_len, id, id_len,
+                              "delete", actor, NULL, NULL, 0, snap.row.name,
+                              snap.row.name_len);
+    if (src != PROJKEY_STORE_OK) {
+        goto failed;
+    }
+
+    src = projkey_store_commit(st);
+
+    if (src == PROJKEY_STORE_OK && cb != NULL && cb(data, &snap.row) != 0) {
+        projkey_store_set_errmsg(st, "stopped by the caller");
+        src = PROJKEY_STORE_ERROR;
+    }
+
+    free(snap.buf);
+    return src;
+
+failed:
+
+    projkey_store_rollback(st);
+    free(snap.buf);
+    return src;
+}
+
+
+projkey_store_rc_e
+projkey_store_touch(projkey_store_t *st, const projkey_touch_t *touch,
+    size_t n)
+{
+    int                 rc;
+    size_t              i;
+    sqlite3_stmt       *s;
+    projkey_store_rc_e  src;
+
+    if (n == 0) {
+        return PROJKEY_STORE_OK;
+    }
+
+    src = projkey_store_begin(st, 1);
+    if (src != PROJKEY_STORE_OK) {
+        return src;
+    }
+
+    s = projkey_store_stmt(st, PROJKEY_SQL_TOUCH, &src);
+    if (s == NULL) {
+        goto failed;
+    }
+
+    for (i = 0; i < n; i++) {
+        sqlite3_bind_blob(s, 1, touch[i].hash, PROJKEY_HASH_LEN,
+                          SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, touch[i].last_used_at);
+
+        rc = sqlite3_step(s);
+        sqlite3_reset(s);
+
+        if (rc != SQLITE_DONE) {
+            src = projkey_store_fail(st, rc);
+            goto failed;
+        }
+    }
+
+    return projkey_store_commit(st);
+
+failed:
+
+    projkey_store_rollback(st);
+    return src;
+}
+
+
+/*
+ * Decodes one UTF-8 character strictly (no overlong forms, no surrogates,
+ * nothing above U+10FFFF); returns its length, or 0 when invalid.
+ */
+
+static size_t
+projkey_utf8_char(const unsigned char *p, size_t len, uint32_t *cp)
+{
+    size_t    n, i;
+    uint32_t  c, min;
+
+    c = p[0];
+
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+
+    if ((c & 0xe0) == 0xc0) {
+        n = 2;
+        c &= 0x1f;
+        min = 0x80;
+
+    } else if ((c & 0xf0) == 0xe0) {
+        n = 3;
+        c &= 0x0f;
+        min = 0x800;
+
+    } else if ((c & 0xf8) == 0xf0) {
+        n = 4;
+        c &= 0x07;
+        min = 0x10000;
+
+    } else {
+        return 0;
+    }
+
+    if (len < n) {
+        return 0;
+    }
+
+    for (i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+
+        c = (c << 6) | (p[i] & 0x3f);
+    }
+
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) {
+        return 0;
+    }
+
+    *cp = c;
+    return n;
+}
+
+
+projkey_store_rc_e
+projkey_store_check_name(projkey_store_t *st, const char *name, size_t len,
+    const char **out, size_t *out_len)
+{
+    size_t                n, i, chars;
+    uint32_t              cp;
+    const char           *msg;
+    const unsigned char  *p;
+
+    p = (const unsigned char *) name;
+
+    while (len > 0 && (*p == ' ' || (*p >= '\t' && *p <= '\r'))) {
+        p++;
+        len--;
+    }
+
+    while (len > 0 && (p[len - 1] == ' '
+                       || (p[len - 1] >= '\t' && p[len - 1] <= '\r')))
+    {
+        len--;
+    }
+
+    msg = NULL;
+    chars = 0;
+
+    for (i = 0; i < len; i += n) {
+        n = projkey_utf8_char(p + i, len - i, &cp);
+
+        if (n == 0) {
+            msg = "The name must be valid UTF-8.";
+            break;
+        }
+
+        if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) {
+            msg = "The name must not contain control characters.";
+            break;
+        }
+
+        chars++;
+    }
+
+    if (msg == NULL) {
+        if (len == 0) {
+            msg = "The name must not be empty.";
+
+        } else if (chars > PROJKEY_NAME_MAX) {
+            msg = "The name must be at most 100 characters.";
+        }
+    }
+
+    if (msg != NULL) {
+        if (st != NULL) {
+            projkey_store_set_errmsg(st, "%s", msg);
+        }
+
+        return PROJKEY_STORE_INVALID;
+    }
+
+    *out = (const char *) p;
+    *out_len = len;
+
+    return PROJKEY_STORE_OK;
+}
+
+
+projkey_store_rc_e
+projkey_store_parse_body(projkey_store_t *st, const char *body, size_t len,
+    int require_one, projkey_body_t *out)
+{
+    char                *copy;
+    size_t               i;
+    projkey_store_rc_e   src;
+
+    out->name = NULL;
+    out->name_len = 0;
+    out->status = 0;
+
+    if (len > PROJKEY_BODY_MAX) {
+        projkey_store_set_errmsg(st, "The request body is too large.");
+        return PROJKEY_STORE_INVALID;
+    }
+
+    /* SQLite would read text up to a NUL only */
+    if (len == 0 || memchr(body, '\0', len) != NULL) {
+        projkey_store_set_errmsg(st, "The request body is not valid JSON.");
+        return PROJKEY_STORE_INVALID;
+    }
+
+    /*
+     * SQLite's JSON functions cut a string at an escaped NUL, so that
+     * "a\u0000" would pass as "a": parse a copy where it is \u0001, a
+     * control character still, refused like any other.
+     */
+
+    copy = NULL;
+
+    for (i = 0; i + 6 <= len; i++) {
+        if (body[i] != '\\') {
+            continue;
+        }
+
+        if (memcmp(body + i + 1, "u0000", 5) == 0) {
+            if (copy == NULL) {
+                copy = malloc(len);
+
+                if (copy == NULL) {
+                    projkey_store_set_errmsg(st, "out of memory");
+                    return PROJKEY_STORE_ERROR;
+                }
+
+                memcpy(copy, body, len);
+            }
+
+            copy[i + 5] = '1';
+        }
+
+        /* the escaped character is not an escape itself */
+        i++;
+    }
+
+    if (copy != NULL) {
+        body = copy;
+    }
+
+    src = projkey_store_parse_json(st, body, len, require_one, out);
+
+    free(copy);
+
+    return src;
+}
+
+
+static projkey_store_rc_e
+projkey_store_parse_json(projkey_store_t *st, const char *body, size_t len,
+    int require_one, projkey_body_t *out)
+{
+    int                  rc, has_name, has_status;
+    char                 field[PROJKEY_FIELD_MAX + 4];
+    size_t               n, i, k, name_len;
+    uint32_t             cp;
+    const char          *key, *type, *value, *name;
+    sqlite3_stmt        *s;
+    projkey_store_rc_e   src;
+
+    s = projkey_store_stmt(st, PROJKEY_SQL_JSON_CHECK, &src);
+    if (s == NULL) {
+        return src;
+    }
+
+    sqlite3_bind_text(s, 1, body, len, SQLITE_STATIC);
+
+    rc = sqlite3_step(s);
+
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(s);
+        return projkey_store_fail(st, rc);
+    }
+
+    if (sqlite3_column_int(s, 0) == 0) {
+        sqlite3_reset(s);
+        projkey_store_set_errmsg(st, "The request body is not valid JSON.");
+        return PROJKEY_STORE_INVALID;
+    }
+
+    type = (const char *) sqlite3_column_text(s, 1);
+
+    if (type == NULL || strcmp(type, "object") != 0) {
+        sqlite3_reset(s);
+        projkey_store_set_errmsg(st, "The request body must be a JSON "
+                                 "object.");
+        return PROJKEY_STORE_INVALID;
+    }
+
+    sqlite3_reset(s);
+
+    s = projkey_store_stmt(st, PROJKEY_SQL_JSON_EACH, &src);
+    if (s == NULL) {
+        return src;
+    }
+
+    sqlite3_bind_text(s, 1, body, len, SQLITE_STATIC);
+
+    has_name = 0;
+    has_status = 0;
+    src = PROJKEY_STORE_OK;
+
+    /* json_each() lists every member, duplicates included, in order */
+
+    for ( ;; ) {
+        rc = sqlite3_step(s);
+
+        if (rc != SQLITE_ROW) {
+            break;
+        }
+
+        key = (const char *) sqlite3_column_text(s, 0);
+        n = sqlite3_column_bytes(s, 0);
+        type = (const char *) sqlite3_column_text(s, 1);
+        value = (const char *) sqlite3_column_text(s, 2);
+
+        if (key == NULL || type == NULL) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+
+        if (strcmp(key, "name") == 0 && n == 4) {
+            if (has_name) {
+                projkey_store_set_errmsg(st, "Duplicate field \"name\".");
+                src = PROJKEY_STORE_INVALID;
+                break;
+            }
+
+            has_name = 1;
+
+            if (strcmp(type, "text") != 0 || value == NULL) {
+                projkey_store_set_errmsg(st, "The name must be a string.");
+                src = PROJKEY_STORE_INVALID;
+                break;
+            }
+
+            src = projkey_store_check_name(st, value,
+                                           sqlite3_column_bytes(s, 2),
+                                           &name, &name_len);
+            if (src != PROJKEY_STORE_OK) {
+                break;
+            }
+
+            out->name = malloc(name_len + 1);
+
+            if (out->name == NULL) {
+                projkey_store_set_errmsg(st, "out of memory");
+                src = PROJKEY_STORE_ERROR;
+                break;
+            }
+
+            memcpy(out->name, name, name_len);
+            out->name[name_len] = '\0';
+            out->name_len = name_len;
+
+        } else if (strcmp(key, "status") == 0 && n == 6) {
+            if (has_status) {
+                projkey_store_set_errmsg(st, "Duplicate field \"status\".");
+                src = PROJKEY_STORE_INVALID;
+                break;
+            }
+
+            has_status = 1;
+
+            if (strcmp(type, "text") == 0 && value != NULL
+                && strcmp(value, "active") == 0)
+            {
+                out->status = PROJKEY_STATUS_ACTIVE;
+
+            } else if (strcmp(type, "text") == 0 && value != NULL
+                       && strcmp(value, "disabled") == 0)
+            {
+                out->status = PROJKEY_STATUS_DISABLED;
+
+            } else {
+                projkey_store_set_errmsg(st, "The status must be \"active\" "
+                                         "or \"disabled\".");
+                src = PROJKEY_STORE_INVALID;
+                break;
+            }
+
+        } else {
+            /* quote the field name printable and short, whatever it holds */
+
+            for (i = 0, k = 0; i < n && k < PROJKEY_FIELD_MAX; i += rc) {
+                rc = projkey_utf8_char((const unsigned char *) key + i,
+                                       n - i, &cp);
+
+                if (rc == 0 || cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) {
+                    field[k++] = '?';
+                    rc = 1;
+                    continue;
+                }
+
+                if (k + rc > PROJKEY_FIELD_MAX) {
+                    break;
+                }
+
+                memcpy(field + k, key + i, rc);
+                k += rc;
+            }
+
+            if (i < n) {
+                memcpy(field + k, "...", 3);
+                k += 3;
+            }
+
+            field[k] = '\0';
+
+            projkey_store_set_errmsg(st, "Unknown field \"%s\".", field);
+            src = PROJKEY_STORE_INVALID;
+            break;
+        }
+    }
+
+    sqlite3_reset(s);
+
+    if (src == PROJKEY_STORE_OK && rc != SQLITE_DONE) {
+        src = projkey_store_fail(st, rc);
+    }
+
+    if (src == PROJKEY_STORE_OK && require_one && !has_name && !has_status) {
+        projkey_store_set_errmsg(st, "Nothing to change: give a name or a "
+                                 "status.");
+        src = PROJKEY_STORE_INVALID;
+    }
+
+    if (src != PROJKEY_STORE_OK) {
+        projkey_store_free_body(out);
+    }
+
+    return src;
+}
+
+
+void
+projkey_store_free_body(projkey_body_t *body)
+{
+    if (body == NULL) {
+        return;
+    }
+
+    free(body->name);
+
+    body->name = NULL;
+    body->name_len = 0;
+    body->status = 0;
+}
+
+
+static const char *
+projkey_status_name(int status)
+{
+    return status == PROJKEY_STATUS_ACTIVE ? "active" : "disabled";
+}
+
+
+/* copies the single text column of a JSON-building statement; resets it */
+
+static projkey_store_rc_e
+projkey_store_json(projkey_store_t *st, sqlite3_stmt *s, char **out,
+    size_t *len)
+{
+    int          rc;
+    size_t       n;
+    const char  *p;
+
+    *out = NULL;
+
+    rc = sqlite3_step(s);
+
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(s);
+
+        if (rc == SQLITE_DONE) {
+            projkey_store_set_errmsg(st, "no JSON built");
+            return PROJKEY_STORE_ERROR;
+        }
+
+        return projkey_store_fail(st, rc);
+    }
+
+    p = (const char *) sqlite3_column_text(s, 0);
+    n = sqlite3_column_bytes(s, 0);
+
+    if (p == NULL) {
+        sqlite3_reset(s);
+        projkey_store_set_errmsg(st, "out of memory");
+        return PROJKEY_STORE_ERROR;
+    }
+
+    *out = malloc(n + 1);
+
+    if (*out == NULL) {
+        sqlite3_reset(s);
+        projkey_store_set_errmsg(st, "out of memory");
+        return PROJKEY_STORE_ERROR;
+    }
+
+    memcpy(*out, p, n + 1);
+
+    if (len != NULL) {
+        *len = n;
+    }
+
+    sqlite3_reset(s);
+
+    return PROJKEY_STORE_OK;
+}
+
+
+projkey_store_rc_e
+projkey_store_row_json(projkey_store_t *st, const projkey_row_t *row,
+    char **out, size_t *len)
+{
+    sqlite3_stmt       *s;
+    projkey_store_rc_e  rc;
+
+    s = projkey_store_stmt(st, PROJKEY_SQL_ROW_JSON, &rc);
+    if (s == NULL) {
+        *out = NULL;
+        return rc;
+    }
+
+    sqlite3_bind_text(s, 1, row->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, row->name, row->name_len, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, row->preview, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, projkey_status_name(row->status), -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, row->project, row->project_len, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, row->created_by, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 7, row->created_at);
+    sqlite3_bind_int64(s, 8, row->updated_at);
+    sqlite3_bind_int64(s, 9, row->last_used_at);
+
+    return projkey_store_json(st, s, out, len);
+}
+
+
+projkey_store_rc_e
+projkey_store_list_json(projkey_store_t *st, const char *project,
+    size_t project_len, char **out, size_t *len)
+{
+    sqlite3_stmt       *s;
+    projkey_store_rc_e  rc;
+
+    s = projkey_store_stmt(st, PROJKEY_SQL_LIST_JSON, &rc);
+    if (s == NULL) {
+        *out = NULL;
+        return rc;
+    }
+
+    sqlite3_bind_text(s, 1, project, project_len, SQLITE_STATIC);
+
+    return projkey_store_json(st, s, out, len);
+}
+
+
+projkey_store_rc_e
+projkey_store_audit_json(projkey_store_t *st, const char *project,
+    size_t project_len, int64_t before, int limit, char **out, size_t *len)
+{
+    sqlite3_stmt       *s;
+    projkey_store_rc_e  rc;
+
+    s = projkey_store_stmt(st, PROJKEY_SQL_AUDIT_JSON, &rc);
+    if (s == NULL) {
+        *out = NULL;
+        return rc;
+    }
+
+    if (limit <= 0) {
+        limit = PROJKEY_AUDIT_LIMIT;
+
+    } else if (limit > PROJKEY_AUDIT_LIMIT_MAX) {
+        limit = PROJKEY_AUDIT_LIMIT_MAX;
+    }
+
+    sqlite3_bind_text(s, 1, project, project_len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, before);
+    sqlite3_bind_int(s, 3, limit);
+
+    return projkey_store_json(st, s, out, len);
+}
+
+
+void
+projkey_store_free(void *p)
+{
+    free(p);
+}

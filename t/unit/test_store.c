@@ -1,0 +1,1008 @@
+
+/*
+ * Unit tests of the key store (projkey_store.c), in a temporary directory.
+ *
+ * The tests open a second SQLite connection of their own, to hold locks,
+ * damage files and check the JSON the store builds: that is why this test,
+ * unlike the module, includes <sqlite3.h>.
+ */
+
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "projkey_store.h"
+#include "tap.h"
+
+
+#define T_ROWS_MAX  16
+
+
+typedef struct {
+    char           id[PROJKEY_ID_LEN + 1];
+    char           name[512];
+    char           project[64];
+    char           created_by[64];
+    unsigned char  hash[PROJKEY_HASH_LEN];
+    int64_t        created_at;
+    int64_t        updated_at;
+    int64_t        last_used_at;
+    int64_t        seq;
+    int            status;
+    int            has_name;
+} t_row_t;
+
+
+typedef struct {
+    t_row_t        row[T_ROWS_MAX];
+    int            n;
+} t_rows_t;
+
+
+/* a key made as the admin API makes it, with its secret kept for checks */
+typedef struct {
+    unsigned char  secret[PROJKEY_LEN];
+    unsigned char  hash[PROJKEY_HASH_LEN];
+    unsigned char  preview[PROJKEY_PREVIEW_LEN];
+    char           id[PROJKEY_ID_LEN + 1];
+    projkey_new_t  new;
+} t_key_t;
+
+
+static char     t_dir[] = "/tmp/projkey-test-XXXXXX";
+static char     t_short_id[PROJKEY_ID_LEN + 1];
+static sqlite3  *t_json_db;
+
+
+static const char *
+t_path(const char *name)
+{
+    static char  buf[4][256];
+    static int   i;
+
+    i = (i + 1) % 4;
+    snprintf(buf[i], sizeof(buf[i]), "%s/%s", t_dir, name);
+
+    return buf[i];
+}
+
+
+static int
+t_collect(void *data, const projkey_row_t *r)
+{
+    t_row_t   *row;
+    t_rows_t  *rows;
+
+    rows = data;
+
+    if (rows->n == T_ROWS_MAX) {
+        return 1;
+    }
+
+    row = &rows->row[rows->n++];
+    memset(row, 0, sizeof(t_row_t));
+
+    snprintf(row->id, sizeof(row->id), "%s", r->id);
+    snprintf(row->project, sizeof(row->project), "%.*s",
+             (int) r->project_len, r->project);
+    memcpy(row->hash, r->hash, PROJKEY_HASH_LEN);
+
+    if (r->name != NULL) {
+        row->has_name = 1;
+        snprintf(row->name, sizeof(row->name), "%.*s", (int) r->name_len,
+                 r->name);
+        snprintf(row->created_by, sizeof(row->created_by), "%s",
+                 r->created_by);
+    }
+
+    row->created_at = r->created_at;
+    row->updated_at = r->updated_at;
+    row->last_used_at = r->last_used_at;
+    row->seq = r->seq;
+    row->status = r->status;
+
+    return 0;
+}
+
+
+static int
+t_count(void *data, const projkey_row_t *r)
+{
+    (*(long *) data)++;
+    return 0;
+}
+
+
+static void
+t_make_key(t_key_t *k, const char *project, const char *name)
+{
+    projkey_generate(k->secret);
+    projkey_hash(k->secret, PROJKEY_LEN, k->hash);
+    projkey_preview(k->secret, PROJKEY_LEN, k->preview);
+    projkey_generate_id((unsigned char *) k->id);
+    k->id[PROJKEY_ID_LEN] = '\0';
+
+    k->new.id = k->id;
+    k->new.project = project;
+    k->new.project_len = strlen(project);
+    k->new.name = name;
+    k->new.name_len = strlen(name);
+    k->new.hash = k->hash;
+    k->new.preview = k->preview;
+    k->new.status = 0;
+}
+
+
+/* json_extract(json, path) as text ("null" for JSON null), or NULL */
+static char *
+t_jx(const char *json, const char *path)
+{
+    static char    buf[4096];
+    sqlite3_stmt  *s;
+    const char    *p;
+
+    if (sqlite3_prepare_v2(t_json_db, "SELECT CASE WHEN json_valid(?1) THEN "
+                           "coalesce(json_extract(?1, ?2), json_type(?1, ?2))"
+                           " END", -1, &s, NULL) != SQLITE_OK)
+    {
+        return NULL;
+    }
+
+    sqlite3_bind_text(s, 1, json, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, path, -1, SQLITE_STATIC);
+
+    p = NULL;
+
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        p = (const char *) sqlite3_column_text(s, 0);
+
+        if (p != NULL) {
+            snprintf(buf, sizeof(buf), "%s", p);
+            p = buf;
+        }
+    }
+
+    sqlite3_finalize(s);
+
+    return (char *) p;
+}
+
+
+static void
+t_sql(const char *path, const char *sql)
+{
+    sqlite3  *db;
+
+    if (sqlite3_open(path, &db) != SQLITE_OK
+        || sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+    {
+        bail_out("cannot run \"%s\" on %s: %s", sql, path,
+                 sqlite3_errmsg(db));
+    }
+
+    sqlite3_close(db);
+}
+
+
+static int
+t_file_has(const char *path, const void *needle, size_t len)
+{
+    int             found;
+    FILE           *f;
+    long            size, i;
+    unsigned char  *buf;
+
+    f = fopen(path, "rb");
+    if (f == NULL) {
+        return 0;
+    }
+
+    fseek(f, 0, SEEK_END);
+    size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+
+    buf = malloc(size + 1);
+    found = 0;
+
+    if (buf != NULL && fread(buf, 1, size, f) == (size_t) size) {
+        for (i = 0; i + (long) len <= size; i++) {
+            if (memcmp(buf + i, needle, len) == 0) {
+                found = 1;
+                break;
+            }
+        }
+    }
+
+    free(buf);
+    fclose(f);
+
+    return found;
+}
+
+
+static void
+t_open_failures(void)
+{
+    FILE             *f;
+    char              instance[33], instance2[33];
+    int64_t           seq;
+    unsigned char     junk[4096];
+    projkey_store_t  *st;
+
+    is_int(projkey_store_open(t_path("none.db"), 0, 100, &st),
+           PROJKEY_STORE_ERROR, "missing file without CREATE is an error");
+    ok(strstr(projkey_store_errmsg(st), "no such database file") != NULL,
+       "and says so: %s", projkey_store_errmsg(st));
+    projkey_store_close(st);
+    ok(access(t_path("none.db"), F_OK) != 0, "and creates no file");
+
+    is_int(projkey_store_open(t_path("new.db"), PROJKEY_STORE_CREATE, 100,
+                              &st), PROJKEY_STORE_OK, "create a database");
+    is_int(projkey_store_state(st, &seq, instance), PROJKEY_STORE_OK,
+           "state of a new database");
+    is_int(seq, 0, "sequence starts at 0");
+    ok(strlen(instance) == 32
+       && strspn(instance, "0123456789abcdef") == 32,
+       "instance id is 32 hex characters: %s", instance);
+    projkey_store_close(st);
+
+    is_int(projkey_store_open(t_path("new.db"), 0, 100, &st),
+           PROJKEY_STORE_OK, "reopen without CREATE");
+    projkey_store_state(st, &seq, instance2);
+    is_str(instance2, instance, "same instance id after reopen");
+    projkey_store_close(st);
+
+    is_int(projkey_store_open(t_path("new.db"), PROJKEY_STORE_CREATE, 100,
+                              &st), PROJKEY_STORE_OK,
+           "reopen with CREATE keeps it");
+    projkey_store_state(st, &seq, instance2);
+    is_str(instance2, instance, "still the same instance id");
+    projkey_store_close(st);
+
+    t_sql(t_path("other.db"), "CREATE TABLE t (x); INSERT INTO t VALUES (1)");
+    is_int(projkey_store_open(t_path("other.db"), PROJKEY_STORE_CREATE, 100,
+                              &st), PROJKEY_STORE_CORRUPT,
+           "another application's database is refused");
+    ok(strstr(projkey_store_errmsg(st), "not a projkey database") != NULL,
+       "and says so: %s", projkey_store_errmsg(st));
+    projkey_store_close(st);
+
+    t_sql(t_path("other2.db"), "PRAGMA application_id=42");
+    is_int(projkey_store_open(t_path("other2.db"), PROJKEY_STORE_CREATE, 100,
+                              &st), PROJKEY_STORE_CORRUPT,
+           "an empty database of another application_id is refused");
+    projkey_store_close(st);
+
+    f = fopen(t_path("junk.db"), "wb");
+    memset(junk, 'x', sizeof(junk));
+    memcpy(junk, "not sqlite at all", 17);
+    fwrite(junk, 1, sizeof(junk), f);
+    fclose(f);
+
+    is_int(projkey_store_open(t_path("junk.db"), PROJKEY_STORE_CREATE, 100,
+                              &st), PROJKEY_STORE_CORRUPT,
+           "a file that is not SQLite is refused");
+    ok(strstr(projkey_store_errmsg(st), "not a database") != NULL,
+       "and says so: %s", projkey_store_errmsg(st));
+    projkey_store_close(st);
+
+    t_sql(t_path("new.db"), "PRAGMA user_version=2");
+    is_int(projkey_store_open(t_path("new.db"), 0, 100, &st),
+           PROJKEY_STORE_ERROR, "a newer schema is refused");
+    is_str(projkey_store_errmsg(st), "database schema version 2 is newer "
+           "than this projkey (1)", "and says so");
+    projkey_store_close(st);
+
+    is_int(projkey_store_open(t_path("new.db"), PROJKEY_STORE_RDONLY, 100,
+                              &st), PROJKEY_STORE_ERROR,
+           "a newer schema is refused read-only too");
+    projkey_store_close(st);
+}
+
+
+static void
+t_readonly_and_busy(void)
+{
+    int64_t           seq, seq2;
+    t_key_t           k;
+    sqlite3          *db;
+    t_rows_t          rows;
+    projkey_actor_t   actor = { "alice", 5, NULL, 0 };
+    projkey_store_t  *st, *ro;
+    struct timeval    t0, t1;
+    long              ms;
+    char              instance[33];
+
+    projkey_store_open(t_path("ro.db"), PROJKEY_STORE_CREATE, 100, &st);
+    t_make_key(&k, "p", "first");
+    projkey_store_create(st, &k.new, &actor, NULL, NULL);
+
+    is_int(projkey_store_open(t_path("ro.db"), PROJKEY_STORE_RDONLY, 100,
+                              &ro), PROJKEY_STORE_OK, "open read-only");
+    memset(&rows, 0, sizeof(rows));
+    is_int(projkey_store_load(ro, t_collect, &rows, &seq), PROJKEY_STORE_OK,
+           "load read-only");
+    is_int(rows.n, 1, "one key read-only");
+
+    t_make_key(&k, "p", "second");
+    is_int(projkey_store_create(ro, &k.new, &actor, NULL, NULL),
+           PROJKEY_STORE_READONLY, "a write on a read-only open is READONLY");
+    ok(strstr(projkey_store_errmsg(ro), "readonly") != NULL,
+       "and says so: %s", projkey_store_errmsg(ro));
+    projkey_store_close(ro);
+
+    /* another process holds the write lock */
+
+    sqlite3_open(t_path("ro.db"), &db);
+    is_int(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK,
+           "another connection takes the write lock");
+
+    projkey_store_state(st, &seq, instance);
+
+    gettimeofday(&t0, NULL);
+    is_int(projkey_store_create(st, &k.new, &actor, NULL, NULL),
+           PROJKEY_STORE_BUSY, "a write meanwhile is BUSY");
+    gettimeofday(&t1, NULL);
+    ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_usec - t0.tv_usec) / 1000;
+    ok(ms >= 90 && ms < 1000, "after about busy_timeout (%ld ms)", ms);
+    is_str(projkey_store_errmsg(st), "database is locked by another process "
+           "(waited 100 ms)", "and says so");
+
+    is_int(projkey_store_update(st, "p", 1, k.id, PROJKEY_ID_LEN, "x", 1, 0,
+                                &actor, NULL, NULL),
+           PROJKEY_STORE_BUSY, "an update meanwhile is BUSY");
+
+    is_int(projkey_store_load(st, NULL, NULL, &seq2), PROJKEY_STORE_OK,
+           "reading is not blocked by the writer (WAL)");
+
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(db);
+
+    projkey_store_state(st, &seq2, instance);
+    is_int(seq2, seq, "nothing changed: same sequence");
+    is_int(projkey_store_get(st, "p", 1, k.id, PROJKEY_ID_LEN, NULL, NULL),
+           PROJKEY_STORE_NOTFOUND, "nothing changed: no key");
+    is_int(projkey_store_create(st, &k.new, &actor, NULL, NULL),
+           PROJKEY_STORE_OK, "the write succeeds once the lock is gone");
+
+    projkey_store_close(st);
+}
+
+
+static void
+t_crud(projkey_store_t *st)
+{
+    int               i;
+    char              instance[33], name[512];
+    int64_t           seq, seq2;
+    t_key_t           k[4];
+    t_rows_t          rows;
+    projkey_actor_t   actor = { "alice", 5, "192.0.2.1", 9 };
+
+    t_make_key(&k[0], "default", "first");
+    t_make_key(&k[1], "default", "second");
+    t_make_key(&k[2], "other", "third");
+    t_make_key(&k[3], "default", "fourth");
+
+    memset(&rows, 0, sizeof(rows));
+    is_int(projkey_store_create(st, &k[0].new, &actor, t_collect, &rows),
+           PROJKEY_STORE_OK, "create a key");
+    is_int(rows.n, 1, "the callback gets the row");
+    is_str(rows.row[0].id, k[0].id, "its id");
+    is_str(rows.row[0].name, "first", "its name");
+    is_str(rows.row[0].project, "default", "its project");
+    is_str(rows.row[0].created_by, "alice", "created by");
+    is_int(rows.row[0].status, PROJKEY_STATUS_ACTIVE, "active");
+    is_int(rows.row[0].seq, 1, "sequence 1");
+    is_int(rows.row[0].last_used_at, 0, "never used");
+    ok(memcmp(rows.row[0].hash, k[0].hash, PROJKEY_HASH_LEN) == 0,
+       "its hash");
+
+    for (i = 1; i < 4; i++) {
+        is_int(projkey_store_create(st, &k[i].new, &actor, NULL, NULL),
+               PROJKEY_STORE_OK, "create key %d", i + 1);
+    }
+
+    is_int(projkey_store_create(st, &k[1].new, &actor, NULL, NULL),
+           PROJKEY_STORE_ERROR, "an existing id cannot be created again");
+
+    projkey_store_state(st, &seq, instance);
+    is_int(seq, 4, "four changes");
+
+    memset(&rows, 0, sizeof(rows));
+    is_int(projkey_store_list(st, "default", 7, t_collect, &rows),
+           PROJKEY_STORE_OK, "list");
+    is_int(rows.n, 3, "three keys in project default");
+    is_str(rows.row[0].name, "fourth", "newest first");
+    is_str(rows.row[2].name, "first", "oldest last");
+
+    memset(&rows, 0, sizeof(rows));
+    is_int(projkey_store_get(st, "default", 7, k[1].id, PROJKEY_ID_LEN,
+                             t_collect, &rows), PROJKEY_STORE_OK, "get");
+    is_str(rows.row[0].name, "second", "get gives the key");
+
+    is_int(projkey_store_get(st, "default", 7, k[2].id, PROJKEY_ID_LEN,
+                             NULL, NULL), PROJKEY_STORE_NOTFOUND,
+           "a key of another project is not found");
+    is_int(projkey_store_get(st, "default", 7, "nosuchkey000", 12, NULL,
+                             NULL), PROJKEY_STORE_NOTFOUND,
+           "an unknown id is not found");
+
+    /* updates */
+
+    memset(&rows, 0, sizeof(rows));
+    is_int(projkey_store_update(st, "default", 7, k[0].id, PROJKEY_ID_LEN,
+                                "renamed", 7, 0, &actor, t_collect, &rows),
+           PROJKEY_STORE_OK, "rename");
+    is_str(rows.row[0].name, "renamed", "the callback gets the new name");
+    is_int(rows.row[0].seq, 5, "rename takes sequence 5");
+
+    memset(&rows, 0, sizeof(rows));
+    is_int(projkey_store_update(st, "default", 7, k[0].id, PROJKEY_ID_LEN,
+                                "renamed", 7, PROJKEY_STATUS_ACTIVE, &actor,
+                                t_collect, &rows),
+           PROJKEY_STORE_OK, "an update to what it is");
+    is_int(rows.row[0].seq, 5, "takes no sequence number");
+    projkey_store_state(st, &seq, instance);
+    is_int(seq, 5, "and the database sequence is unchanged");
+
+    memset(&rows, 0, sizeof(rows));
+    is_int(projkey_store_update(st, "default", 7, k[0].id, PROJKEY_ID_LEN,
+                                NULL, 0, PROJKEY_STATUS_DISABLED, &actor,
+                                t_collect, &rows),
+           PROJKEY_STORE_OK, "disable");
+    is_int(rows.row[0].status, PROJKEY_STATUS_DISABLED, "disabled");
+    is_str(rows.row[0].name, "renamed", "name kept");
+
+    memset(&rows, 0, sizeof(rows));
+    is_int(projkey_store_update(st, "default", 7, k[0].id, PROJKEY_ID_LEN,
+                                "both", 4, PROJKEY_STATUS_ACTIVE, &actor,
+                                t_collect, &rows),
+           PROJKEY_STORE_OK, "rename and enable at once");
+    is_int(rows.row[0].status, PROJKEY_STATUS_ACTIVE, "enabled");
+    is_str(rows.row[0].name, "both", "renamed");
+    is_int(rows.row[0].seq, 7, "one sequence number for both");
+
+    is_int(projkey_store_update(st, "other", 5, k[0].id, PROJKEY_ID_LEN,
+                                "x", 1, 0, &actor, NULL, NULL),
+           PROJKEY_STORE_NOTFOUND, "update in another project: not found");
+    is_int(projkey_store_update(st, "default", 7, k[0].id, PROJKEY_ID_LEN,
+                                NULL, 0, 7, &actor, NULL, NULL),
+           PROJKEY_STORE_INVALID, "update to an unknown status: invalid");
+
+    /* delete */
+
+    memset(&rows, 0, sizeof(rows));
+    is_int(projkey_store_delete(st, "default", 7, k[1].id, PROJKEY_ID_LEN,
+                                &actor, t_collect, &rows),
+           PROJKEY_STORE_OK, "delete");
+    is_str(rows.row[0].name, "second", "the callback gets the deleted row");
+    is_int(projkey_store_get(st, "default", 7, k[1].id, PROJKEY_ID_LEN,
+                             NULL, NULL), PROJKEY_STORE_NOTFOUND,
+           "a deleted key is gone");
+    is_int(projkey_store_delete(st, "default", 7, k[1].id, PROJKEY_ID_LEN,
+                                &actor, NULL, NULL),
+           PROJKEY_STORE_NOTFOUND, "deleting it again: not found");
+    is_int(projkey_store_delete(st, "default", 7, k[2].id, PROJKEY_ID_LEN,
+                                &actor, NULL, NULL),
+           PROJKEY_STORE_NOTFOUND, "delete in another project: not found");
+
+    projkey_store_state(st, &seq, instance);
+    is_int(seq, 8, "sequence 8 after the delete");
+
+    /* changes */
+
+    memset(&rows, 0, sizeof(rows));
+    is_int(projkey_store_changes(st, 0, t_collect, &rows, &seq2),
+           PROJKEY_STORE_OK, "changes since 0");
+    is_int(seq2, 8, "as of sequence 8");
+    is_int(rows.n, 4, "each key once, the deleted one included");
+    ok(rows.row[0].seq < rows.row[1].seq && rows.row[1].seq < rows.row[2].seq
+       && rows.row[2].seq < rows.row[3].seq, "in sequence order");
+    is_str(rows.row[3].id, k[1].id, "the deletion last");
+    is_int(rows.row[3].status, PROJKEY_STATUS_DELETED, "as deleted");
+    ok(!rows.row[3].has_name, "with no name");
+    ok(memcmp(rows.row[3].hash, k[1].hash, PROJKEY_HASH_LEN) == 0,
+       "with its hash");
+    is_str(rows.row[3].project, "default", "with its project");
+
+    memset(&rows, 0, sizeof(rows));
+    projkey_store_changes(st, 4, t_collect, &rows, &seq2);
+    is_int(rows.n, 2, "changes since 4: two keys");
+    is_str(rows.row[0].id, k[0].id, "the updated one");
+    is_int(rows.row[0].seq, 7, "in its latest state");
+
+    memset(&rows, 0, sizeof(rows));
+    projkey_store_changes(st, 8, t_collect, &rows, &seq2);
+    is_int(rows.n, 0, "no change since 8");
+
+    t_make_key(&k[1], "default", "short-lived");
+    projkey_store_create(st, &k[1].new, &actor, NULL, NULL);
+    memcpy(t_short_id, k[1].id, sizeof(t_short_id));
+    projkey_store_delete(st, "default", 7, k[1].id, PROJKEY_ID_LEN, &actor,
+                         NULL, NULL);
+    memset(&rows, 0, sizeof(rows));
+    projkey_store_changes(st, 8, t_collect, &rows, &seq2);
+    is_int(rows.n, 1, "created then deleted: once");
+    is_int(rows.row[0].status, PROJKEY_STATUS_DELETED, "as deleted");
+    is_int(rows.row[0].seq, 10, "at the deletion's sequence");
+
+    /* load */
+
+    memset(&rows, 0, sizeof(rows));
+    is_int(projkey_store_load(st, t_collect, &rows, &seq2), PROJKEY_STORE_OK,
+           "load");
+    is_int(rows.n, 3, "every key not deleted, of every project");
+    is_int(seq2, 10, "as of sequence 10");
+
+    /* a multi-byte name, 100 characters */
+
+    name[0] = '\0';
+
+    for (i = 0; i < 100; i++) {
+        strcat(name, "\xc3\xa9");
+    }
+
+    memset(&rows, 0, sizeof(rows));
+    is_int(projkey_store_update(st, "default", 7, k[0].id, PROJKEY_ID_LEN,
+                                name, strlen(name), 0, &actor, t_collect,
+                                &rows), PROJKEY_STORE_OK,
+           "rename to 100 two-byte characters");
+    is_str(rows.row[0].name, name, "kept byte for byte");
+}
+
+
+static void
+t_json(projkey_store_t *st)
+{
+    char             *json, *p, buf[32];
+    size_t            len;
+    t_key_t           k;
+    t_rows_t          rows;
+    projkey_touch_t   touch[2];
+    projkey_actor_t   actor = { "bob", 3, NULL, 0 };
+
+    t_make_key(&k, "json", "a \"quoted\" name\\");
+
+    memset(&rows, 0, sizeof(rows));
+    projkey_store_create(st, &k.new, &actor, t_collect, &rows);
+
+    is_int(projkey_store_list_json(st, "json", 4, &json, &len),
+           PROJKEY_STORE_OK, "list_json");
+    is_int(len, strlen(json), "its length");
+    is_str(t_jx(json, "$.keys[0].id"), k.id, "list: id");
+    is_str(t_jx(json, "$.keys[0].name"), "a \"quoted\" name\\",
+           "list: name, escaped");
+    is_str(t_jx(json, "$.keys[0].status"), "active", "list: status");
+    is_str(t_jx(json, "$.keys[0].project"), "json", "list: project");
+    is_str(t_jx(json, "$.keys[0].created_by"), "bob", "list: created_by");
+    p = t_jx(json, "$.keys[0].created_at");
+    ok(p != NULL && strlen(p) == 20
+       && p[4] == '-' && p[10] == 'T' && p[19] == 'Z',
+       "list: created_at is RFC 3339 UTC: %s", p != NULL ? p : "(null)");
+    is_str(t_jx(json, "$.keys[0].last_used_at"), "null",
+           "list: last_used_at null");
+    p = t_jx(json, "$.keys[0].preview");
+    ok(p != NULL
+       && memcmp(p, k.preview, PROJKEY_PREVIEW_LEN) == 0
+       && strlen(p) == PROJKEY_PREVIEW_LEN, "list: preview");
+    is_str(t_jx(json, "$.keys[1]"), NULL, "list: one key");
+    projkey_store_free(json);
+
+    is_int(projkey_store_list_json(st, "empty", 5, &json, &len),
+           PROJKEY_STORE_OK, "list_json of an empty project");
+    is_str(json, "{\"keys\":[]}", "is an empty list");
+    projkey_store_free(json);
+
+    touch[0].last_used_at = 1700000000;
+    memcpy(touch[0].hash, k.hash, PROJKEY_HASH_LEN);
+    touch[1].last_used_at = 1600000000;
+    memcpy(touch[1].hash, k.hash, PROJKEY_HASH_LEN);
+    is_int(projkey_store_touch(st, touch, 2), PROJKEY_STORE_OK, "touch");
+
+    memset(&rows, 0, sizeof(rows));
+    projkey_store_get(st, "json", 4, k.id, PROJKEY_ID_LEN, t_collect, &rows);
+    is_int(rows.row[0].last_used_at, 1700000000, "touch keeps the newest");
+    is_int(rows.row[0].seq, rows.row[0].seq, "and takes no sequence");
+
+    {
+        projkey_row_t  r;
+
+        memset(&r, 0, sizeof(r));
+        r.id = rows.row[0].id;
+        r.name = rows.row[0].name;
+        r.name_len = strlen(rows.row[0].name);
+        r.preview = "sk-project-...abcd";
+        r.project = "json";
+        r.project_len = 4;
+        r.created_by = "bob";
+        r.created_at = 0;
+        r.updated_at = 1764221701;
+        r.last_used_at = rows.row[0].last_used_at;
+        r.status = PROJKEY_STATUS_DISABLED;
+
+        is_int(projkey_store_row_json(st, &r, &json, &len), PROJKEY_STORE_OK,
+               "row_json");
+        is_str(t_jx(json, "$.status"), "disabled", "row_json: status");
+        is_str(t_jx(json, "$.created_at"), "1970-01-01T00:00:00Z",
+               "row_json: created_at");
+        is_str(t_jx(json, "$.updated_at"), "2025-11-27T05:35:01Z",
+               "row_json: updated_at");
+        is_str(t_jx(json, "$.last_used_at"), "2023-11-14T22:13:20Z",
+               "row_json: last_used_at");
+        ok(strncmp(json, "{\"id\":\"", 7) == 0
+           && strstr(json, "\"name\":") != NULL
+           && strstr(json, "\"preview\":\"sk-project-...abcd\"") != NULL,
+           "row_json: members in the contract's order: %s", json);
+        is_int(len, strlen(json), "row_json: length");
+        projkey_store_free(json);
+    }
+
+    /* the audit trail of project "default" (t_crud) */
+
+    is_int(projkey_store_audit_json(st, "default", 7, 0, 3, &json, &len),
+           PROJKEY_STORE_OK, "audit_json, first page of 3");
+    is_str(t_jx(json, "$.events[0].action"), "rename",
+           "newest first: the multi-byte rename");
+    is_str(t_jx(json, "$.events[1].action"), "delete",
+           "the short-lived key's deletion");
+    is_str(t_jx(json, "$.events[2].action"), "create",
+           "the short-lived key's creation");
+    is_str(t_jx(json, "$.events[0].actor"), "alice", "actor");
+    is_str(t_jx(json, "$.events[0].addr"), "192.0.2.1", "addr");
+    is_str(t_jx(json, "$.events[1].detail.name"), "short-lived",
+           "delete detail: name");
+    is_str(t_jx(json, "$.events[1].key_id"), t_short_id, "key_id");
+    is_str(t_jx(json, "$.events[3]"), NULL, "three events");
+    p = t_jx(json, "$.next");
+    ok(p != NULL && atoll(p) > 0, "next is set: %s", p != NULL ? p : "");
+    snprintf(buf, sizeof(buf), "%s", p != NULL ? p : "0");
+    is_str(t_jx(json, "$.events[2].id"), buf, "next is the last event's id");
+    projkey_store_free(json);
+
+    is_int(projkey_store_audit_json(st, "default", 7, atoll(buf), 100, &json,
+                                    &len), PROJKEY_STORE_OK,
+           "audit_json, the rest");
+    is_str(t_jx(json, "$.next"), "null", "next is null at the end");
+    is_str(t_jx(json, "$.events[0].action"), "delete",
+           "the first deletion");
+    is_str(t_jx(json, "$.events[1].action"), "enable", "enable");
+    is_str(t_jx(json, "$.events[1].detail.status.from"), "disabled",
+           "enable detail: from");
+    is_str(t_jx(json, "$.events[1].detail.status.to"), "active",
+           "enable detail: to");
+    is_str(t_jx(json, "$.events[2].action"), "rename",
+           "a rename with the enable");
+    is_str(t_jx(json, "$.events[2].detail.name.from"), "renamed",
+           "rename detail: from");
+    is_str(t_jx(json, "$.events[2].detail.name.to"), "both",
+           "rename detail: to");
+    is_str(t_jx(json, "$.events[3].action"), "disable", "disable");
+    is_str(t_jx(json, "$.events[4].action"), "rename", "rename");
+    is_str(t_jx(json, "$.events[5].action"), "create", "create");
+    is_str(t_jx(json, "$.events[7].action"), "create", "create");
+    is_str(t_jx(json, "$.events[8]"), NULL,
+           "no event of another project, none twice");
+    projkey_store_free(json);
+
+    is_int(projkey_store_audit_json(st, "nobody", 6, 0, 10, &json, &len),
+           PROJKEY_STORE_OK, "audit_json of an empty project");
+    is_str(json, "{\"events\":[],\"next\":null}", "is empty");
+    projkey_store_free(json);
+}
+
+
+static void
+t_names(projkey_store_t *st)
+{
+    int          i;
+    char         name[512];
+    size_t       len;
+    const char  *out;
+
+    is_int(projkey_store_check_name(st, "  ok name \t\n", 12, &out, &len),
+           PROJKEY_STORE_OK, "a name with white space around");
+    is_mem(out, len, "ok name", 7, "is trimmed");
+
+    is_int(projkey_store_check_name(st, "   ", 3, &out, &len),
+           PROJKEY_STORE_INVALID, "blank name");
+    is_str(projkey_store_errmsg(st), "The name must not be empty.",
+           "is empty");
+    is_int(projkey_store_check_name(st, "", 0, &out, &len),
+           PROJKEY_STORE_INVALID, "empty name");
+
+    name[0] = '\0';
+    for (i = 0; i < 100; i++) {
+        strcat(name, "\xe2\x82\xac");
+    }
+
+    is_int(projkey_store_check_name(st, name, strlen(name), &out, &len),
+           PROJKEY_STORE_OK, "100 three-byte characters");
+    strcat(name, "a");
+    is_int(projkey_store_check_name(st, name, strlen(name), &out, &len),
+           PROJKEY_STORE_INVALID, "101 characters");
+    is_str(projkey_store_errmsg(st), "The name must be at most 100 "
+           "characters.", "is too long");
+
+    memset(name, 'a', 100);
+    is_int(projkey_store_check_name(st, name, 100, &out, &len),
+           PROJKEY_STORE_OK, "100 ASCII characters");
+    strcpy(name, "\xf0\x9f\x94\x91 key");
+    is_int(projkey_store_check_name(st, name, strlen(name), &out, &len),
+           PROJKEY_STORE_OK, "a four-byte character");
+
+    is_int(projkey_store_check_name(st, "a\tb", 3, &out, &len),
+           PROJKEY_STORE_INVALID, "a tab inside");
+    is_str(projkey_store_errmsg(st), "The name must not contain control "
+           "characters.", "is a control character");
+    is_int(projkey_store_check_name(st, "a\0b", 3, &out, &len),
+           PROJKEY_STORE_INVALID, "a NUL inside");
+    is_int(projkey_store_check_name(st, "a\x7f", 2, &out, &len),
+           PROJKEY_STORE_INVALID, "DEL");
+    is_int(projkey_store_check_name(st, "a\xc2\x85", 3, &out, &len),
+           PROJKEY_STORE_INVALID, "U+0085 (C1)");
+    is_int(projkey_store_check_name(st, "a\xc2\xa0" "b", 4, &out, &len),
+           PROJKEY_STORE_OK, "U+00A0 is allowed");
+    is_int(projkey_store_check_name(st, "a\xe2\x80\xa8", 4, &out, &len),
+           PROJKEY_STORE_OK, "U+2028 is allowed");
+
+    is_int(projkey_store_check_name(st, "a\xff", 2, &out, &len),
+           PROJKEY_STORE_INVALID, "a byte 0xff");
+    is_str(projkey_store_errmsg(st), "The name must be valid UTF-8.",
+           "is invalid UTF-8");
+    is_int(projkey_store_check_name(st, "\xc0\xaf", 2, &out, &len),
+           PROJKEY_STORE_INVALID, "an overlong form");
+    is_int(projkey_store_check_name(st, "\xed\xa0\x80", 3, &out, &len),
+           PROJKEY_STORE_INVALID, "a surrogate");
+    is_int(projkey_store_check_name(st, "\xe2\x82", 2, &out, &len),
+           PROJKEY_STORE_INVALID, "a truncated character");
+    is_int(projkey_store_check_name(NULL, "", 0, &out, &len),
+           PROJKEY_STORE_INVALID, "works without a store");
+}
+
+
+static void
+t_body(projkey_store_t *st, const char *body, int require_one,
+    const char *expected, const char *name, int status)
+{
+    projkey_body_t      b;
+    projkey_store_rc_e  rc;
+
+    rc = projkey_store_parse_body(st, body, strlen(body), require_one, &b);
+
+    if (expected != NULL) {
+        ok(rc == PROJKEY_STORE_INVALID
+           && strcmp(projkey_store_errmsg(st), expected) == 0,
+           "%s: %s", body, expected);
+        ok(b.name == NULL, "%s: no name left", body);
+        return;
+    }
+
+    ok(rc == PROJKEY_STORE_OK, "%s: valid", body);
+    is_str(b.name, name, "%s: name", body);
+    is_int(b.status, status, "%s: status", body);
+
+    projkey_store_free_body(&b);
+}
+
+
+static void
+t_bodies(projkey_store_t *st)
+{
+    char            *big;
+    projkey_body_t   b;
+
+    t_body(st, "", 0, "The request body is not valid JSON.", NULL, 0);
+    t_body(st, "{", 0, "The request body is not valid JSON.", NULL, 0);
+    t_body(st, "{name:1}", 0, "The request body is not valid JSON.", NULL, 0);
+    t_body(st, "{\"name\":\"a\",}", 0,
+           "The request body is not valid JSON.", NULL, 0);
+    t_body(st, "[]", 0, "The request body must be a JSON object.", NULL, 0);
+    t_body(st, "[{\"name\":\"a\"}]", 0,
+           "The request body must be a JSON object.", NULL, 0);
+    t_body(st, "42", 0, "The request body must be a JSON object.", NULL, 0);
+    t_body(st, "\"name\"", 0, "The request body must be a JSON object.",
+           NULL, 0);
+    t_body(st, "null", 0, "The request body must be a JSON object.", NULL, 0);
+    t_body(st, "{\"nme\":\"a\"}", 0, "Unknown field \"nme\".", NULL, 0);
+    t_body(st, "{\"name\":\"a\",\"id\":\"x\"}", 0,
+           "Unknown field \"id\".", NULL, 0);
+    t_body(st, "{\"a\\u0000b\":1}", 0, "Unknown field \"a?b\".", NULL, 0);
+    t_body(st, "{\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\":1}",
+           0, "Unknown field \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...\".",
+           NULL, 0);
+    t_body(st, "{\"name\":\"a\",\"name\":\"b\"}", 0,
+           "Duplicate field \"name\".", NULL, 0);
+    t_body(st, "{\"status\":\"active\",\"status\":\"active\"}", 0,
+           "Duplicate field \"status\".", NULL, 0);
+    t_body(st, "{\"name\":1}", 0, "The name must be a string.", NULL, 0);
+    t_body(st, "{\"name\":null}", 0, "The name must be a string.", NULL, 0);
+    t_body(st, "{\"name\":{\"a\":\"b\"}}", 0, "The name must be a string.",
+           NULL, 0);
+    t_body(st, "{\"name\":[\"a\"]}", 0, "The name must be a string.", NULL,
+           0);
+    t_body(st, "{\"name\":true}", 0, "The name must be a string.", NULL, 0);
+    t_body(st, "{\"status\":\"Active\"}", 0,
+           "The status must be \"active\" or \"disabled\".", NULL, 0);
+    t_body(st, "{\"status\":1}", 0,
+           "The status must be \"active\" or \"disabled\".", NULL, 0);
+    t_body(st, "{\"status\":\"deleted\"}", 0,
+           "The status must be \"active\" or \"disabled\".", NULL, 0);
+    t_body(st, "{\"name\":\"  \"}", 0, "The name must not be empty.",
+           NULL, 0);
+    t_body(st, "{\"name\":\"a\\tb\"}", 0,
+           "The name must not contain control characters.", NULL, 0);
+    t_body(st, "{\"name\":\"a\\u0000\"}", 0,
+           "The name must not contain control characters.", NULL, 0);
+    t_body(st, "{\"name\":\"a\\u0085\"}", 0,
+           "The name must not contain control characters.", NULL, 0);
+    t_body(st, "{\"name\":\"\xff\"}", 0, "The name must be valid UTF-8.",
+           NULL, 0);
+    t_body(st, "{\"name\":\"0123456789012345678901234567890123456789"
+           "01234567890123456789012345678901234567890123456789"
+           "01234567890\"}", 0, "The name must be at most 100 characters.",
+           NULL, 0);
+    t_body(st, "{}", 1, "Nothing to change: give a name or a status.", NULL,
+           0);
+
+    t_body(st, "{}", 0, NULL, NULL, 0);
+    t_body(st, "{\"name\":\" Prod key \"}", 0, NULL, "Prod key", 0);
+    t_body(st, " {\"name\" : \"caf\\u00e9\"} ", 1, NULL, "caf\xc3\xa9", 0);
+    t_body(st, "{\"name\":\"\xe2\x82\xac\"}", 1, NULL, "\xe2\x82\xac", 0);
+    t_body(st, "{\"status\":\"disabled\"}", 1, NULL, NULL,
+           PROJKEY_STATUS_DISABLED);
+    t_body(st, "{\"status\":\"active\",\"name\":\"x\"}", 1, NULL, "x",
+           PROJKEY_STATUS_ACTIVE);
+
+    is_int(projkey_store_parse_body(st, "{}\0{", 3, 0, &b),
+           PROJKEY_STORE_INVALID, "a NUL byte in the body");
+
+    big = malloc(PROJKEY_BODY_MAX + 2);
+    memset(big, ' ', PROJKEY_BODY_MAX + 1);
+    big[0] = '{';
+    big[PROJKEY_BODY_MAX] = '}';
+    is_int(projkey_store_parse_body(st, big, PROJKEY_BODY_MAX + 1, 0, &b),
+           PROJKEY_STORE_INVALID, "a body over PROJKEY_BODY_MAX");
+    is_int(projkey_store_parse_body(st, big, PROJKEY_BODY_MAX, 0, &b),
+           PROJKEY_STORE_INVALID, "a body of PROJKEY_BODY_MAX, invalid");
+    big[PROJKEY_BODY_MAX - 1] = '}';
+    is_int(projkey_store_parse_body(st, big, PROJKEY_BODY_MAX, 0, &b),
+           PROJKEY_STORE_OK, "a body of PROJKEY_BODY_MAX, valid");
+    free(big);
+
+    projkey_store_free_body(NULL);
+}
+
+
+/* the secret must be nowhere in the files, the WAL included */
+
+static void
+t_secret(void)
+{
+    t_key_t           k;
+    projkey_store_t  *st;
+    projkey_actor_t   actor = { "alice", 5, NULL, 0 };
+
+    projkey_store_open(t_path("secret.db"), PROJKEY_STORE_CREATE, 1000, &st);
+    t_make_key(&k, "default", "secret test");
+    is_int(projkey_store_create(st, &k.new, &actor, NULL, NULL),
+           PROJKEY_STORE_OK, "create a key for the secret scan");
+
+    ok(access(t_path("secret.db-wal"), F_OK) == 0, "the WAL file exists");
+    ok(t_file_has(t_path("secret.db-wal"), k.hash, PROJKEY_HASH_LEN),
+       "the scan finds the hash in the WAL (the scan works)");
+
+    ok(!t_file_has(t_path("secret.db"), k.secret, PROJKEY_LEN)
+       && !t_file_has(t_path("secret.db-wal"), k.secret, PROJKEY_LEN),
+       "the secret is not in the database nor its WAL");
+    ok(!t_file_has(t_path("secret.db"), k.secret + PROJKEY_PREFIX_LEN, 48)
+       && !t_file_has(t_path("secret.db-wal"), k.secret + PROJKEY_PREFIX_LEN,
+                      48), "nor its 48 characters after the prefix");
+
+    projkey_store_close(st);
+
+    ok(!t_file_has(t_path("secret.db"), k.secret + PROJKEY_PREFIX_LEN, 48),
+       "nor after the checkpoint on close");
+}
+
+
+/* load speed: PROJKEY_TEST_LOAD=N keys (default 100000) */
+
+static void
+t_load_speed(void)
+{
+    long              n, i, j, count;
+    char             *e, names[32];
+    int64_t           seq;
+    t_key_t          *k;
+    projkey_new_t    *batch;
+    projkey_store_t  *st;
+    struct timeval    t0, t1;
+    projkey_actor_t   actor = { "bulk", 4, NULL, 0 };
+
+    e = getenv("PROJKEY_TEST_LOAD");
+    n = e != NULL ? atol(e) : 100000;
+
+    projkey_store_open(t_path("load.db"), PROJKEY_STORE_CREATE, 1000, &st);
+
+    k = malloc(10000 * sizeof(t_key_t));
+    batch = malloc(10000 * sizeof(projkey_new_t));
+
+    for (i = 0; i < n; i += 10000) {
+        for (j = 0; j < 10000 && i + j < n; j++) {
+            t_make_key(&k[j], "default", "bulk");
+            batch[j] = k[j].new;
+        }
+
+        if (projkey_store_create_batch(st, batch, j, &actor)
+            != PROJKEY_STORE_OK)
+        {
+            break;
+        }
+    }
+
+    snprintf(names, sizeof(names), "%ld", n);
+    ok(i >= n, "create_batch of %s keys", names);
+
+    free(k);
+    free(batch);
+
+    count = 0;
+    gettimeofday(&t0, NULL);
+    is_int(projkey_store_load(st, t_count, &count, &seq), PROJKEY_STORE_OK,
+           "load them");
+    gettimeofday(&t1, NULL);
+    is_int(count, n, "every one");
+    is_int(seq, n, "as of sequence %ld", n);
+    diag("load of %ld keys: %ld ms", n,
+         (long) ((t1.tv_sec - t0.tv_sec) * 1000
+                 + (t1.tv_usec - t0.tv_usec) / 1000));
+
+    projkey_store_close(st);
+}
+
+
+int
+main(void)
+{
+    projkey_store_t  *st;
+
+    if (mkdtemp(t_dir) == NULL) {
+        bail_out("mkdtemp: cannot make a temporary directory");
+    }
+
+    if (projkey_init() != 0 || sqlite3_open(":memory:", &t_json_db) != 0) {
+        bail_out("cannot initialize");
+    }
+
+    t_open_failures();
+    t_readonly_and_busy();
+
+    if (projkey_store_open(t_path("crud.db"), PROJKEY_STORE_CREATE, 1000,
+                           &st) != PROJKEY_STORE_OK)
+    {
+        bail_out("cannot open: %s", projkey_store_errmsg(st));
+    }
+
+    t_crud(st);
+    t_json(st);
+    t_names(st);
+    t_bodies(st);
+
+    projkey_store_close(st);
+    projkey_store_close(NULL);
+
+    t_secret();
+    t_load_speed();
+
+    sqlite3_close(t_json_db);
+
+    return done_testing();
+}
