@@ -79,6 +79,7 @@ typedef struct {
     ngx_http_projkey_shctx_t  *sh;
     ngx_slab_pool_t           *shpool;
     ngx_shm_zone_t            *shm_zone;
+    ngx_cycle_t               *cycle;
 
     ngx_str_t                  name;
     ngx_str_t                  db;             /* NUL-terminated */

@@ -211,6 +211,7 @@ static ngx_str_t  ngx_http_projkey_realm =
 static ngx_str_t  ngx_http_projkey_realm_invalid =
     ngx_string("Bearer realm=\"projkey\", error=\"invalid_token\"");
 static ngx_str_t  ngx_http_projkey_origin_api = ngx_string("API");
+static ngx_str_t  ngx_http_projkey_default_user = ngx_string("$remote_user");
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
@@ -831,7 +832,7 @@ ngx_http_projkey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
 
         ccv.cf = cf;
-        ngx_str_set(ccv.value, "$remote_user");
+        ccv.value = &ngx_http_projkey_default_user;
         ccv.complex_value = conf->admin_user;
 
         if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {

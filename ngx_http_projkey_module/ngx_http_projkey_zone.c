@@ -160,6 +160,7 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     zone->shm_zone = shm_zone;
+    zone->cycle = cf->cycle;
     zone->name = name;
     zone->db = db;
     zone->sync = (ngx_msec_t) sync;
@@ -418,7 +419,7 @@ ngx_http_projkey_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 static ngx_int_t
 ngx_http_projkey_zone_load(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
 {
-    int64_t                   seq;
+    int64_t                   seq, last;
     projkey_store_t          *st;
     projkey_store_rc_e        rc;
     ngx_http_projkey_load_t   load;
@@ -434,7 +435,7 @@ ngx_http_projkey_zone_load(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
                                 &seq);
 
         if (rc == PROJKEY_STORE_OK) {
-            rc = projkey_store_state(st, NULL, (char *) zone->sh->instance);
+            rc = projkey_store_state(st, &last, (char *) zone->sh->instance);
         }
     }
 
@@ -519,7 +520,9 @@ ngx_http_projkey_check_owner(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
     struct stat       st;
     ngx_core_conf_t  *ccf;
 
-    ccf = (ngx_core_conf_t *) ngx_get_conf(ngx_cycle->conf_ctx,
+    /* ngx_cycle is still the old cycle here */
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(zone->cycle->conf_ctx,
                                            ngx_core_module);
 
     if (geteuid() != 0 || ccf == NULL || ccf->user == (ngx_uid_t) 0
