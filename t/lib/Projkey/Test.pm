@@ -13,6 +13,15 @@ package Projkey::Test;
 #   like($t->get('/api/', Authorization => "Bearer $secret"), qr/ 200 /,
 #       'valid key');
 #   $t->done();     # stops nginx, adds "no alerts" and "no sanitizer errors"
+#
+# Requests: $t->get($uri, Header => value, ...) keeps header order and
+# duplicates; -port => N and -timeout => S go to another port or wait
+# longer.  $t->http($raw) sends any bytes.  Projkey::Test::parse_response
+# gives (status, {lower-case header => value}, body).
+#
+# Environment: PROJKEY_TEST_KEEP=1 keeps the test directory;
+# PROJKEY_TEST_MODULE and PROJKEY_TEST_CLI point at other builds (e.g. a
+# sanitizer build); PROJKEY_NGINX at another nginx binary.
 
 use strict;
 use warnings;
@@ -156,6 +165,7 @@ sub write_config {
     my ($self, $text) = @_;
 
     my $d = $self->{testdir};
+    $self->{template} = $text;
     $text = $self->expand($text);
 
     my $pre = $self->{module} eq 'none' ? ''
@@ -236,8 +246,21 @@ sub run {
 
     unlink "$self->{testdir}/nginx.pid";
 
-    my ($rc, $out, $err) =
-        $self->run_cmd($self->nginx_args("$self->{testdir}/error.log"));
+    my ($rc, $out, $err);
+
+    for my $try (1 .. 3) {
+        ($rc, $out, $err) =
+            $self->run_cmd($self->nginx_args("$self->{testdir}/error.log"));
+        last if $rc == 0 || $self->{started};
+
+        # a port picked as free was taken meanwhile by a parallel test:
+        # pick new ones (only before the first start, when nobody has
+        # used the numbers yet)
+        last unless "$out$err" =~ /Address already in use/;
+        rename "$self->{testdir}/error.log", "$self->{testdir}/error.log.$try";
+        $self->{ports} = {};
+        $self->write_config($self->{template});
+    }
 
     if ($rc != 0) {
         die "nginx failed to start (exit $rc):\n$out$err\n"
@@ -275,6 +298,7 @@ sub run {
     }
 
     $self->wait_workers(undef, $deadline);
+    $self->{started} = 1;
 
     return $self;
 }
