@@ -86,6 +86,12 @@ rejected($r, 'missing_api_key', 'missing', 0, 'no Authorization');
 like($r, qr/^WWW-Authenticate: Bearer realm="projkey"\r$/m,
     'WWW-Authenticate exactly');
 
+# another scheme is no bearer token: RFC 6750 3.1 says no error code when
+# the client "attempted using an unsupported authentication method"
+
+rejected(auth('/api/basic', 'Basic dXNlcjpwYXNz'),
+    'missing_api_key', 'missing', 0, 'Basic scheme');
+
 # malformed
 
 my $bad_sum = substr($key, 0, -1) . (substr($key, -1) eq 'A' ? 'B' : 'A');
@@ -100,8 +106,6 @@ rejected(auth('/api/m-char', "Bearer $bad_char"),
     'invalid_api_key', 'malformed', 1, 'character out of base62');
 rejected(auth('/api/m-sum', "Bearer $bad_sum"),
     'invalid_api_key', 'malformed', 1, 'bad checksum');
-rejected(auth('/api/m-basic', 'Basic dXNlcjpwYXNz'),
-    'invalid_api_key', 'malformed', 1, 'Basic scheme');
 rejected(auth('/api/m-foo', 'Bearer foo'),
     'invalid_api_key', 'malformed', 1, 'Bearer foo');
 rejected(auth('/api/m-empty', 'Bearer'),
