@@ -49,11 +49,12 @@ is($rc, 0, 'valid configuration with sync') or diag($out);
 # directive syntax
 
 fails(zone('projkey_zone keys:4m db=%%TESTDIR%%/a.db;', 'projkey nosuch;'),
-    qr/zone/i, 'unknown zone in projkey');
+    qr/zone/i, 'unknown zone in projkey', qr/^\s*projkey\s/);
 fails(zone('projkey_zone keys:4m db=%%TESTDIR%%/b.db;', 'projkey;'),
-    qr/argument/i, 'projkey without zone name');
+    qr/argument/i, 'projkey without zone name', qr/^\s*projkey;/);
 fails(zone('projkey_zone keys:4m db=%%TESTDIR%%/c.db;', 'projkey keys bogus;'),
-    qr/bogus|invalid|parameter/i, 'projkey with a bad parameter');
+    qr/bogus|invalid|parameter/i, 'projkey with a bad parameter',
+    qr/^\s*projkey\s/);
 fails(zone('projkey_zone keys:abc db=%%TESTDIR%%/d.db;'),
     qr/size|invalid/i, 'bad size');
 fails(zone('projkey_zone keys db=%%TESTDIR%%/e.db;'),
@@ -116,14 +117,21 @@ sub test_conf {
     return $t->nginx_t();
 }
 
-# nginx -t fails, names the file and a line, and gives the reason
+# nginx -t fails, names the file and the line of the directive at fault
+# (the last line matching $at, by default the projkey_zone line), and gives
+# the reason
 sub fails {
-    my ($text, $reason, $name) = @_;
+    my ($text, $reason, $name, $at) = @_;
     my ($rc, $out) = test_conf($text);
 
-    ok($rc != 0 && $out =~ /in \S*nginx\.conf:\d+/ && $out =~ $reason,
+    $at //= qr/^\s*projkey_zone\s/;
+    my @lines = split /\n/, $t->config;
+    my ($line) = reverse grep { $lines[$_ - 1] =~ $at } 1 .. @lines;
+
+    ok($rc != 0 && $out =~ /in \S*nginx\.conf:$line\b/ && $out =~ $reason,
         $name)
-        or diag("exit code $rc, output:\n$out");
+        or diag("exit code $rc, expected nginx.conf:$line and $reason, "
+            . "output:\n$out");
 }
 
 ###############################################################################
