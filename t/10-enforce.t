@@ -15,7 +15,7 @@ use Projkey::Test;
 
 ###############################################################################
 
-my $t = Projkey::Test->new()->plan(33);
+my $t = Projkey::Test->new()->plan(35);
 
 my ($id, $key) = $t->create_key('ci runner');
 my ($did, $dkey) = $t->create_key('disabled one');
@@ -118,6 +118,11 @@ rejected(auth('/api/m-trail', "Bearer $key x"),
     'invalid_api_key', 'malformed', 1, 'something after the key');
 rejected(auth('/api/m-prefix', 'Bearer SK-PROJECT-' . substr($key, 11)),
     'invalid_api_key', 'malformed', 1, 'prefix in upper case');
+
+rejected(auth('/api/m-long-header', 'Bearer ' . ('sk-project-' x 600)),
+    'invalid_api_key', 'malformed', 1, 'a 6 KB value');
+rejected(auth('/api/m-two', "Bearer $key $key"),
+    'invalid_api_key', 'malformed', 1, 'the key twice');
 
 # unknown, disabled, deleted
 

@@ -15,7 +15,7 @@ use Projkey::Test;
 
 ###############################################################################
 
-my $t = Projkey::Test->new()->plan(9);
+my $t = Projkey::Test->new()->plan(11);
 
 my ($id, $key) = $t->create_key('shared');
 
@@ -60,6 +60,21 @@ my %pids = map { (split / /)[0] => 1 }
     grep { /accepted \/api\/all$/ } split /\n/, $t->read_file('workers.log');
 is(scalar keys %pids, 2, 'both workers accepted keys')
     or diag('workers seen: ' . join ' ', keys %pids);
+
+# concurrent keep-alive load on both workers
+
+SKIP: {
+    skip 'no wrk', 2 unless -x '/usr/bin/wrk';
+
+    my ($rc, $out) = $t->run_cmd('/usr/bin/wrk', '-t', '2', '-c', '20',
+        '-d', '2s', '-H', "Authorization: Bearer $key",
+        'http://127.0.0.1:' . $t->port(0) . '/api/load');
+
+    my ($n) = $out =~ /(\d+) requests in/;
+    cmp_ok($n // 0, '>', 100, 'wrk: requests sent') or diag($out);
+    ok($rc == 0 && $out !~ /Non-2xx|Socket errors/, 'wrk: all accepted')
+        or diag($out);
+}
 
 # disable: after the sync interval, no worker accepts it
 

@@ -1,7 +1,7 @@
 #!/usr/bin/perl
 
-# projkey: a secret key is never written anywhere: not in error.log at info
-# level, not in the access log, not in the database files.
+# projkey: a secret key is never written anywhere, not even in part: not in
+# error.log at info level, not in the access log, not in the database files.
 
 use strict;
 use warnings;
@@ -124,7 +124,8 @@ sub call {
     return $t->get($uri, Authorization => $auth);
 }
 
-# "file: key n (full|body)" for each secret or 48-character body found
+# "file: key n" for each key of which 16 characters in a row of its random
+# body are found in a file: a truncated key in a log is a leak too
 sub scan {
     my (@files) = @_;
     my @found;
@@ -132,9 +133,14 @@ sub scan {
     for my $f (@files) {
         my $data = $t->read_file($f);
         next unless length $data;
-        for my $i (0 .. $#keys) {
+
+        KEY: for my $i (0 .. $#keys) {
             my $body = substr($keys[$i], 11);
-            push @found, "$f: key $i body" if index($data, $body) >= 0;
+            for my $at (0 .. length($body) - 16) {
+                next unless index($data, substr($body, $at, 16)) >= 0;
+                push @found, "$f: key $i";
+                next KEY;
+            }
         }
     }
 
