@@ -127,6 +127,39 @@ typedef struct {
 } ngx_http_projkey_loc_conf_t;
 
 
+typedef enum {
+    NGX_HTTP_PROJKEY_NONE = 0,
+    NGX_HTTP_PROJKEY_ACCEPTED,
+    NGX_HTTP_PROJKEY_MISSING,
+    NGX_HTTP_PROJKEY_MALFORMED,
+    NGX_HTTP_PROJKEY_UNKNOWN,
+    NGX_HTTP_PROJKEY_KEY_DISABLED
+} ngx_http_projkey_status_e;
+
+
+typedef struct {
+    ngx_http_projkey_status_e  status;
+
+    /* kept, not the key, so that an internal redirect can check it again */
+    u_char                     hash[NGX_HTTP_PROJKEY_HASH_LEN];
+    unsigned                   hashed:1;
+
+    /* the 401 body replaces nginx's own page for this request */
+    unsigned                   reject:1;
+    unsigned                   replace_body:2;
+
+    ngx_str_t                  id;
+    ngx_str_t                  name;
+    ngx_str_t                  project;
+
+    /* an admin request's task, while its body is read */
+    void                      *admin;
+} ngx_http_projkey_ctx_t;
+
+
+/* ngx_http_projkey_module.c */
+ngx_http_projkey_ctx_t *ngx_http_projkey_get_ctx(ngx_http_request_t *r);
+
 /* ngx_http_projkey_zone.c */
 char *ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -151,6 +184,8 @@ ngx_int_t ngx_http_projkey_zone_apply_locked(ngx_http_projkey_zone_t *zone,
     const projkey_row_t *row);
 void ngx_http_projkey_zone_remove_locked(ngx_http_projkey_zone_t *zone,
     const u_char *hash);
+ngx_int_t ngx_http_projkey_zone_set_status_locked(
+    ngx_http_projkey_zone_t *zone, const u_char *hash, ngx_uint_t status);
 void ngx_http_projkey_zone_sweep_locked(ngx_http_projkey_zone_t *zone);
 
 /* ngx_http_projkey_admin.c */

@@ -1,15 +1,1178 @@
 
 /*
- * projkey: the admin JSON API (placeholder until the admin issue lands).
+ * projkey: the admin JSON API of a zone (projkey_admin).
+ *
+ * The database work of a request runs in a thread pool task, holding the
+ * zone's mutex so that the database and the zone change as one: commit,
+ * then the zone, then the response.  The event loop never waits on the
+ * disk.  JSON is parsed and built by SQLite's JSON functions (the store).
  */
 
 
 #include "ngx_http_projkey.h"
 
 
+typedef enum {
+    NGX_HTTP_PROJKEY_LIST = 0,
+    NGX_HTTP_PROJKEY_CREATE,
+    NGX_HTTP_PROJKEY_GET,
+    NGX_HTTP_PROJKEY_UPDATE,
+    NGX_HTTP_PROJKEY_DELETE,
+    NGX_HTTP_PROJKEY_AUDIT
+} ngx_http_projkey_op_e;
+
+
+typedef struct {
+    ngx_http_projkey_op_e      op;
+    ngx_http_projkey_zone_t   *zone;
+
+    /* NUL-terminated copies: the task never touches the request's pool */
+    u_char                    *project;
+    size_t                     project_len;
+    u_char                    *id;
+    size_t                     id_len;
+    u_char                    *user;
+    size_t                     user_len;
+    u_char                    *addr;
+    size_t                     addr_len;
+    u_char                    *body;
+    size_t                     body_len;
+    int64_t                    before;
+    int                        limit;
+
+    /* the result: a status and a malloc()ed JSON body */
+    ngx_uint_t                 status;
+    const char                *code;
+    char                      *json;
+    size_t                     json_len;
+    char                       message[256];
+    u_char                     secret[PROJKEY_LEN];
+    unsigned                   has_secret:1;
+
+    /* what the store's callback hands over */
+    projkey_row_t              row;
+    u_char                     row_hash[PROJKEY_HASH_LEN];
+    ngx_http_projkey_node_t   *node;
+    unsigned                   found:1;
+} ngx_http_projkey_admin_task_t;
+
+
+static ngx_int_t ngx_http_projkey_admin_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_projkey_admin_route(ngx_http_request_t *r,
+    ngx_http_projkey_admin_task_t *t);
+static void ngx_http_projkey_admin_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_projkey_admin_read_body(ngx_http_request_t *r,
+    ngx_http_projkey_admin_task_t *t);
+static ngx_int_t ngx_http_projkey_admin_post(ngx_http_request_t *r,
+    ngx_http_projkey_admin_task_t *t);
+static void ngx_http_projkey_admin_run(void *data, ngx_log_t *log);
+#if (NGX_THREADS)
+static void ngx_http_projkey_admin_done(ngx_event_t *ev);
+#endif
+static ngx_int_t ngx_http_projkey_admin_respond(ngx_http_request_t *r,
+    ngx_http_projkey_admin_task_t *t);
+static ngx_int_t ngx_http_projkey_admin_error(ngx_http_request_t *r,
+    ngx_uint_t status, const char *code, const char *message);
+static ngx_int_t ngx_http_projkey_admin_send(ngx_http_request_t *r,
+    ngx_uint_t status, u_char *data, size_t len, ngx_flag_t wipe);
+static void ngx_http_projkey_admin_wipe(void *data);
+
+static void ngx_http_projkey_admin_list(ngx_http_projkey_admin_task_t *t);
+static void ngx_http_projkey_admin_get(ngx_http_projkey_admin_task_t *t);
+static void ngx_http_projkey_admin_create(ngx_http_projkey_admin_task_t *t);
+static void ngx_http_projkey_admin_update(ngx_http_projkey_admin_task_t *t);
+static void ngx_http_projkey_admin_delete(ngx_http_projkey_admin_task_t *t);
+static void ngx_http_projkey_admin_audit(ngx_http_projkey_admin_task_t *t);
+static int ngx_http_projkey_admin_keep_row(void *data,
+    const projkey_row_t *row);
+static void ngx_http_projkey_admin_store_error(
+    ngx_http_projkey_admin_task_t *t, projkey_store_rc_e rc);
+static void ngx_http_projkey_admin_seen(ngx_http_projkey_zone_t *zone,
+    int64_t seq);
+static void ngx_http_projkey_admin_set_error(
+    ngx_http_projkey_admin_task_t *t, ngx_uint_t status, const char *code,
+    const char *message);
+
+
+static ngx_str_t  ngx_http_projkey_json_type = ngx_string("application/json");
+static ngx_str_t  ngx_http_projkey_updated =
+    ngx_string("The API key has been updated.");
+
+
 char *
 ngx_http_projkey_admin_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
-    return "is not implemented yet";
+    ngx_http_projkey_loc_conf_t *plcf = conf;
+
+    ngx_str_t                 *value;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (plcf->admin_zone) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    plcf->admin_zone = ngx_http_projkey_zone_get(cf, &value[1]);
+    if (plcf->admin_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_projkey_admin_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_projkey_admin_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                       rc;
+    ngx_str_t                       user, project;
+    ngx_http_projkey_loc_conf_t    *plcf;
+    ngx_http_projkey_admin_task_t  *t;
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_projkey_module);
+
+    t = ngx_pcalloc(r->pool, sizeof(ngx_http_projkey_admin_task_t));
+    if (t == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    t->zone = plcf->admin_zone->data;
+
+    if (ngx_http_complex_value(r, plcf->admin_user, &user) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (user.len == 0) {
+        return ngx_http_projkey_admin_error(r, NGX_HTTP_FORBIDDEN,
+                   "forbidden",
+                   "Only a project administrator can manage API keys.");
+    }
+
+    ngx_str_set(&project, "default");
+
+    if (plcf->admin_project
+        && ngx_http_complex_value(r, plcf->admin_project, &project) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (project.len == 0 || project.len > NGX_HTTP_PROJKEY_PROJECT_MAX) {
+        return ngx_http_projkey_admin_error(r, NGX_HTTP_FORBIDDEN,
+                   "forbidden", "No project to manage API keys of.");
+    }
+
+    t->user = ngx_pstrdup(r->pool, &user);
+    t->project = ngx_pnalloc(r->pool, project.len + 1);
+    t->addr = ngx_pnalloc(r->pool, r->connection->addr_text.len + 1);
+
+    if (t->user == NULL || t->project == NULL || t->addr == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    t->user_len = user.len;
+    t->project_len = project.len;
+    *ngx_cpymem(t->project, project.data, project.len) = '\0';
+    t->addr_len = r->connection->addr_text.len;
+    *ngx_cpymem(t->addr, r->connection->addr_text.data, t->addr_len) = '\0';
+
+    rc = ngx_http_projkey_admin_route(r, t);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (t->op == NGX_HTTP_PROJKEY_CREATE || t->op == NGX_HTTP_PROJKEY_UPDATE)
+    {
+        return ngx_http_projkey_admin_read_body(r, t);
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rc = ngx_http_projkey_admin_post(r, t);
+    if (rc != NGX_AGAIN) {
+        return rc;
+    }
+
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+/*
+ * Paths are relative to the location: "keys", "keys/ID", "audit".  The
+ * answer to a path is 404, to a method 405 with Allow.
+ */
+
+static ngx_int_t
+ngx_http_projkey_admin_route(ngx_http_request_t *r,
+    ngx_http_projkey_admin_task_t *t)
+{
+    u_char                    *p, *last;
+    ngx_str_t                  path, arg;
+    ngx_int_t                  n;
+    ngx_table_elt_t           *allow;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    path = r->uri;
+
+    if (path.len >= clcf->name.len
+        && ngx_strncmp(path.data, clcf->name.data, clcf->name.len) == 0)
+    {
+        path.data += clcf->name.len;
+        path.len -= clcf->name.len;
+    }
+
+    while (path.len && path.data[0] == '/') {
+        path.data++;
+        path.len--;
+    }
+
+    if (path.len && path.data[path.len - 1] == '/') {
+        path.len--;
+    }
+
+    last = path.data + path.len;
+
+    if (path.len == 4 && ngx_strncmp(path.data, "keys", 4) == 0) {
+
+        if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
+            t->op = NGX_HTTP_PROJKEY_LIST;
+            return NGX_OK;
+        }
+
+        if (r->method == NGX_HTTP_POST) {
+            t->op = NGX_HTTP_PROJKEY_CREATE;
+            return NGX_OK;
+        }
+
+        p = (u_char *) "GET, POST";
+        goto not_allowed;
+    }
+
+    if (path.len > 5 && ngx_strncmp(path.data, "keys/", 5) == 0) {
+
+        t->id = path.data + 5;
+        t->id_len = last - t->id;
+
+        if (t->id_len != PROJKEY_ID_LEN
+            || ngx_strlchr(t->id, last, '/') != NULL)
+        {
+            return ngx_http_projkey_admin_error(r, NGX_HTTP_NOT_FOUND,
+                       "not_found", "No such API key in this project.");
+        }
+
+        t->id = ngx_pnalloc(r->pool, t->id_len + 1);
+        if (t->id == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        *ngx_cpymem(t->id, path.data + 5, t->id_len) = '\0';
+
+        if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
+            t->op = NGX_HTTP_PROJKEY_GET;
+            return NGX_OK;
+        }
+
+        if (r->method == NGX_HTTP_PATCH) {
+            t->op = NGX_HTTP_PROJKEY_UPDATE;
+            return NGX_OK;
+        }
+
+        if (r->method == NGX_HTTP_DELETE) {
+            t->op = NGX_HTTP_PROJKEY_DELETE;
+            return NGX_OK;
+        }
+
+        p = (u_char *) "GET, PATCH, DELETE";
+        goto not_allowed;
+    }
+
+    if (path.len == 5 && ngx_strncmp(path.data, "audit", 5) == 0) {
+
+        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+            p = (u_char *) "GET";
+            goto not_allowed;
+        }
+
+        t->op = NGX_HTTP_PROJKEY_AUDIT;
+        t->limit = 50;
+
+        if (ngx_http_arg(r, (u_char *) "limit", 5, &arg) == NGX_OK) {
+            n = ngx_atoi(arg.data, arg.len);
+            if (n < 1 || n > 1000) {
+                return ngx_http_projkey_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                           "invalid_request",
+                           "The limit must be a number from 1 to 1000.");
+            }
+
+            t->limit = (int) n;
+        }
+
+        if (ngx_http_arg(r, (u_char *) "before", 6, &arg) == NGX_OK) {
+            n = ngx_atoi(arg.data, arg.len);
+            if (n < 1) {
+                return ngx_http_projkey_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                           "invalid_request",
+                           "before must be a positive event id.");
+            }
+
+            t->before = n;
+        }
+
+        return NGX_OK;
+    }
+
+    return ngx_http_projkey_admin_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+               "No such admin API path: use keys, keys/ID or audit.");
+
+not_allowed:
+
+    allow = ngx_list_push(&r->headers_out.headers);
+    if (allow == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    allow->hash = 1;
+#if (nginx_version >= 1023000)
+    allow->next = NULL;
+#endif
+    ngx_str_set(&allow->key, "Allow");
+    allow->value.data = p;
+    allow->value.len = ngx_strlen(p);
+
+    return ngx_http_projkey_admin_error(r, NGX_HTTP_NOT_ALLOWED,
+               "method_not_allowed", "This method is not allowed here.");
+}
+
+
+/*
+ * Only application/json: a cross-site HTML form can send only
+ * form encodings and text/plain, so it cannot create or change keys.
+ */
+
+static ngx_int_t
+ngx_http_projkey_admin_read_body(ngx_http_request_t *r,
+    ngx_http_projkey_admin_task_t *t)
+{
+    u_char                  *p, *last;
+    ngx_int_t                rc;
+    ngx_str_t               *type;
+    ngx_http_projkey_ctx_t  *ctx;
+
+    if (r->headers_in.content_type == NULL) {
+        goto unsupported;
+    }
+
+    type = &r->headers_in.content_type->value;
+    p = type->data;
+    last = p + type->len;
+
+    if (type->len < ngx_http_projkey_json_type.len
+        || ngx_strncasecmp(p, ngx_http_projkey_json_type.data,
+                           ngx_http_projkey_json_type.len) != 0)
+    {
+        goto unsupported;
+    }
+
+    p += ngx_http_projkey_json_type.len;
+
+    while (p < last && (*p == ' ' || *p == '\t')) {
+        p++;
+    }
+
+    if (p != last && *p != ';') {
+        goto unsupported;
+    }
+
+    if (r->headers_in.content_length_n > PROJKEY_BODY_MAX) {
+        return ngx_http_projkey_admin_error(r,
+                   NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "payload_too_large",
+                   "The request body must be at most 16 KiB.");
+    }
+
+    ctx = ngx_http_projkey_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->admin = t;
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r,
+                                    ngx_http_projkey_admin_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+
+unsupported:
+
+    return ngx_http_projkey_admin_error(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+               "unsupported_media_type",
+               "The request body must be application/json.");
+}
+
+
+static void
+ngx_http_projkey_admin_body_handler(ngx_http_request_t *r)
+{
+    u_char                         *p;
+    size_t                          len;
+    ssize_t                         n;
+    ngx_buf_t                      *b;
+    ngx_int_t                       rc;
+    ngx_chain_t                    *cl;
+    ngx_http_projkey_ctx_t         *ctx;
+    ngx_http_projkey_admin_task_t  *t;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_projkey_module);
+    t = ctx->admin;
+
+    if (r->request_body == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        len += ngx_buf_size(cl->buf);
+    }
+
+    if (len > PROJKEY_BODY_MAX) {
+        ngx_http_finalize_request(r, ngx_http_projkey_admin_error(r,
+                   NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "payload_too_large",
+                   "The request body must be at most 16 KiB."));
+        return;
+    }
+
+    t->body = ngx_pnalloc(r->pool, len + 1);
+    if (t->body == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    p = t->body;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            /* at most 16 KiB, from a file just written: a short read */
+            n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                              b->file_pos);
+            if (n != b->file_last - b->file_pos) {
+                ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+                return;
+            }
+
+            p += n;
+            continue;
+        }
+
+        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+    }
+
+    *p = '\0';
+    t->body_len = p - t->body;
+
+    rc = ngx_http_projkey_admin_post(r, t);
+    if (rc != NGX_AGAIN) {
+        ngx_http_finalize_request(r, rc);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_projkey_admin_post(ngx_http_request_t *r,
+    ngx_http_projkey_admin_task_t *t)
+{
+#if (NGX_THREADS)
+    ngx_thread_task_t  *task;
+
+    task = ngx_thread_task_alloc(r->pool, 0);
+    if (task == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    task->ctx = t;
+    task->handler = ngx_http_projkey_admin_run;
+    task->event.handler = ngx_http_projkey_admin_done;
+    task->event.data = r;
+
+    if (ngx_thread_task_post(t->zone->thread_pool, task) != NGX_OK) {
+        return ngx_http_projkey_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                   "unavailable", "The server is overloaded: try again.");
+    }
+
+    /* the request must outlive the task, as with aio threads */
+
+    r->main->blocked++;
+    r->aio = 1;
+
+    return NGX_AGAIN;
+
+#else
+
+    /* without thread pools the work is done here, in the event loop */
+
+    ngx_http_projkey_admin_run(t, r->connection->log);
+
+    return ngx_http_projkey_admin_respond(r, t);
+
+#endif
+}
+
+
+#if (NGX_THREADS)
+
+static void
+ngx_http_projkey_admin_done(ngx_event_t *ev)
+{
+    ngx_http_request_t  *r = ev->data;
+
+    ngx_connection_t               *c;
+    ngx_thread_task_t              *task;
+    ngx_http_projkey_admin_task_t  *t;
+
+    task = (ngx_thread_task_t *) ((u_char *) ev
+                                  - offsetof(ngx_thread_task_t, event));
+    t = task->ctx;
+    c = r->connection;
+
+    r->main->blocked--;
+    r->aio = 0;
+
+    ngx_http_finalize_request(r, ngx_http_projkey_admin_respond(r, t));
+
+    ngx_http_run_posted_requests(c);
+}
+
+#endif
+
+
+static ngx_int_t
+ngx_http_projkey_admin_respond(ngx_http_request_t *r,
+    ngx_http_projkey_admin_task_t *t)
+{
+    u_char     *p, *out;
+    size_t      len;
+    ngx_int_t   rc;
+
+    if (t->code) {
+        return ngx_http_projkey_admin_error(r, t->status, t->code,
+                                            t->message);
+    }
+
+    if (t->status == NGX_HTTP_NO_CONTENT) {
+        return ngx_http_projkey_admin_send(r, NGX_HTTP_NO_CONTENT, NULL, 0, 0);
+    }
+
+    if (t->json == NULL) {
+        projkey_wipe(t->secret, PROJKEY_LEN);
+        return ngx_http_projkey_admin_error(r,
+                   NGX_HTTP_INTERNAL_SERVER_ERROR, "internal_error",
+                   "The change was made, but its result cannot be shown.");
+    }
+
+    len = t->json_len + 1;
+
+    if (t->has_secret) {
+        len += sizeof("{\"key\":,\"secret\":\"\"}") - 1 + PROJKEY_LEN;
+
+    } else if (t->op == NGX_HTTP_PROJKEY_UPDATE) {
+        len += sizeof("{\"key\":,\"message\":\"\"}") - 1
+               + ngx_http_projkey_updated.len;
+
+    } else if (t->op == NGX_HTTP_PROJKEY_GET) {
+        len += sizeof("{\"key\":}") - 1;
+    }
+
+    out = ngx_pnalloc(r->pool, len);
+    if (out == NULL) {
+        projkey_wipe(t->secret, PROJKEY_LEN);
+        projkey_store_free(t->json);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = out;
+
+    if (t->has_secret) {
+        p = ngx_cpymem(p, "{\"key\":", 7);
+        p = ngx_cpymem(p, t->json, t->json_len);
+        p = ngx_cpymem(p, ",\"secret\":\"", 11);
+        p = ngx_cpymem(p, t->secret, PROJKEY_LEN);
+        p = ngx_cpymem(p, "\"}", 2);
+        projkey_wipe(t->secret, PROJKEY_LEN);
+
+    } else if (t->op == NGX_HTTP_PROJKEY_UPDATE) {
+        p = ngx_cpymem(p, "{\"key\":", 7);
+        p = ngx_cpymem(p, t->json, t->json_len);
+        p = ngx_cpymem(p, ",\"message\":\"", 12);
+        p = ngx_cpymem(p, ngx_http_projkey_updated.data,
+                       ngx_http_projkey_updated.len);
+        p = ngx_cpymem(p, "\"}", 2);
+
+    } else if (t->op == NGX_HTTP_PROJKEY_GET) {
+        p = ngx_cpymem(p, "{\"key\":", 7);
+        p = ngx_cpymem(p, t->json, t->json_len);
+        *p++ = '}';
+
+    } else {
+        p = ngx_cpymem(p, t->json, t->json_len);
+    }
+
+    *p++ = '\n';
+
+    projkey_store_free(t->json);
+    t->json = NULL;
+
+    rc = ngx_http_projkey_admin_send(r, t->status, out, p - out,
+                                     t->has_secret);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_projkey_admin_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message)
+{
+    u_char  *p, *out;
+    size_t   len, mlen;
+
+    /* an unread body must not be taken for the next request */
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        r->keepalive = 0;
+    }
+
+    mlen = ngx_strlen(message);
+
+    len = sizeof("{\"error\":{\"code\":\"\",\"message\":\"\"}}\n") - 1
+          + ngx_strlen(code) + mlen
+          + ngx_escape_json(NULL, (u_char *) message, mlen);
+
+    out = ngx_pnalloc(r->pool, len);
+    if (out == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_sprintf(out, "{\"error\":{\"code\":\"%s\",\"message\":\"", code);
+    p = (u_char *) ngx_escape_json(p, (u_char *) message, mlen);
+    p = ngx_cpymem(p, "\"}}\n", 4);
+
+    return ngx_http_projkey_admin_send(r, status, out, p - out, 0);
+}
+
+
+static ngx_int_t
+ngx_http_projkey_admin_send(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *data, size_t len, ngx_flag_t wipe)
+{
+    ngx_int_t            rc;
+    ngx_buf_t           *b;
+    ngx_chain_t          out;
+    ngx_table_elt_t     *cc;
+    ngx_pool_cleanup_t  *cln;
+
+    if (wipe) {
+        /* the only copy of a secret: gone with the request */
+        cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_str_t));
+        if (cln == NULL) {
+            ngx_explicit_memzero(data, len);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ((ngx_str_t *) cln->data)->data = data;
+        ((ngx_str_t *) cln->data)->len = len;
+        cln->handler = ngx_http_projkey_admin_wipe;
+    }
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len;
+
+    if (len) {
+        r->headers_out.content_type = ngx_http_projkey_json_type;
+        r->headers_out.content_type_len = ngx_http_projkey_json_type.len;
+        r->headers_out.content_type_lowcase = NULL;
+    }
+
+    cc = ngx_list_push(&r->headers_out.headers);
+    if (cc == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cc->hash = 1;
+#if (nginx_version >= 1023000)
+    cc->next = NULL;
+#endif
+    ngx_str_set(&cc->key, "Cache-Control");
+    ngx_str_set(&cc->value, "no-store");
+
+    if (len == 0) {
+        r->header_only = 1;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = data;
+    b->last = data + len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+static void
+ngx_http_projkey_admin_wipe(void *data)
+{
+    ngx_str_t  *s = data;
+
+    ngx_explicit_memzero(s->data, s->len);
+}
+
+
+/* the thread: the store and the zone, both under the zone's mutex */
+
+static void
+ngx_http_projkey_admin_run(void *data, ngx_log_t *log)
+{
+    ngx_http_projkey_admin_task_t *t = data;
+
+    ngx_http_projkey_zone_t  *zone;
+
+    zone = t->zone;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    if (zone->store == NULL) {
+        /* opened here, in this process, if init_process could not */
+        if (projkey_store_open((char *) zone->db.data, 0, 5000, &zone->store)
+            != PROJKEY_STORE_OK)
+        {
+            ngx_snprintf((u_char *) t->message, sizeof(t->message) - 1,
+                         "The key database cannot be opened: %s.%Z",
+                         zone->store ? projkey_store_errmsg(zone->store)
+                                     : "out of memory");
+            projkey_store_close(zone->store);
+            zone->store = NULL;
+
+            t->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+            t->code = "database_unavailable";
+            goto done;
+        }
+    }
+
+    switch (t->op) {
+
+    case NGX_HTTP_PROJKEY_LIST:
+        ngx_http_projkey_admin_list(t);
+        break;
+
+    case NGX_HTTP_PROJKEY_GET:
+        ngx_http_projkey_admin_get(t);
+        break;
+
+    case NGX_HTTP_PROJKEY_CREATE:
+        ngx_http_projkey_admin_create(t);
+        break;
+
+    case NGX_HTTP_PROJKEY_UPDATE:
+        ngx_http_projkey_admin_update(t);
+        break;
+
+    case NGX_HTTP_PROJKEY_DELETE:
+        ngx_http_projkey_admin_delete(t);
+        break;
+
+    case NGX_HTTP_PROJKEY_AUDIT:
+        ngx_http_projkey_admin_audit(t);
+        break;
+    }
+
+done:
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
+static void
+ngx_http_projkey_admin_list(ngx_http_projkey_admin_task_t *t)
+{
+    projkey_store_rc_e  rc;
+
+    rc = projkey_store_list_json(t->zone->store, (char *) t->project,
+                                 t->project_len, &t->json, &t->json_len);
+    if (rc != PROJKEY_STORE_OK) {
+        ngx_http_projkey_admin_store_error(t, rc);
+        return;
+    }
+
+    t->status = NGX_HTTP_OK;
+}
+
+
+static void
+ngx_http_projkey_admin_get(ngx_http_projkey_admin_task_t *t)
+{
+    projkey_store_rc_e  rc;
+
+    rc = projkey_store_get(t->zone->store, (char *) t->project,
+                           t->project_len, (char *) t->id, t->id_len,
+                           ngx_http_projkey_admin_keep_row, t);
+    if (rc != PROJKEY_STORE_OK) {
+        ngx_http_projkey_admin_store_error(t, rc);
+        return;
+    }
+
+    t->status = NGX_HTTP_OK;
+}
+
+
+/*
+ * The row is turned into JSON inside the callback, while its strings are
+ * valid; the zone node, if one is waiting, is filled from it too.
+ */
+
+static int
+ngx_http_projkey_admin_keep_row(void *data, const projkey_row_t *row)
+{
+    ngx_http_projkey_admin_task_t *t = data;
+
+    projkey_store_rc_e  rc;
+
+    /* only the numbers outlive the callback, and the hash, copied */
+
+    t->found = 1;
+    t->row.seq = row->seq;
+    t->row.status = row->status;
+    ngx_memcpy(t->row_hash, row->hash, PROJKEY_HASH_LEN);
+
+    if (t->node) {
+        ngx_http_projkey_node_fill(t->node, row);
+    }
+
+    if (t->op == NGX_HTTP_PROJKEY_DELETE) {
+        return 0;
+    }
+
+    /* the change is committed whatever happens here: never undo it */
+
+    rc = projkey_store_row_json(t->zone->store, row, &t->json, &t->json_len);
+
+    if (rc != PROJKEY_STORE_OK) {
+        t->json = NULL;
+    }
+
+    return 0;
+}
+
+
+static void
+ngx_http_projkey_admin_create(ngx_http_projkey_admin_task_t *t)
+{
+    u_char                    hash[PROJKEY_HASH_LEN];
+    u_char                    preview[PROJKEY_PREVIEW_LEN];
+    u_char                    id[PROJKEY_ID_LEN + 1];
+    projkey_new_t             key;
+    projkey_body_t            body;
+    projkey_actor_t           actor;
+    projkey_store_rc_e        rc;
+    ngx_http_projkey_zone_t  *zone;
+
+    zone = t->zone;
+
+    rc = projkey_store_parse_body(zone->store, (char *) t->body, t->body_len,
+                                  0, &body);
+    if (rc != PROJKEY_STORE_OK) {
+        ngx_http_projkey_admin_store_error(t, rc);
+        return;
+    }
+
+    if (body.name == NULL) {
+        projkey_store_free_body(&body);
+        ngx_http_projkey_admin_set_error(t, NGX_HTTP_BAD_REQUEST,
+            "invalid_request", "A name is required.");
+        return;
+    }
+
+    /* the room in the zone first: a full zone changes nothing */
+
+    t->node = ngx_http_projkey_node_alloc_locked(zone, t->project_len,
+                                                 body.name_len);
+    if (t->node == NULL) {
+        projkey_store_free_body(&body);
+        ngx_http_projkey_admin_set_error(t, 507, "zone_full",
+            "The key zone is full: no key was created. "
+            "Make the projkey_zone larger.");
+        ngx_log_error(NGX_LOG_CRIT, zone->log, 0,
+                      "projkey_zone \"%V\" is full: an API key could not "
+                      "be created", &zone->name);
+        return;
+    }
+
+    projkey_generate(t->secret);
+    projkey_hash(t->secret, PROJKEY_LEN, hash);
+    projkey_preview(t->secret, PROJKEY_LEN, preview);
+    projkey_generate_id(id);
+    id[PROJKEY_ID_LEN] = '\0';
+
+    ngx_memzero(&key, sizeof(projkey_new_t));
+    key.id = (char *) id;
+    key.project = (char *) t->project;
+    key.project_len = t->project_len;
+    key.name = body.name;
+    key.name_len = body.name_len;
+    key.hash = hash;
+    key.preview = preview;
+    key.status = body.status ? body.status : PROJKEY_STATUS_ACTIVE;
+
+    actor.user = (char *) t->user;
+    actor.user_len = t->user_len;
+    actor.addr = (char *) t->addr;
+    actor.addr_len = t->addr_len;
+
+    rc = projkey_store_create(zone->store, &key, &actor,
+                              ngx_http_projkey_admin_keep_row, t);
+
+    projkey_store_free_body(&body);
+    ngx_explicit_memzero(hash, PROJKEY_HASH_LEN);
+
+    if (rc != PROJKEY_STORE_OK || !t->found) {
+        projkey_wipe(t->secret, PROJKEY_LEN);
+        ngx_slab_free_locked(zone->shpool, t->node);
+        t->node = NULL;
+        ngx_http_projkey_admin_store_error(t, rc);
+        return;
+    }
+
+    ngx_http_projkey_node_link_locked(zone, t->node);
+    ngx_http_projkey_admin_seen(zone, t->row.seq);
+
+    t->has_secret = 1;
+    t->status = NGX_HTTP_CREATED;
+}
+
+
+static void
+ngx_http_projkey_admin_update(ngx_http_projkey_admin_task_t *t)
+{
+    projkey_body_t            body;
+    projkey_actor_t           actor;
+    projkey_store_rc_e        rc;
+    ngx_http_projkey_zone_t  *zone;
+
+    zone = t->zone;
+
+    rc = projkey_store_parse_body(zone->store, (char *) t->body, t->body_len,
+                                  1, &body);
+    if (rc != PROJKEY_STORE_OK) {
+        ngx_http_projkey_admin_store_error(t, rc);
+        return;
+    }
+
+    if (body.name) {
+        /* a new name is a new node: its room is taken before the commit */
+        t->node = ngx_http_projkey_node_alloc_locked(zone, t->project_len,
+                                                     body.name_len);
+        if (t->node == NULL) {
+            projkey_store_free_body(&body);
+            ngx_http_projkey_admin_set_error(t, 507, "zone_full",
+                "The key zone is full: the key was not changed. "
+                "Make the projkey_zone larger.");
+            return;
+        }
+    }
+
+    actor.user = (char *) t->user;
+    actor.user_len = t->user_len;
+    actor.addr = (char *) t->addr;
+    actor.addr_len = t->addr_len;
+
+    rc = projkey_store_update(zone->store, (char *) t->project,
+                              t->project_len, (char *) t->id, t->id_len,
+                              body.name, body.name_len, body.status, &actor,
+                              ngx_http_projkey_admin_keep_row, t);
+
+    projkey_store_free_body(&body);
+
+    if (rc != PROJKEY_STORE_OK || !t->found) {
+        if (t->node) {
+            ngx_slab_free_locked(zone->shpool, t->node);
+            t->node = NULL;
+        }
+
+        ngx_http_projkey_admin_store_error(t, rc);
+        return;
+    }
+
+    if (t->node) {
+        ngx_http_projkey_node_link_locked(zone, t->node);
+
+    } else if (ngx_http_projkey_zone_set_status_locked(zone, t->row_hash,
+                                                       t->row.status)
+               != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_CRIT, zone->log, 0,
+                      "projkey_zone \"%V\": key \"%s\" is not in the zone "
+                      "and is rejected", &zone->name, t->id);
+    }
+
+    ngx_http_projkey_admin_seen(zone, t->row.seq);
+
+    t->status = NGX_HTTP_OK;
+}
+
+
+static void
+ngx_http_projkey_admin_delete(ngx_http_projkey_admin_task_t *t)
+{
+    projkey_actor_t           actor;
+    projkey_store_rc_e        rc;
+    ngx_http_projkey_zone_t  *zone;
+
+    zone = t->zone;
+
+    actor.user = (char *) t->user;
+    actor.user_len = t->user_len;
+    actor.addr = (char *) t->addr;
+    actor.addr_len = t->addr_len;
+
+    rc = projkey_store_delete(zone->store, (char *) t->project,
+                              t->project_len, (char *) t->id, t->id_len,
+                              &actor, ngx_http_projkey_admin_keep_row, t);
+
+    if (rc != PROJKEY_STORE_OK || !t->found) {
+        ngx_http_projkey_admin_store_error(t, rc);
+        return;
+    }
+
+    ngx_http_projkey_zone_remove_locked(zone, t->row_hash);
+
+    t->status = NGX_HTTP_NO_CONTENT;
+}
+
+
+static void
+ngx_http_projkey_admin_audit(ngx_http_projkey_admin_task_t *t)
+{
+    projkey_store_rc_e  rc;
+
+    rc = projkey_store_audit_json(t->zone->store, (char *) t->project,
+                                  t->project_len, t->before, t->limit,
+                                  &t->json, &t->json_len);
+    if (rc != PROJKEY_STORE_OK) {
+        ngx_http_projkey_admin_store_error(t, rc);
+        return;
+    }
+
+    t->status = NGX_HTTP_OK;
+}
+
+
+/*
+ * The zone now reflects the change of sequence seq; if it also reflected
+ * every change before it, worker 0 need not read this one again.
+ */
+
+static void
+ngx_http_projkey_admin_seen(ngx_http_projkey_zone_t *zone, int64_t seq)
+{
+    if (zone->sh->seq == seq - 1) {
+        zone->sh->seq = seq;
+    }
+}
+
+
+static void
+ngx_http_projkey_admin_store_error(ngx_http_projkey_admin_task_t *t,
+    projkey_store_rc_e rc)
+{
+    const char  *msg;
+
+    msg = projkey_store_errmsg(t->zone->store);
+
+    switch (rc) {
+
+    case PROJKEY_STORE_OK:
+    case PROJKEY_STORE_NOTFOUND:
+        ngx_http_projkey_admin_set_error(t, NGX_HTTP_NOT_FOUND, "not_found",
+                                         "No such API key in this project.");
+        return;
+
+    case PROJKEY_STORE_INVALID:
+        ngx_http_projkey_admin_set_error(t, NGX_HTTP_BAD_REQUEST,
+                                         "invalid_request", msg);
+        return;
+
+    case PROJKEY_STORE_BUSY:
+        ngx_snprintf((u_char *) t->message, sizeof(t->message) - 1,
+                     "The key database is busy (%s): nothing was changed, "
+                     "try again.%Z", msg);
+        break;
+
+    case PROJKEY_STORE_READONLY:
+        ngx_snprintf((u_char *) t->message, sizeof(t->message) - 1,
+                     "The key database cannot be written (%s): nothing was "
+                     "changed; check the file's permissions.%Z", msg);
+        break;
+
+    case PROJKEY_STORE_FULL:
+        ngx_snprintf((u_char *) t->message, sizeof(t->message) - 1,
+                     "The disk of the key database is full: nothing was "
+                     "changed.%Z");
+        break;
+
+    default:
+        ngx_snprintf((u_char *) t->message, sizeof(t->message) - 1,
+                     "The key database failed (%s): nothing was "
+                     "changed.%Z", msg);
+        break;
+    }
+
+    t->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+    t->code = "database_unavailable";
+
+    ngx_log_error(NGX_LOG_ERR, t->zone->log, 0,
+                  "projkey_zone \"%V\": database \"%V\": %s",
+                  &t->zone->name, &t->zone->db, msg);
+}
+
+
+static void
+ngx_http_projkey_admin_set_error(ngx_http_projkey_admin_task_t *t,
+    ngx_uint_t status, const char *code, const char *message)
+{
+    t->status = status;
+    t->code = code;
+    ngx_cpystrn((u_char *) t->message, (u_char *) message,
+                sizeof(t->message));
 }

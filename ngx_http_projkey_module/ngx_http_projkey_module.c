@@ -9,33 +9,6 @@
 #include "ngx_http_projkey.h"
 
 
-typedef enum {
-    NGX_HTTP_PROJKEY_NONE = 0,
-    NGX_HTTP_PROJKEY_ACCEPTED,
-    NGX_HTTP_PROJKEY_MISSING,
-    NGX_HTTP_PROJKEY_MALFORMED,
-    NGX_HTTP_PROJKEY_UNKNOWN,
-    NGX_HTTP_PROJKEY_KEY_DISABLED
-} ngx_http_projkey_status_e;
-
-
-typedef struct {
-    ngx_http_projkey_status_e  status;
-
-    /* kept, not the key, so that an internal redirect can check it again */
-    u_char                     hash[NGX_HTTP_PROJKEY_HASH_LEN];
-    unsigned                   hashed:1;
-
-    /* the 401 body replaces nginx's own page for this request */
-    unsigned                   reject:1;
-    unsigned                   replace_body:2;
-
-    ngx_str_t                  id;
-    ngx_str_t                  name;
-    ngx_str_t                  project;
-} ngx_http_projkey_ctx_t;
-
-
 typedef struct {
     ngx_str_t                  code;
     ngx_str_t                  body;
@@ -43,8 +16,6 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_projkey_handler(ngx_http_request_t *r);
-static ngx_http_projkey_ctx_t *ngx_http_projkey_get_ctx(
-    ngx_http_request_t *r);
 static void ngx_http_projkey_cleanup(void *data);
 static ngx_int_t ngx_http_projkey_check(ngx_http_request_t *r,
     ngx_http_projkey_loc_conf_t *plcf, ngx_http_projkey_ctx_t *ctx);
@@ -247,7 +218,7 @@ ngx_http_projkey_handler(ngx_http_request_t *r)
  * again against the new location's zone.
  */
 
-static ngx_http_projkey_ctx_t *
+ngx_http_projkey_ctx_t *
 ngx_http_projkey_get_ctx(ngx_http_request_t *r)
 {
     ngx_pool_cleanup_t      *cln;

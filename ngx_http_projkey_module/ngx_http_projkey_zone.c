@@ -976,6 +976,24 @@ ngx_http_projkey_zone_remove_locked(ngx_http_projkey_zone_t *zone,
 }
 
 
+ngx_int_t
+ngx_http_projkey_zone_set_status_locked(ngx_http_projkey_zone_t *zone,
+    const u_char *hash, ngx_uint_t status)
+{
+    ngx_http_projkey_node_t  **np;
+
+    np = ngx_http_projkey_zone_find_locked(zone, hash);
+
+    if (*np == NULL) {
+        return NGX_DECLINED;
+    }
+
+    (*np)->status = (u_char) status;
+
+    return NGX_OK;
+}
+
+
 void
 ngx_http_projkey_zone_sweep_locked(ngx_http_projkey_zone_t *zone)
 {
