@@ -50,7 +50,7 @@ static void ngx_http_projkey_exit_process(ngx_cycle_t *cycle);
 static ngx_command_t  ngx_http_projkey_commands[] = {
 
     { ngx_string("projkey_zone"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE23,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_http_projkey_zone_directive,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
