@@ -21,7 +21,8 @@ package Projkey::Test;
 #
 # Environment: PROJKEY_TEST_KEEP=1 keeps the test directory;
 # PROJKEY_TEST_MODULE and PROJKEY_TEST_CLI point at other builds (e.g. a
-# sanitizer build); PROJKEY_NGINX at another nginx binary.
+# sanitizer build, with PROJKEY_TEST_PRELOAD="libasan.so.8 libubsan.so.1"
+# to load its runtime into nginx); PROJKEY_NGINX at another nginx binary.
 
 use strict;
 use warnings;
@@ -210,6 +211,11 @@ sub run_cmd {
     my $pid = fork() // die "fork: $!\n";
 
     if ($pid == 0) {
+        # a sanitizer build of the module needs its runtime in nginx
+        if ($ENV{PROJKEY_TEST_PRELOAD} && $cmd[0] eq $NGINX) {
+            $ENV{LD_PRELOAD} = $ENV{PROJKEY_TEST_PRELOAD};
+            $ENV{ASAN_OPTIONS} //= 'detect_leaks=0';
+        }
         open STDIN, '<', '/dev/null';
         open STDOUT, '>&', $out or POSIX::_exit(127);
         open STDERR, '>&', $err or POSIX::_exit(127);
