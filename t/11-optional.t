@@ -14,7 +14,7 @@ use Projkey::Test;
 
 ###############################################################################
 
-my $t = Projkey::Test->new()->plan(20);
+my $t = Projkey::Test->new()->plan(27);
 
 my ($id, $key) = $t->create_key('optional');
 my ($did, $dkey) = $t->create_key('disabled');
@@ -38,6 +38,28 @@ http {
         location /opt/ {
             projkey keys optional;
             proxy_pass http://127.0.0.1:%%PORT_1%%;
+        }
+
+        # internal redirects into a protected location are checked there
+        location /api/ {
+            projkey keys;
+            proxy_pass http://127.0.0.1:%%PORT_1%%;
+        }
+
+        location /rewrite-off/ {
+            projkey off;
+            rewrite ^ /api/from-off last;
+        }
+
+        location /rewrite-opt/ {
+            projkey keys optional;
+            rewrite ^ /api/from-opt last;
+        }
+
+        location /errpage/ {
+            projkey off;
+            error_page 404 = /api/from-error-page;
+            return 404;
         }
     }
 
@@ -132,6 +154,21 @@ like(auth('/opt/key', "Bearer $key", $p2), qr/ 200 .*origin=API /s,
 rejected(auth('/opt/disabled', "Bearer $dkey", $p2), 'api_key_disabled',
     'optional location in a protected server, disabled key');
 
+# internal redirects from an off or optional location into a protected one
+
+rejected($t->get('/rewrite-off/'), 'missing_api_key',
+    'rewrite from off into protected, no key');
+like(auth('/rewrite-off/', "Bearer $key"), qr/ 200 .*origin=API /s,
+    'rewrite from off into protected, valid key');
+rejected($t->get('/rewrite-opt/'), 'missing_api_key',
+    'rewrite from optional into protected, no key');
+rejected(auth('/rewrite-opt/', 'Bearer foo'), 'invalid_api_key',
+    'rewrite from optional into protected, foreign token');
+rejected($t->get('/errpage/'), 'missing_api_key',
+    'error_page into protected, no key');
+like(auth('/errpage/', "Bearer $key"), qr/ 200 .*origin=API /s,
+    'error_page into protected, valid key');
+
 ###############################################################################
 
 $t->stop();
@@ -139,6 +176,8 @@ $t->stop();
 my $log = $t->read_file('backend.log');
 unlike($log, qr{/opt/(malformed|short|unknown|disabled)},
     'rejected optional requests did not reach the backend');
+my $m = () = $log =~ m{"GET /api/from-}g;
+is($m, 2, 'rejected internal redirects did not reach the backend');
 my $n = () = $log =~ m{"GET /strict }g;
 is($n, 1, 'rejected strict requests did not reach the backend');
 
