@@ -17,7 +17,7 @@ use Projkey::Test;
 
 ###############################################################################
 
-my $t = Projkey::Test->new()->plan(17);
+my $t = Projkey::Test->new()->plan(21);
 
 my ($id1, $key1) = $t->create_key('first');
 my ($did, $dkey) = $t->create_key('disabled');
@@ -132,6 +132,27 @@ like(call($key1), qr/ 200 .*name=first /s, 'resized: first key');
 like(call($key2), qr/ 200 .*name=second /s, 'resized: second key');
 like(call($key3), qr/ 200 .*name=third /s, 'resized: third key');
 like(call($dkey), qr/ 401 .*api_key_disabled/s, 'resized: still disabled');
+
+# a backup restored with nginx stopped, as docs/deployment.md says: the
+# database's state comes back, and nothing of the zone's
+
+system('sqlite3', $t->db, '.backup ' . $t->testdir . '/backup.db') == 0
+    or die "sqlite3 .backup failed\n";
+
+my ($id4, $key4) = $t->create_key('after backup');
+$t->cli('delete', $id1);
+ok($t->wait_for(3, sub { call($key1) =~ /^HTTP\/1\.1 401 / }),
+    'before restore: first key deleted');
+
+$t->stop();
+unlink map { $t->db . $_ } '', '-wal', '-shm';
+system('sqlite3', $t->testdir . '/backup.db', '.backup ' . $t->db) == 0
+    or die "sqlite3 restore failed\n";
+$t->run();
+
+like(call($key4), qr/^HTTP\/1\.1 401 /, 'restored: newer key gone');
+like(call($key1), qr/ 200 .*name=first /s, 'restored: deleted key back');
+like(call($dkey), qr/ 401 .*api_key_disabled/s, 'restored: still disabled');
 
 ###############################################################################
 
