@@ -54,6 +54,7 @@ typedef enum {
     PROJKEY_SQL_ROLLBACK,
     PROJKEY_SQL_SEQ,
     PROJKEY_SQL_SEQ_NEXT,
+    PROJKEY_SQL_SEQ_ADD,
     PROJKEY_SQL_INSTANCE,
     PROJKEY_SQL_LOAD,
     PROJKEY_SQL_CHANGES,
@@ -79,6 +80,7 @@ struct projkey_store_s {
     sqlite3_stmt   *stmt[PROJKEY_SQL_N];
     int             busy_timeout;
     int             flags;
+    int             bulk;
     char            errmsg[PROJKEY_ERRMSG_LEN];
 };
 
@@ -115,7 +117,8 @@ static projkey_store_rc_e projkey_store_snap(projkey_store_t *st,
     const char *project, size_t project_len, const char *id, size_t id_len,
     projkey_snap_t *snap);
 static projkey_store_rc_e projkey_store_insert(projkey_store_t *st,
-    const projkey_new_t *key, const projkey_actor_t *actor, int64_t now);
+    const projkey_new_t *key, const projkey_actor_t *actor, int64_t now,
+    int64_t seq);
 static projkey_store_rc_e projkey_store_audit(projkey_store_t *st,
     int64_t now, const char *project, size_t project_len, const char *id,
     size_t id_len, const char *action, const projkey_actor_t *actor,
@@ -143,6 +146,8 @@ static const char  *projkey_store_sql[PROJKEY_SQL_N] = {
     "SELECT v FROM meta WHERE k = 'seq'",
 
     "UPDATE meta SET v = v + 1 WHERE k = 'seq' RETURNING v",
+
+    "UPDATE meta SET v = v + ?1 WHERE k = 'seq' RETURNING v",
 
     "SELECT v FROM meta WHERE k = 'instance'",
 
@@ -178,7 +183,7 @@ static const char  *projkey_store_sql[PROJKEY_SQL_N] = {
     " ELSE json_object(?7, json_object('from', ?8, 'to', ?9)) END)",
 
     "UPDATE keys SET last_used_at = ?2"
-    " WHERE hash = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+    " WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
 
     /* json_type() of malformed JSON is an error, not NULL */
     "SELECT json_valid(?1), CASE WHEN json_valid(?1) THEN json_type(?1) END",
@@ -1140,17 +1145,11 @@ projkey_store_snap(projkey_store_t *st, const char *project,
 
 static projkey_store_rc_e
 projkey_store_insert(projkey_store_t *st, const projkey_new_t *key,
-    const projkey_actor_t *actor, int64_t now)
+    const projkey_actor_t *actor, int64_t now, int64_t seq)
 {
     int                 rc;
-    int64_t             seq;
     sqlite3_stmt       *s;
     projkey_store_rc_e  src;
-
-    src = projkey_store_seq(st, PROJKEY_SQL_SEQ_NEXT, &seq);
-    if (src != PROJKEY_STORE_OK) {
-        return src;
-    }
 
     s = projkey_store_stmt(st, PROJKEY_SQL_INSERT, &src);
     if (s == NULL) {
@@ -1242,7 +1241,7 @@ projkey_store_rc_e
 projkey_store_create(projkey_store_t *st, const projkey_new_t *key,
     const projkey_actor_t *actor, projkey_row_pt cb, void *data)
 {
-    int64_t             now;
+    int64_t             now, seq;
     projkey_snap_t      snap;
     projkey_store_rc_e  rc;
 
@@ -1254,7 +1253,12 @@ projkey_store_create(projkey_store_t *st, const projkey_new_t *key,
         return rc;
     }
 
-    rc = projkey_store_insert(st, key, actor, now);
+    rc = projkey_store_seq(st, PROJKEY_SQL_SEQ_NEXT, &seq);
+    if (rc != PROJKEY_STORE_OK) {
+        goto failed;
+    }
+
+    rc = projkey_store_insert(st, key, actor, now, seq);
     if (rc != PROJKEY_STORE_OK) {
         goto failed;
     }
@@ -1290,25 +1294,61 @@ projkey_store_create_batch(projkey_store_t *st, const projkey_new_t *keys,
     size_t n, const projkey_actor_t *actor)
 {
     size_t              i;
-    int64_t             now;
+    int64_t             now, seq;
+    sqlite3_stmt       *s;
     projkey_store_rc_e  rc;
 
+    if (n == 0) {
+        return PROJKEY_STORE_OK;
+    }
+
     now = time(NULL);
+
+    /*
+     * Hashes are random, so inserts land all over the hash index: with
+     * SQLite's default 2 MB cache, a million keys mean a page read per
+     * insert.  Only the bulk path pays this memory, and only once.
+     */
+    if (!st->bulk) {
+        st->bulk = 1;
+        (void) sqlite3_exec(st->db, "PRAGMA cache_size=-262144", NULL, NULL,
+                            NULL);
+    }
 
     rc = projkey_store_begin(st, 1);
     if (rc != PROJKEY_STORE_OK) {
         return rc;
     }
 
+    /* n sequence numbers at once: the counter ends at the last of them */
+
+    s = projkey_store_stmt(st, PROJKEY_SQL_SEQ_ADD, &rc);
+    if (s == NULL) {
+        goto failed;
+    }
+
+    sqlite3_bind_int64(s, 1, (sqlite3_int64) n);
+
+    rc = projkey_store_seq(st, PROJKEY_SQL_SEQ_ADD, &seq);
+    if (rc != PROJKEY_STORE_OK) {
+        goto failed;
+    }
+
+    seq -= n;
+
     for (i = 0; i < n; i++) {
-        rc = projkey_store_insert(st, &keys[i], actor, now);
+        rc = projkey_store_insert(st, &keys[i], actor, now, seq + i + 1);
         if (rc != PROJKEY_STORE_OK) {
-            projkey_store_rollback(st);
-            return rc;
+            goto failed;
         }
     }
 
     return projkey_store_commit(st);
+
+failed:
+
+    projkey_store_rollback(st);
+    return rc;
 }
 
 
@@ -1562,7 +1602,7 @@ projkey_store_touch(projkey_store_t *st, const projkey_touch_t *touch,
     }
 
     for (i = 0; i < n; i++) {
-        sqlite3_bind_blob(s, 1, touch[i].hash, PROJKEY_HASH_LEN,
+        sqlite3_bind_text(s, 1, touch[i].id, PROJKEY_ID_LEN,
                           SQLITE_STATIC);
         sqlite3_bind_int64(s, 2, touch[i].last_used_at);
 

@@ -1,0 +1,1068 @@
+
+/*
+ * projkey: the operator's command line for the key store (see docs/cli.md).
+ *
+ *     projkey --db PATH [--project P] [--json] COMMAND ...
+ *
+ * It works on the SQLite file directly; a running nginx applies the change
+ * to its zone within the zone's sync interval.
+ */
+
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "projkey_key.h"
+#include "projkey_store.h"
+
+
+#define PROJKEY_EXIT_OK        0
+#define PROJKEY_EXIT_ERROR     1
+#define PROJKEY_EXIT_USAGE     2
+#define PROJKEY_EXIT_NOTFOUND  3
+#define PROJKEY_EXIT_INVALID   4
+#define PROJKEY_EXIT_BUSY      5
+
+#define PROJKEY_BUSY_TIMEOUT   5000
+#define PROJKEY_BATCH          10000
+#define PROJKEY_COUNT_MAX      10000000
+
+#define PROJKEY_UPDATED        "The API key has been updated."
+
+
+typedef struct {
+    const char          *db;
+    const char          *project;
+    const char          *by;
+    const char          *secrets;
+    const char          *command;
+    const char          *arg[2];
+    long                 count;
+    int                  nargs;
+    int                  json;
+    projkey_store_t     *st;
+    projkey_actor_t      actor;
+} projkey_cli_t;
+
+
+typedef struct {
+    const char          *name;
+    int                  nargs;
+    int                (*handler)(projkey_cli_t *cli);
+} projkey_command_t;
+
+
+/* a key copied for printing after the store's callback has returned */
+typedef struct {
+    char                *id;
+    char                *name;
+    char                *preview;
+    char                *status;
+    char                *created_by;
+    char                *created_at;
+    char                *last_used;
+} projkey_line_t;
+
+
+typedef struct {
+    projkey_cli_t       *cli;
+    projkey_line_t      *lines;
+    size_t               n;
+    size_t               size;
+    char                *json;
+    char                 id[PROJKEY_ID_LEN + 1];
+    int                  failed;
+} projkey_out_t;
+
+
+static int projkey_parse_args(projkey_cli_t *cli, int argc, char **argv);
+static int projkey_usage(const char *fmt, ...);
+static int projkey_fail(projkey_cli_t *cli, int rc);
+static int projkey_not_found(projkey_cli_t *cli, const char *id);
+static int projkey_create(projkey_cli_t *cli);
+static int projkey_create_many(projkey_cli_t *cli, const char *name,
+    size_t name_len);
+static int projkey_list(projkey_cli_t *cli);
+static int projkey_show(projkey_cli_t *cli);
+static int projkey_rename(projkey_cli_t *cli);
+static int projkey_disable(projkey_cli_t *cli);
+static int projkey_enable(projkey_cli_t *cli);
+static int projkey_delete(projkey_cli_t *cli);
+static int projkey_update(projkey_cli_t *cli, const char *name,
+    size_t name_len, int status);
+static int projkey_row_json(void *data, const projkey_row_t *row);
+static int projkey_row_line(void *data, const projkey_row_t *row);
+static char *projkey_time(int64_t t);
+static char *projkey_strndup(const char *s, size_t len);
+static size_t projkey_width(const char *s);
+static void projkey_pad(const char *s, size_t width);
+static void projkey_free_lines(projkey_out_t *out);
+
+
+static const projkey_command_t  projkey_commands[] = {
+    { "create", 1, projkey_create },
+    { "list", 0, projkey_list },
+    { "show", 1, projkey_show },
+    { "rename", 2, projkey_rename },
+    { "disable", 1, projkey_disable },
+    { "enable", 1, projkey_enable },
+    { "delete", 1, projkey_delete },
+    { NULL, 0, NULL }
+};
+
+
+static const char  projkey_usage_text[] =
+    "usage: projkey --db PATH [--project P] [--json] COMMAND ...\n"
+    "\n"
+    "commands:\n"
+    "  create NAME [--by WHO] [--count N] [--secrets FILE]\n"
+    "  list\n"
+    "  show ID\n"
+    "  rename ID NAME\n"
+    "  disable ID\n"
+    "  enable ID\n"
+    "  delete ID\n"
+    "\n"
+    "options may come before or after the command; --db defaults to\n"
+    "$PROJKEY_DB, --project to \"default\", --by to $SUDO_USER, $USER or\n"
+    "\"cli\".  Exit codes: 0 done, 1 database or I/O error, 2 usage error,\n"
+    "3 no such key, 4 invalid input, 5 database busy.\n";
+
+
+int
+main(int argc, char **argv)
+{
+    int                       rc;
+    const projkey_command_t  *cmd;
+    projkey_cli_t             cli;
+    projkey_store_rc_e        src;
+
+    memset(&cli, 0, sizeof(projkey_cli_t));
+
+    rc = projkey_parse_args(&cli, argc, argv);
+    if (rc != PROJKEY_EXIT_OK) {
+        return rc == -1 ? PROJKEY_EXIT_OK : rc;
+    }
+
+    for (cmd = projkey_commands; cmd->name != NULL; cmd++) {
+        if (strcmp(cmd->name, cli.command) == 0) {
+            break;
+        }
+    }
+
+    if (cmd->name == NULL) {
+        return projkey_usage("unknown command \"%s\"", cli.command);
+    }
+
+    if (cli.nargs != cmd->nargs) {
+        return projkey_usage("%s takes %d argument%s, not %d", cmd->name,
+                             cmd->nargs, cmd->nargs == 1 ? "" : "s",
+                             cli.nargs);
+    }
+
+    if (cmd->handler != projkey_create
+        && (cli.count != 0 || cli.secrets != NULL))
+    {
+        return projkey_usage("--count and --secrets are for create only");
+    }
+
+    if (cli.count != 0 && cli.json && cli.secrets == NULL) {
+        return projkey_usage("--json with --count needs --secrets FILE");
+    }
+
+    if (cli.secrets != NULL && cli.count == 0) {
+        return projkey_usage("--secrets goes with --count");
+    }
+
+    if (projkey_init() != 0) {
+        fprintf(stderr, "projkey: no random number generator available\n");
+        return PROJKEY_EXIT_ERROR;
+    }
+
+    cli.actor.user = cli.by;
+    cli.actor.user_len = strlen(cli.by);
+    cli.actor.addr = NULL;
+    cli.actor.addr_len = 0;
+
+    src = projkey_store_open(cli.db, PROJKEY_STORE_CREATE,
+                             PROJKEY_BUSY_TIMEOUT, &cli.st);
+
+    if (src != PROJKEY_STORE_OK) {
+        rc = projkey_fail(&cli, src);
+
+    } else {
+        rc = cmd->handler(&cli);
+    }
+
+    projkey_store_close(cli.st);
+
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "projkey: cannot write the output: %s\n",
+                strerror(errno));
+        return PROJKEY_EXIT_ERROR;
+    }
+
+    return rc;
+}
+
+
+/* returns 0, -1 after --help, or an exit code */
+
+static int
+projkey_parse_args(projkey_cli_t *cli, int argc, char **argv)
+{
+    int          i, options;
+    char        *end;
+    size_t       n;
+    const char  *arg, *value, **slot;
+
+    options = 1;
+
+    for (i = 1; i < argc; i++) {
+        arg = argv[i];
+
+        if (!options || arg[0] != '-' || arg[1] == '\0') {
+            if (cli->command == NULL) {
+                cli->command = arg;
+
+            } else if (cli->nargs < 2) {
+                cli->arg[cli->nargs++] = arg;
+
+            } else {
+                return projkey_usage("too many arguments");
+            }
+
+            continue;
+        }
+
+        if (strcmp(arg, "--") == 0) {
+            options = 0;
+            continue;
+        }
+
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            fputs(projkey_usage_text, stdout);
+            return -1;
+        }
+
+        if (strcmp(arg, "--json") == 0) {
+            cli->json = 1;
+            continue;
+        }
+
+        /* the options with a value: "--opt VALUE" or "--opt=VALUE" */
+
+        value = strchr(arg, '=');
+        n = value != NULL ? (size_t) (value - arg) : strlen(arg);
+
+        if (n == 4 && strncmp(arg, "--db", n) == 0) {
+            slot = &cli->db;
+
+        } else if (n == 9 && strncmp(arg, "--project", n) == 0) {
+            slot = &cli->project;
+
+        } else if (n == 4 && strncmp(arg, "--by", n) == 0) {
+            slot = &cli->by;
+
+        } else if (n == 9 && strncmp(arg, "--secrets", n) == 0) {
+            slot = &cli->secrets;
+
+        } else if (n == 7 && strncmp(arg, "--count", n) == 0) {
+            slot = NULL;
+
+        } else {
+            return projkey_usage("unknown option \"%.*s\"", (int) n, arg);
+        }
+
+        if (value != NULL) {
+            value++;
+
+        } else if (i + 1 < argc) {
+            value = argv[++i];
+
+        } else {
+            return projkey_usage("%s needs a value", arg);
+        }
+
+        if (slot != NULL) {
+            *slot = value;
+            continue;
+        }
+
+        errno = 0;
+        cli->count = strtol(value, &end, 10);
+
+        if (errno != 0 || end == value || *end != '\0' || cli->count < 1
+            || cli->count > PROJKEY_COUNT_MAX)
+        {
+            return projkey_usage("--count must be a number from 1 to %d",
+                                 PROJKEY_COUNT_MAX);
+        }
+    }
+
+    if (cli->command == NULL) {
+        fputs(projkey_usage_text, stderr);
+        return PROJKEY_EXIT_USAGE;
+    }
+
+    if (cli->db == NULL) {
+        cli->db = getenv("PROJKEY_DB");
+    }
+
+    if (cli->db == NULL || cli->db[0] == '\0') {
+        return projkey_usage("--db PATH is required");
+    }
+
+    if (cli->project == NULL) {
+        cli->project = "default";
+    }
+
+    if (cli->project[0] == '\0') {
+        return projkey_usage("--project must not be empty");
+    }
+
+    if (cli->by == NULL) {
+        cli->by = getenv("SUDO_USER");
+
+        if (cli->by == NULL || cli->by[0] == '\0') {
+            cli->by = getenv("USER");
+        }
+
+        if (cli->by == NULL || cli->by[0] == '\0') {
+            cli->by = "cli";
+        }
+    }
+
+    if (cli->by[0] == '\0') {
+        return projkey_usage("--by must not be empty");
+    }
+
+    return PROJKEY_EXIT_OK;
+}
+
+
+static int
+projkey_usage(const char *fmt, ...)
+{
+    va_list  args;
+
+    fputs("projkey: ", stderr);
+    va_start(args, fmt);
+    vfprintf(stderr, fmt, args);
+    va_end(args);
+    fputs(" (see projkey --help)\n", stderr);
+
+    return PROJKEY_EXIT_USAGE;
+}
+
+
+static int
+projkey_fail(projkey_cli_t *cli, int rc)
+{
+    fprintf(stderr, "projkey: %s\n", projkey_store_errmsg(cli->st));
+
+    switch (rc) {
+
+    case PROJKEY_STORE_NOTFOUND:
+        return PROJKEY_EXIT_NOTFOUND;
+
+    case PROJKEY_STORE_INVALID:
+        return PROJKEY_EXIT_INVALID;
+
+    case PROJKEY_STORE_BUSY:
+        return PROJKEY_EXIT_BUSY;
+
+    default:
+        return PROJKEY_EXIT_ERROR;
+    }
+}
+
+
+static int
+projkey_not_found(projkey_cli_t *cli, const char *id)
+{
+    fprintf(stderr, "projkey: no API key \"%s\" in project \"%s\"\n", id,
+            cli->project);
+
+    return PROJKEY_EXIT_NOTFOUND;
+}
+
+
+static int
+projkey_create(projkey_cli_t *cli)
+{
+    int                 rc;
+    char                id[PROJKEY_ID_LEN + 1];
+    size_t              name_len;
+    const char         *name;
+    projkey_out_t       out;
+    projkey_new_t       key;
+    unsigned char       secret[PROJKEY_LEN], hash[PROJKEY_HASH_LEN];
+    unsigned char       preview[PROJKEY_PREVIEW_LEN];
+    projkey_store_rc_e  src;
+
+    src = projkey_store_check_name(cli->st, cli->arg[0], strlen(cli->arg[0]),
+                                   &name, &name_len);
+    if (src != PROJKEY_STORE_OK) {
+        return projkey_fail(cli, src);
+    }
+
+    if (cli->count != 0) {
+        return projkey_create_many(cli, name, name_len);
+    }
+
+    projkey_generate(secret);
+    projkey_hash(secret, PROJKEY_LEN, hash);
+    projkey_preview(secret, PROJKEY_LEN, preview);
+    projkey_generate_id((unsigned char *) id);
+    id[PROJKEY_ID_LEN] = '\0';
+
+    key.id = id;
+    key.project = cli->project;
+    key.project_len = strlen(cli->project);
+    key.name = name;
+    key.name_len = name_len;
+    key.hash = hash;
+    key.preview = preview;
+    key.status = PROJKEY_STATUS_ACTIVE;
+
+    memset(&out, 0, sizeof(projkey_out_t));
+    out.cli = cli;
+
+    src = projkey_store_create(cli->st, &key, &cli->actor,
+                               projkey_row_json, &out);
+
+    if (src != PROJKEY_STORE_OK) {
+        projkey_wipe(secret, sizeof(secret));
+        free(out.json);
+        return projkey_fail(cli, src);
+    }
+
+    /* the only place the secret is ever shown */
+
+    if (cli->json) {
+        printf("{\"key\":%s,\"secret\":\"%.*s\"}\n", out.json,
+               (int) PROJKEY_LEN, secret);
+
+    } else {
+        printf("Created API key %s \"%.*s\" (%.*s).\n"
+               "Secret: %.*s\n"
+               "Copy it now: it will not be shown again.\n",
+               id, (int) name_len, name, (int) PROJKEY_PREVIEW_LEN, preview,
+               (int) PROJKEY_LEN, secret);
+    }
+
+    fflush(stdout);
+    projkey_wipe(secret, sizeof(secret));
+
+    rc = PROJKEY_EXIT_OK;
+    projkey_store_free(out.json);
+
+    return rc;
+}
+
+
+/*
+ * create --count N: keys NAME-1 .. NAME-N, a transaction per PROJKEY_BATCH.
+ * With --secrets, a batch's secrets are on disk before it is committed (and
+ * cut off again if the commit fails), so that no key exists whose secret
+ * was lost; on stdout they are printed after the commit.
+ */
+
+static int
+projkey_create_many(projkey_cli_t *cli, const char *name, size_t name_len)
+{
+    int                 fd, rc;
+    char               *names, *p, last[PROJKEY_NAME_MAX * 4 + 16];
+    long                i, j, n;
+    FILE               *f;
+    off_t               off;
+    size_t              size, len, done;
+    const char         *checked;
+    unsigned char      *secrets, *hashes, *previews, *ids, *s;
+    projkey_new_t      *keys;
+    projkey_store_rc_e  src;
+
+    /* the longest name of the series must pass the name rules too */
+
+    len = snprintf(last, sizeof(last), "%.*s-%ld", (int) name_len, name,
+                   cli->count);
+
+    src = projkey_store_check_name(cli->st, last, len, &checked, &size);
+    if (src != PROJKEY_STORE_OK) {
+        return projkey_fail(cli, src);
+    }
+
+    f = stdout;
+    fd = -1;
+
+    if (cli->secrets != NULL) {
+        fd = open(cli->secrets, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                  0600);
+
+        if (fd == -1) {
+            fprintf(stderr, "projkey: cannot create \"%s\": %s\n",
+                    cli->secrets, strerror(errno));
+            return PROJKEY_EXIT_ERROR;
+        }
+
+        f = fdopen(fd, "w");
+
+        if (f == NULL) {
+            fprintf(stderr, "projkey: %s: %s\n", cli->secrets,
+                    strerror(errno));
+            close(fd);
+            return PROJKEY_EXIT_ERROR;
+        }
+    }
+
+    size = name_len + 24;
+
+    secrets = malloc(PROJKEY_BATCH * (PROJKEY_LEN + 1));
+    hashes = malloc(PROJKEY_BATCH * PROJKEY_HASH_LEN);
+    previews = malloc(PROJKEY_BATCH * PROJKEY_PREVIEW_LEN);
+    ids = malloc(PROJKEY_BATCH * PROJKEY_ID_LEN);
+    names = malloc(PROJKEY_BATCH * size);
+    keys = malloc(PROJKEY_BATCH * sizeof(projkey_new_t));
+
+    rc = PROJKEY_EXIT_OK;
+    done = 0;
+
+    if (secrets == NULL || hashes == NULL || previews == NULL || ids == NULL
+        || names == NULL || keys == NULL)
+    {
+        fprintf(stderr, "projkey: out of memory\n");
+        rc = PROJKEY_EXIT_ERROR;
+        goto done;
+    }
+
+    for (i = 0; i < cli->count; i += n) {
+        n = cli->count - i < PROJKEY_BATCH ? cli->count - i : PROJKEY_BATCH;
+
+        for (j = 0; j < n; j++) {
+            s = secrets + j * (PROJKEY_LEN + 1);
+            projkey_generate(s);
+            s[PROJKEY_LEN] = '\n';
+
+            projkey_hash(s, PROJKEY_LEN, hashes + j * PROJKEY_HASH_LEN);
+            projkey_preview(s, PROJKEY_LEN,
+                            previews + j * PROJKEY_PREVIEW_LEN);
+            projkey_generate_id(ids + j * PROJKEY_ID_LEN);
+
+            p = names + j * size;
+            len = snprintf(p, size, "%.*s-%ld", (int) name_len, name,
+                           i + j + 1);
+
+            keys[j].id = (const char *) ids + j * PROJKEY_ID_LEN;
+            keys[j].project = cli->project;
+            keys[j].project_len = strlen(cli->project);
+            keys[j].name = p;
+            keys[j].name_len = len;
+            keys[j].hash = hashes + j * PROJKEY_HASH_LEN;
+            keys[j].preview = previews + j * PROJKEY_PREVIEW_LEN;
+            keys[j].status = PROJKEY_STATUS_ACTIVE;
+        }
+
+        off = 0;
+
+        if (fd != -1) {
+            off = ftello(f);
+
+            if (fwrite(secrets, PROJKEY_LEN + 1, n, f) != (size_t) n
+                || fflush(f) != 0 || fsync(fd) != 0)
+            {
+                fprintf(stderr, "projkey: cannot write \"%s\": %s\n",
+                        cli->secrets, strerror(errno));
+                rc = PROJKEY_EXIT_ERROR;
+                break;
+            }
+        }
+
+        src = projkey_store_create_batch(cli->st, keys, n, &cli->actor);
+
+        if (src != PROJKEY_STORE_OK) {
+            if (fd != -1 && ftruncate(fd, off) == -1) {
+                fprintf(stderr, "projkey: cannot cut \"%s\" back to the "
+                        "keys created: %s\n", cli->secrets, strerror(errno));
+            }
+
+            rc = projkey_fail(cli, src);
+            break;
+        }
+
+        if (fd == -1
+            && fwrite(secrets, PROJKEY_LEN + 1, n, f) != (size_t) n)
+        {
+            fprintf(stderr, "projkey: cannot write the secrets: %s\n",
+                    strerror(errno));
+            rc = PROJKEY_EXIT_ERROR;
+            done += n;
+            break;
+        }
+
+        done += n;
+    }
+
+done:
+
+    if (secrets != NULL) {
+        projkey_wipe(secrets, PROJKEY_BATCH * (PROJKEY_LEN + 1));
+    }
+
+    free(secrets);
+    free(hashes);
+    free(previews);
+    free(ids);
+    free(names);
+    free(keys);
+
+    if (fd != -1 && fclose(f) != 0 && rc == PROJKEY_EXIT_OK) {
+        fprintf(stderr, "projkey: cannot write \"%s\": %s\n", cli->secrets,
+                strerror(errno));
+        rc = PROJKEY_EXIT_ERROR;
+    }
+
+    if (rc != PROJKEY_EXIT_OK) {
+        if (done != 0) {
+            fprintf(stderr, "projkey: %zu of %ld keys were created\n", done,
+                    cli->count);
+        }
+
+        return rc;
+    }
+
+    if (cli->json) {
+        printf("{\"created\":%zu}\n", done);
+
+    } else if (fd != -1) {
+        printf("Created %zu API keys (%.*s-1 to %.*s-%ld); their secrets "
+               "are in %s, one a line.\n", done, (int) name_len, name,
+               (int) name_len, name, cli->count, cli->secrets);
+
+    } else {
+        fprintf(stderr, "Created %zu API keys (%.*s-1 to %.*s-%ld). Copy "
+                "their secrets now: they will not be shown again.\n", done,
+                (int) name_len, name, (int) name_len, name, cli->count);
+    }
+
+    return PROJKEY_EXIT_OK;
+}
+
+
+static int
+projkey_list(projkey_cli_t *cli)
+{
+    int                 rc;
+    size_t              i, w[7];
+    projkey_out_t       out;
+    projkey_line_t     *l;
+    projkey_store_rc_e  src;
+    static const char  *head[7] = { "ID", "NAME", "PREVIEW", "STATUS",
+                                    "CREATED BY", "CREATED AT", "LAST USED" };
+
+    if (cli->json) {
+        src = projkey_store_list_json(cli->st, cli->project,
+                                      strlen(cli->project), &out.json, NULL);
+        if (src != PROJKEY_STORE_OK) {
+            return projkey_fail(cli, src);
+        }
+
+        printf("%s\n", out.json);
+        projkey_store_free(out.json);
+
+        return PROJKEY_EXIT_OK;
+    }
+
+    memset(&out, 0, sizeof(projkey_out_t));
+    out.cli = cli;
+
+    src = projkey_store_list(cli->st, cli->project, strlen(cli->project),
+                             projkey_row_line, &out);
+
+    if (out.failed) {
+        fprintf(stderr, "projkey: out of memory\n");
+        projkey_free_lines(&out);
+        return PROJKEY_EXIT_ERROR;
+    }
+
+    if (src != PROJKEY_STORE_OK) {
+        projkey_free_lines(&out);
+        return projkey_fail(cli, src);
+    }
+
+    if (out.n == 0) {
+        printf("No API key has been created on this project.\n");
+        return PROJKEY_EXIT_OK;
+    }
+
+    for (i = 0; i < 7; i++) {
+        w[i] = strlen(head[i]);
+    }
+
+    for (i = 0; i < out.n; i++) {
+        l = &out.lines[i];
+
+#define projkey_max(k, s)                                                     \
+        if (projkey_width(s) > w[k]) { w[k] = projkey_width(s); }
+
+        projkey_max(0, l->id);
+        projkey_max(1, l->name);
+        projkey_max(2, l->preview);
+        projkey_max(3, l->status);
+        projkey_max(4, l->created_by);
+        projkey_max(5, l->created_at);
+        projkey_max(6, l->last_used);
+
+#undef projkey_max
+    }
+
+    for (i = 0; i < 6; i++) {
+        projkey_pad(head[i], w[i] + 2);
+    }
+
+    printf("%s\n", head[6]);
+
+    for (i = 0; i < out.n; i++) {
+        l = &out.lines[i];
+
+        projkey_pad(l->id, w[0] + 2);
+        projkey_pad(l->name, w[1] + 2);
+        projkey_pad(l->preview, w[2] + 2);
+        projkey_pad(l->status, w[3] + 2);
+        projkey_pad(l->created_by, w[4] + 2);
+        projkey_pad(l->created_at, w[5] + 2);
+        printf("%s\n", l->last_used);
+    }
+
+    rc = PROJKEY_EXIT_OK;
+    projkey_free_lines(&out);
+
+    return rc;
+}
+
+
+static int
+projkey_show(projkey_cli_t *cli)
+{
+    projkey_out_t       out;
+    projkey_line_t     *l;
+    projkey_store_rc_e  src;
+
+    memset(&out, 0, sizeof(projkey_out_t));
+    out.cli = cli;
+
+    src = projkey_store_get(cli->st, cli->project, strlen(cli->project),
+                            cli->arg[0], strlen(cli->arg[0]),
+                            cli->json ? projkey_row_json : projkey_row_line,
+                            &out);
+
+    if (out.failed) {
+        fprintf(stderr, "projkey: out of memory\n");
+        projkey_free_lines(&out);
+        projkey_store_free(out.json);
+        return PROJKEY_EXIT_ERROR;
+    }
+
+    if (src == PROJKEY_STORE_NOTFOUND) {
+        return projkey_not_found(cli, cli->arg[0]);
+    }
+
+    if (src != PROJKEY_STORE_OK) {
+        projkey_free_lines(&out);
+        projkey_store_free(out.json);
+        return projkey_fail(cli, src);
+    }
+
+    if (cli->json) {
+        printf("{\"key\":%s}\n", out.json);
+        projkey_store_free(out.json);
+        return PROJKEY_EXIT_OK;
+    }
+
+    l = &out.lines[0];
+
+    printf("ID:          %s\n"
+           "Name:        %s\n"
+           "Preview:     %s\n"
+           "Status:      %s\n"
+           "Project:     %s\n"
+           "Created by:  %s\n"
+           "Created at:  %s\n"
+           "Last used:   %s\n",
+           l->id, l->name, l->preview, l->status, cli->project,
+           l->created_by, l->created_at, l->last_used);
+
+    projkey_free_lines(&out);
+
+    return PROJKEY_EXIT_OK;
+}
+
+
+static int
+projkey_rename(projkey_cli_t *cli)
+{
+    size_t              len;
+    const char         *name;
+    projkey_store_rc_e  src;
+
+    src = projkey_store_check_name(cli->st, cli->arg[1], strlen(cli->arg[1]),
+                                   &name, &len);
+    if (src != PROJKEY_STORE_OK) {
+        return projkey_fail(cli, src);
+    }
+
+    return projkey_update(cli, name, len, 0);
+}
+
+
+static int
+projkey_disable(projkey_cli_t *cli)
+{
+    return projkey_update(cli, NULL, 0, PROJKEY_STATUS_DISABLED);
+}
+
+
+static int
+projkey_enable(projkey_cli_t *cli)
+{
+    return projkey_update(cli, NULL, 0, PROJKEY_STATUS_ACTIVE);
+}
+
+
+static int
+projkey_update(projkey_cli_t *cli, const char *name, size_t name_len,
+    int status)
+{
+    projkey_out_t       out;
+    projkey_store_rc_e  src;
+
+    memset(&out, 0, sizeof(projkey_out_t));
+    out.cli = cli;
+
+    src = projkey_store_update(cli->st, cli->project, strlen(cli->project),
+                               cli->arg[0], strlen(cli->arg[0]), name,
+                               name_len, status, &cli->actor,
+                               cli->json ? projkey_row_json : NULL, &out);
+
+    if (src == PROJKEY_STORE_NOTFOUND) {
+        return projkey_not_found(cli, cli->arg[0]);
+    }
+
+    if (src != PROJKEY_STORE_OK) {
+        projkey_store_free(out.json);
+        return projkey_fail(cli, src);
+    }
+
+    if (cli->json) {
+        printf("{\"key\":%s,\"message\":\"" PROJKEY_UPDATED "\"}\n",
+               out.json);
+        projkey_store_free(out.json);
+
+    } else {
+        printf(PROJKEY_UPDATED "\n");
+    }
+
+    return PROJKEY_EXIT_OK;
+}
+
+
+static int
+projkey_delete(projkey_cli_t *cli)
+{
+    projkey_out_t       out;
+    projkey_store_rc_e  src;
+
+    memset(&out, 0, sizeof(projkey_out_t));
+    out.cli = cli;
+
+    src = projkey_store_delete(cli->st, cli->project, strlen(cli->project),
+                               cli->arg[0], strlen(cli->arg[0]), &cli->actor,
+                               projkey_row_json, &out);
+
+    if (src == PROJKEY_STORE_NOTFOUND) {
+        return projkey_not_found(cli, cli->arg[0]);
+    }
+
+    projkey_store_free(out.json);
+
+    if (src != PROJKEY_STORE_OK) {
+        return projkey_fail(cli, src);
+    }
+
+    /* the id from the store: base62, nothing to escape in JSON */
+
+    if (cli->json) {
+        printf("{\"deleted\":\"%s\"}\n", out.id);
+
+    } else {
+        printf("Deleted API key %s.\n", out.id);
+    }
+
+    return PROJKEY_EXIT_OK;
+}
+
+
+static int
+projkey_row_json(void *data, const projkey_row_t *row)
+{
+    projkey_out_t  *out;
+
+    out = data;
+
+    snprintf(out->id, sizeof(out->id), "%s", row->id);
+
+    if (projkey_store_row_json(out->cli->st, row, &out->json, NULL)
+        != PROJKEY_STORE_OK)
+    {
+        out->failed = 1;
+        return 1;
+    }
+
+    return 0;
+}
+
+
+static int
+projkey_row_line(void *data, const projkey_row_t *row)
+{
+    size_t           size;
+    projkey_out_t   *out;
+    projkey_line_t  *l, *lines;
+
+    out = data;
+
+    if (out->n == out->size) {
+        size = out->size ? out->size * 2 : 64;
+        lines = realloc(out->lines, size * sizeof(projkey_line_t));
+
+        if (lines == NULL) {
+            out->failed = 1;
+            return 1;
+        }
+
+        out->lines = lines;
+        out->size = size;
+    }
+
+    l = &out->lines[out->n++];
+
+    l->id = projkey_strndup(row->id, strlen(row->id));
+    l->name = projkey_strndup(row->name, row->name_len);
+    l->preview = projkey_strndup(row->preview, strlen(row->preview));
+    l->status = projkey_strndup(row->status == PROJKEY_STATUS_ACTIVE
+                                ? "active" : "disabled",
+                                row->status == PROJKEY_STATUS_ACTIVE ? 6 : 8);
+    l->created_by = projkey_strndup(row->created_by, strlen(row->created_by));
+    l->created_at = projkey_time(row->created_at);
+    l->last_used = row->last_used_at > 0 ? projkey_time(row->last_used_at)
+                                         : projkey_strndup("never", 5);
+
+    if (l->id == NULL || l->name == NULL || l->preview == NULL
+        || l->status == NULL || l->created_by == NULL || l->created_at == NULL
+        || l->last_used == NULL)
+    {
+        out->failed = 1;
+        return 1;
+    }
+
+    return 0;
+}
+
+
+static void
+projkey_free_lines(projkey_out_t *out)
+{
+    size_t           i;
+    projkey_line_t  *l;
+
+    for (i = 0; i < out->n; i++) {
+        l = &out->lines[i];
+
+        free(l->id);
+        free(l->name);
+        free(l->preview);
+        free(l->status);
+        free(l->created_by);
+        free(l->created_at);
+        free(l->last_used);
+    }
+
+    free(out->lines);
+
+    out->lines = NULL;
+    out->n = 0;
+    out->size = 0;
+}
+
+
+/* RFC 3339 UTC, as in the JSON */
+
+static char *
+projkey_time(int64_t t)
+{
+    char       buf[32];
+    time_t     tt;
+    struct tm  tm;
+
+    tt = (time_t) t;
+
+    if (gmtime_r(&tt, &tm) == NULL
+        || strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+    {
+        snprintf(buf, sizeof(buf), "%lld", (long long) t);
+    }
+
+    return projkey_strndup(buf, strlen(buf));
+}
+
+
+static char *
+projkey_strndup(const char *s, size_t len)
+{
+    char  *p;
+
+    p = malloc(len + 1);
+
+    if (p != NULL) {
+        memcpy(p, s, len);
+        p[len] = '\0';
+    }
+
+    return p;
+}
+
+
+/* characters, not bytes, so that names in any script line up */
+
+static size_t
+projkey_width(const char *s)
+{
+    size_t  n;
+
+    for (n = 0; *s != '\0'; s++) {
+        if ((*s & 0xc0) != 0x80) {
+            n++;
+        }
+    }
+
+    return n;
+}
+
+
+static void
+projkey_pad(const char *s, size_t width)
+{
+    size_t  n;
+
+    fputs(s, stdout);
+
+    for (n = projkey_width(s); n < width; n++) {
+        putchar(' ');
+    }
+}

@@ -1,0 +1,224 @@
+#!/usr/bin/perl
+
+# The operator CLI (admin/projkey.c, build/projkey) on a temporary database:
+# every command in text and JSON, exit codes, bulk creation, and the secret
+# absent from the database files.
+
+use strict;
+use warnings;
+
+use File::Temp qw(tempdir);
+use FindBin;
+use JSON::PP;
+use Test::More;
+
+my $bin = "$FindBin::Bin/../build/projkey";
+
+plan(skip_all => "$bin is missing: run make cli first") unless -x $bin;
+
+plan(tests => 63);
+
+delete $ENV{PROJKEY_DB};
+
+my $dir = tempdir(CLEANUP => 1);
+my $db = "$dir/keys.db";
+my $json = JSON::PP->new->canonical;
+
+# runs projkey, returns (exit code, stdout, stderr)
+sub projkey {
+    my @args = @_;
+
+    my $pid = open(my $out, '-|') // die "fork: $!\n";
+
+    if ($pid == 0) {
+        open(STDERR, '>', "$dir/stderr") or die "stderr: $!\n";
+        exec($bin, @args) or die "exec $bin: $!\n";
+    }
+
+    local $/;
+    my $stdout = <$out> // '';
+    close($out);
+    my $rc = $? >> 8;
+
+    open(my $fh, '<', "$dir/stderr") or die "stderr: $!\n";
+    my $stderr = <$fh> // '';
+    close($fh);
+
+    return ($rc, $stdout, $stderr);
+}
+
+sub slurp {
+    my ($path) = @_;
+    open(my $fh, '<:raw', $path) or return '';
+    local $/;
+    return scalar <$fh>;
+}
+
+my $key_re = qr/sk-project-[0-9A-Za-z]{48}/;
+my @members = qw(created_at created_by id last_used_at name preview project
+    status updated_at);
+
+my ($rc, $out, $err);
+
+# empty list
+
+($rc, $out, $err) = projkey('--db', $db, 'list');
+is($rc, 0, 'list on a new database');
+like($out, qr/^No API key has been created on this project\.$/m,
+    'says there is none');
+
+($rc, $out) = projkey('--db', $db, '--json', 'list');
+is($out, qq({"keys":[]}\n), 'list --json of none');
+
+# create, text
+
+($rc, $out, $err) = projkey('--db', $db, 'create', 'first key', '--by', 'ann');
+is($rc, 0, 'create');
+like($out, qr/^Created API key ([0-9A-Za-z]{12}) "first key" \(sk-project-\.\.\.[0-9A-Za-z]{4}\)\.$/m,
+    'create says what it created');
+like($out, qr/^Secret: $key_re$/m, 'and shows the secret');
+like($out, qr/^Copy it now: it will not be shown again\.$/m, 'once');
+my ($id1) = $out =~ /API key (\S+)/;
+my ($secret1) = $out =~ /($key_re)/;
+is(substr($out =~ /\((sk-project-\.\.\.\w{4})\)/ ? $1 : '', -4),
+    substr($secret1, -4), 'the preview ends like the secret');
+
+# create, JSON
+
+($rc, $out) = projkey('--json', 'create', 'second', '--db', $db);
+is($rc, 0, 'create --json, options after the command');
+my $c = eval { $json->decode($out) } // {};
+is_deeply([sort keys %$c], ['key', 'secret'], 'create --json: key and secret');
+is_deeply([sort keys %{$c->{key} // {}}], \@members, 'KEY members');
+like($c->{secret} // '', qr/^$key_re$/, 'the secret');
+is($c->{key}{status}, 'active', 'active');
+is($c->{key}{project}, 'default', 'project default');
+is($c->{key}{last_used_at}, undef, 'never used');
+like($c->{key}{created_at} // '', qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/,
+    'created_at is RFC 3339 UTC');
+is($c->{key}{preview}, 'sk-project-...' . substr($c->{secret} // '', -4),
+    'preview');
+my $id2 = $c->{key}{id};
+my $secret2 = $c->{secret};
+
+# list
+
+($rc, $out) = projkey('--db', $db, 'list');
+is($rc, 0, 'list');
+like($out, qr/^ID\s+NAME\s+PREVIEW\s+STATUS\s+CREATED BY\s+CREATED AT\s+LAST USED$/m,
+    'a table header');
+like($out, qr/^\Q$id2\E\s+second\s+.*\n\Q$id1\E\s+first key\s+.*\s+ann\s+/m,
+    'newest first, with created by');
+unlike($out, qr/$key_re/, 'no secret in the list');
+
+($rc, $out) = projkey('--db', $db, '--json', 'list');
+my $l = eval { $json->decode($out) } // {};
+is(scalar @{$l->{keys} // []}, 2, 'list --json: two keys');
+is($l->{keys}[0]{id}, $id2, 'newest first');
+
+($rc, $out) = projkey('--db', $db, '--project', 'other', '--json', 'list');
+is($out, qq({"keys":[]}\n), 'another project has none');
+
+# show
+
+($rc, $out) = projkey('--db', $db, 'show', $id1);
+is($rc, 0, 'show');
+like($out, qr/^Name:\s+first key$/m, 'show: name');
+like($out, qr/^Status:\s+active$/m, 'show: status');
+like($out, qr/^Created by:\s+ann$/m, 'show: created by');
+
+($rc, $out) = projkey('--db', $db, '--json', 'show', $id1);
+my $s = eval { $json->decode($out) } // {};
+is_deeply([keys %$s], ['key'], 'show --json: {"key":KEY}');
+is($s->{key}{name}, 'first key', 'show --json: name');
+
+($rc, $out, $err) = projkey('--db', $db, '--project', 'other', 'show', $id1);
+is($rc, 3, 'show in another project: exit 3');
+like($err, qr/^projkey: no API key/, 'says no such key');
+
+# rename, disable, enable
+
+($rc, $out) = projkey('--db', $db, 'rename', $id1, 'renamed');
+is($rc, 0, 'rename');
+is($out, "The API key has been updated.\n", 'says so');
+
+($rc, $out) = projkey('--db', $db, '--json', 'disable', $id1);
+my $u = eval { $json->decode($out) } // {};
+is_deeply([sort keys %$u], ['key', 'message'], 'disable --json shape');
+is($u->{message}, 'The API key has been updated.', 'message');
+is($u->{key}{status}, 'disabled', 'disabled');
+is($u->{key}{name}, 'renamed', 'renamed');
+
+($rc, $out) = projkey('--db', $db, '--json', 'enable', $id1);
+$u = eval { $json->decode($out) } // {};
+is($u->{key}{status}, 'active', 'enabled again');
+
+($rc, $out, $err) = projkey('--db', $db, 'rename', $id1, '   ');
+is($rc, 4, 'an empty name: exit 4');
+is($err, "projkey: The name must not be empty.\n", 'says why');
+
+($rc, $out, $err) = projkey('--db', $db, 'rename', $id1, 'x' x 101);
+is($rc, 4, 'a name of 101 characters: exit 4');
+
+($rc, $out, $err) = projkey('--db', $db, 'create', "a\tb");
+is($rc, 4, 'a control character: exit 4');
+
+# delete
+
+($rc, $out) = projkey('--db', $db, 'delete', $id2);
+is($rc, 0, 'delete');
+is($out, "Deleted API key $id2.\n", 'says so');
+
+($rc, $out, $err) = projkey('--db', $db, 'delete', $id2);
+is($rc, 3, 'delete again: exit 3');
+
+($rc, $out) = projkey('--db', $db, '--json', 'delete', $id1);
+is($out, qq({"deleted":"$id1"}\n), 'delete --json');
+
+# usage errors
+
+($rc, $out, $err) = projkey('--db', $db, 'frobnicate');
+is($rc, 2, 'unknown command: exit 2');
+like($err, qr/^projkey: unknown command/, 'says so');
+($rc) = projkey('list');
+is($rc, 2, "no --db: exit 2");
+($rc) = projkey('--db', $db, 'show');
+is($rc, 2, 'a missing argument: exit 2');
+($rc) = projkey('--db', $db, '--frob', 'list');
+is($rc, 2, 'an unknown option: exit 2');
+($rc) = projkey('--db', $db, 'create', 'x', '--count', '0');
+is($rc, 2, '--count 0: exit 2');
+($rc) = projkey('--db', $db, '--help');
+is($rc, 0, '--help: exit 0');
+
+# bulk
+
+($rc, $out, $err) = projkey('--db', $db, '--project', 'bulk', '--json',
+    'create', 'load', '--count', '1000', '--secrets', "$dir/secrets");
+is($rc, 0, 'create --count 1000 --secrets');
+is($out, qq({"created":1000}\n), 'says how many');
+my @lines = split /\n/, slurp("$dir/secrets");
+is(scalar @lines, 1000, '1000 secrets in the file');
+is(scalar(grep { /^$key_re$/ } @lines), 1000, 'each a key');
+my %seen = map { $_ => 1 } @lines;
+is(scalar keys %seen, 1000, 'all distinct');
+is((stat "$dir/secrets")[2] & 07777, 0600, 'the file is mode 0600');
+
+($rc, $out, $err) = projkey('--db', $db, '--project', 'bulk', 'create',
+    'load', '--count', '10', '--secrets', "$dir/secrets");
+is($rc, 1, 'an existing secrets file is not overwritten: exit 1');
+
+($rc, $out) = projkey('--db', $db, '--project', 'bulk', '--json', 'list');
+$l = eval { $json->decode($out) } // {};
+is(scalar @{$l->{keys} // []}, 1000, '1000 keys listed');
+
+# the secrets are nowhere in the database files
+
+my $files = join('', map { slurp($_) } grep { -e } ("$db", "$db-wal"));
+my $found = 0;
+
+for my $k ($secret1, $secret2, @lines[0 .. 99]) {
+    $found++ if index($files, $k) >= 0 || index($files, substr($k, 11)) >= 0;
+}
+
+is($found, 0, 'no secret in the database nor its WAL');
