@@ -33,6 +33,9 @@
 
 #define NGX_HTTP_PROJKEY_PROJECT_MAX 255
 
+/* by default, last use times reach the database at most this late */
+#define NGX_HTTP_PROJKEY_FLUSH       (30 * 1000)
+
 
 typedef struct ngx_http_projkey_node_s  ngx_http_projkey_node_t;
 
@@ -84,6 +87,7 @@ typedef struct {
     ngx_str_t                  name;
     ngx_str_t                  db;             /* NUL-terminated */
     ngx_msec_t                 sync;
+    ngx_msec_t                 flush;
     ngx_flag_t                 created;
 
     /* where the zone was declared, for errors found when it is loaded */
@@ -93,6 +97,11 @@ typedef struct {
     /* this process's own connection, opened in init_process */
     projkey_store_t           *store;
     ngx_event_t                sync_event;
+    ngx_event_t                flush_event;
+    ngx_flag_t                 flushing;
+#if (NGX_THREADS)
+    ngx_thread_task_t         *flush_task;
+#endif
     int64_t                    failed_seq;
     ngx_log_t                 *log;
 

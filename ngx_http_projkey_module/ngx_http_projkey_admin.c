@@ -181,6 +181,12 @@ ngx_http_projkey_admin_handler(ngx_http_request_t *r)
     *ngx_cpymem(t->addr, r->connection->addr_text.data, t->addr_len) = '\0';
 
     rc = ngx_http_projkey_admin_route(r, t);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_projkey_admin_error(r, t->status, t->code,
+                                            t->message);
+    }
+
     if (rc != NGX_OK) {
         return rc;
     }
@@ -208,7 +214,8 @@ ngx_http_projkey_admin_handler(ngx_http_request_t *r)
 
 /*
  * Paths are relative to the location: "keys", "keys/ID", "audit".  The
- * answer to a path is 404, to a method 405 with Allow.
+ * answer to another path is 404, to another method 405 with Allow; both
+ * NGX_DECLINED with the error in the task.
  */
 
 static ngx_int_t
@@ -267,8 +274,9 @@ ngx_http_projkey_admin_route(ngx_http_request_t *r,
         if (t->id_len != PROJKEY_ID_LEN
             || ngx_strlchr(t->id, last, '/') != NULL)
         {
-            return ngx_http_projkey_admin_error(r, NGX_HTTP_NOT_FOUND,
-                       "not_found", "No such API key in this project.");
+            ngx_http_projkey_admin_set_error(t, NGX_HTTP_NOT_FOUND,
+                "not_found", "No such API key in this project.");
+            return NGX_DECLINED;
         }
 
         t->id = ngx_pnalloc(r->pool, t->id_len + 1);
@@ -310,9 +318,10 @@ ngx_http_projkey_admin_route(ngx_http_request_t *r,
         if (ngx_http_arg(r, (u_char *) "limit", 5, &arg) == NGX_OK) {
             n = ngx_atoi(arg.data, arg.len);
             if (n < 1 || n > 1000) {
-                return ngx_http_projkey_admin_error(r, NGX_HTTP_BAD_REQUEST,
-                           "invalid_request",
-                           "The limit must be a number from 1 to 1000.");
+                ngx_http_projkey_admin_set_error(t, NGX_HTTP_BAD_REQUEST,
+                    "invalid_request",
+                    "The limit must be a number from 1 to 1000.");
+                return NGX_DECLINED;
             }
 
             t->limit = (int) n;
@@ -321,9 +330,9 @@ ngx_http_projkey_admin_route(ngx_http_request_t *r,
         if (ngx_http_arg(r, (u_char *) "before", 6, &arg) == NGX_OK) {
             n = ngx_atoi(arg.data, arg.len);
             if (n < 1) {
-                return ngx_http_projkey_admin_error(r, NGX_HTTP_BAD_REQUEST,
-                           "invalid_request",
-                           "before must be a positive event id.");
+                ngx_http_projkey_admin_set_error(t, NGX_HTTP_BAD_REQUEST,
+                    "invalid_request", "before must be a positive event id.");
+                return NGX_DECLINED;
             }
 
             t->before = n;
@@ -332,8 +341,9 @@ ngx_http_projkey_admin_route(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    return ngx_http_projkey_admin_error(r, NGX_HTTP_NOT_FOUND, "not_found",
-               "No such admin API path: use keys, keys/ID or audit.");
+    ngx_http_projkey_admin_set_error(t, NGX_HTTP_NOT_FOUND, "not_found",
+        "No such admin API path: use keys, keys/ID or audit.");
+    return NGX_DECLINED;
 
 not_allowed:
 
@@ -350,8 +360,9 @@ not_allowed:
     allow->value.data = p;
     allow->value.len = ngx_strlen(p);
 
-    return ngx_http_projkey_admin_error(r, NGX_HTTP_NOT_ALLOWED,
-               "method_not_allowed", "This method is not allowed here.");
+    ngx_http_projkey_admin_set_error(t, NGX_HTTP_NOT_ALLOWED,
+        "method_not_allowed", "This method is not allowed here.");
+    return NGX_DECLINED;
 }
 
 

@@ -36,6 +36,11 @@ static ngx_int_t ngx_http_projkey_check_owner(ngx_http_projkey_zone_t *zone,
 static ngx_int_t ngx_http_projkey_user_can_write(struct stat *st,
     ngx_core_conf_t *ccf);
 static void ngx_http_projkey_sync_handler(ngx_event_t *ev);
+static void ngx_http_projkey_flush_handler(ngx_event_t *ev);
+static void ngx_http_projkey_flush(void *data, ngx_log_t *log);
+#if (NGX_THREADS)
+static void ngx_http_projkey_flush_done(ngx_event_t *ev);
+#endif
 static int ngx_http_projkey_sync_row(void *data, const projkey_row_t *row);
 static ngx_http_projkey_node_t **ngx_http_projkey_zone_find_locked(
     ngx_http_projkey_zone_t *zone, const u_char *hash);
@@ -50,7 +55,7 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     u_char                    *p;
     ssize_t                    size;
     ngx_str_t                 *value, name, s, db;
-    ngx_int_t                  sync;
+    ngx_int_t                  sync, flush;
     ngx_uint_t                 i;
     ngx_shm_zone_t            *shm_zone;
     ngx_http_projkey_zone_t   *zone, **zonep;
@@ -89,6 +94,7 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     ngx_str_null(&db);
     sync = 1000;
+    flush = NGX_HTTP_PROJKEY_FLUSH;
 
     for (i = 2; i < cf->args->nelts; i++) {
 
@@ -106,6 +112,21 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
             if (sync == NGX_ERROR || sync == 0) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "invalid sync interval \"%V\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "flush=", 6) == 0) {
+            s.data = value[i].data + 6;
+            s.len = value[i].len - 6;
+
+            flush = ngx_parse_time(&s, 0);
+            if (flush == NGX_ERROR || flush == 0 || flush > 60000) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid flush interval \"%V\": "
+                                   "from 1ms to 60s", &value[i]);
                 return NGX_CONF_ERROR;
             }
 
@@ -164,6 +185,7 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     zone->name = name;
     zone->db = db;
     zone->sync = (ngx_msec_t) sync;
+    zone->flush = (ngx_msec_t) flush;
     zone->file = cf->conf_file->file.name;
     zone->line = cf->conf_file->line;
     zone->failed_seq = -1;
@@ -656,6 +678,13 @@ ngx_http_projkey_zones_init_process(ngx_cycle_t *cycle)
         zone->sync_event.cancelable = 1;
 
         ngx_add_timer(&zone->sync_event, zone->sync);
+
+        zone->flush_event.handler = ngx_http_projkey_flush_handler;
+        zone->flush_event.data = zone;
+        zone->flush_event.log = cycle->log;
+        zone->flush_event.cancelable = 1;
+
+        ngx_add_timer(&zone->flush_event, zone->flush);
     }
 
     return NGX_OK;
@@ -677,6 +706,15 @@ ngx_http_projkey_zones_exit_process(ngx_cycle_t *cycle)
     zones = pmcf->zones.elts;
 
     for (i = 0; i < pmcf->zones.nelts; i++) {
+
+        /* the uses since the last batch are not lost with the worker */
+
+        if (ngx_worker == 0 && zones[i]->store != NULL
+            && !zones[i]->flushing)
+        {
+            ngx_http_projkey_flush(zones[i], cycle->log);
+        }
+
         projkey_store_close(zones[i]->store);
         zones[i]->store = NULL;
     }
@@ -702,22 +740,25 @@ ngx_http_projkey_sync_handler(ngx_event_t *ev)
         return;
     }
 
+    if (!ngx_shmtx_trylock(&zone->shpool->mutex)) {
+        goto next;
+    }
+
+    /* the connection is shared with this worker's threads: under the lock */
+
     if (zone->store == NULL) {
         rc = projkey_store_open((char *) zone->db.data, 0, 5000,
                                 &zone->store);
         if (rc != PROJKEY_STORE_OK) {
             projkey_store_close(zone->store);
             zone->store = NULL;
+            ngx_shmtx_unlock(&zone->shpool->mutex);
             goto next;
         }
 
         ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
                       "projkey_zone \"%V\": database \"%V\" opened",
                       &zone->name, &zone->db);
-    }
-
-    if (!ngx_shmtx_trylock(&zone->shpool->mutex)) {
-        goto next;
     }
 
     ngx_memzero(&load, sizeof(ngx_http_projkey_load_t));
@@ -727,11 +768,11 @@ ngx_http_projkey_sync_handler(ngx_event_t *ev)
     rc = projkey_store_changes(zone->store, zone->sh->seq,
                                ngx_http_projkey_sync_row, &load, &seq);
 
-    if (rc == PROJKEY_STORE_OK) {
+    if (rc == PROJKEY_STORE_OK && !load.failed) {
         zone->sh->seq = seq;
 
     } else {
-        /* what was applied stays applied; the rest is tried again */
+        /* from the first change not applied on, all is read again */
         zone->sh->seq = load.applied;
     }
 
@@ -739,7 +780,7 @@ ngx_http_projkey_sync_handler(ngx_event_t *ev)
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
-    if (rc != PROJKEY_STORE_OK && !load.failed) {
+    if (rc != PROJKEY_STORE_OK) {
         ngx_log_error(NGX_LOG_ERR, ev->log, 0,
                       "projkey_zone \"%V\": cannot read changes of "
                       "database \"%V\": %s", &zone->name, &zone->db,
@@ -758,6 +799,165 @@ next:
 }
 
 
+/*
+ * Worker 0 writes the keys' last use times to the database in one batch:
+ * requests only store a time in the zone.  The zone is scanned in a thread,
+ * so a million keys cost the event loop nothing.
+ */
+
+static void
+ngx_http_projkey_flush_handler(ngx_event_t *ev)
+{
+    ngx_http_projkey_zone_t  *zone = ev->data;
+
+#if (NGX_THREADS)
+    ngx_thread_task_t        *task;
+#endif
+
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        return;
+    }
+
+#if (NGX_THREADS)
+
+    task = zone->flush_task;
+
+    if (task == NULL) {
+        task = ngx_thread_task_alloc(ngx_cycle->pool, 0);
+        if (task == NULL) {
+            goto next;
+        }
+
+        task->ctx = zone;
+        task->handler = ngx_http_projkey_flush;
+        task->event.handler = ngx_http_projkey_flush_done;
+        task->event.data = zone;
+
+        zone->flush_task = task;
+    }
+
+    if (ngx_thread_task_post(zone->thread_pool, task) == NGX_OK) {
+        zone->flushing = 1;
+        return;
+    }
+
+next:
+
+#else
+
+    ngx_http_projkey_flush(zone, ev->log);
+
+#endif
+
+    ngx_add_timer(ev, zone->flush);
+}
+
+
+#if (NGX_THREADS)
+
+static void
+ngx_http_projkey_flush_done(ngx_event_t *ev)
+{
+    ngx_http_projkey_zone_t  *zone = ev->data;
+
+    zone->flushing = 0;
+
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        return;
+    }
+
+    ngx_add_timer(&zone->flush_event, zone->flush);
+}
+
+#endif
+
+
+static void
+ngx_http_projkey_flush(void *data, ngx_log_t *log)
+{
+    ngx_http_projkey_zone_t  *zone = data;
+
+    time_t                     since, now;
+    size_t                     n, size;
+    ngx_uint_t                 i;
+    projkey_touch_t           *touch, *more;
+    projkey_store_rc_e         rc;
+    ngx_http_projkey_node_t   *node;
+    ngx_http_projkey_shctx_t  *sh;
+
+    touch = NULL;
+    size = 0;
+    n = 0;
+
+    sh = zone->sh;
+    now = ngx_time();
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    if (zone->store == NULL) {
+        goto done;
+    }
+
+    since = sh->flushed;
+
+    for (i = 0; i <= sh->mask; i++) {
+        for (node = sh->buckets[i]; node; node = node->next) {
+
+            if ((time_t) node->last_used <= since) {
+                continue;
+            }
+
+            if (n == size) {
+                size = size ? size * 2 : 256;
+
+                more = realloc(touch, size * sizeof(projkey_touch_t));
+                if (more == NULL) {
+                    goto done;
+                }
+
+                touch = more;
+            }
+
+            ngx_memcpy(touch[n].id, node->data, PROJKEY_ID_LEN);
+            touch[n].id[PROJKEY_ID_LEN] = '\0';
+            touch[n].last_used_at = node->last_used;
+            n++;
+        }
+    }
+
+    if (n == 0) {
+        sh->flushed = now;
+        goto done;
+    }
+
+    rc = projkey_store_touch(zone->store, touch, n);
+
+    if (rc == PROJKEY_STORE_OK) {
+        /* a use within this very second is written again next time */
+        sh->flushed = now - 1;
+
+    } else {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "projkey_zone \"%V\": last use times of %uz keys are "
+                      "not written to database \"%V\": %s; will retry",
+                      &zone->name, n, &zone->db,
+                      projkey_store_errmsg(zone->store));
+    }
+
+done:
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    free(touch);
+}
+
+
+/*
+ * A key that does not fit is rejected, said once, and read again at the
+ * next sync; the walk goes on, so that a disable or a delete after it,
+ * which needs no room, is never held back by a full zone.
+ */
+
 static int
 ngx_http_projkey_sync_row(void *data, const projkey_row_t *row)
 {
@@ -769,7 +969,7 @@ ngx_http_projkey_sync_row(void *data, const projkey_row_t *row)
 
     if (ngx_http_projkey_zone_apply_locked(zone, row) != NGX_OK) {
 
-        if (zone->failed_seq != row->seq) {
+        if (row->seq > zone->failed_seq) {
             zone->failed_seq = row->seq;
             ngx_log_error(NGX_LOG_CRIT, zone->log, 0,
                           "projkey_zone \"%V\" is full: key \"%s\" of "
@@ -778,11 +978,18 @@ ngx_http_projkey_sync_row(void *data, const projkey_row_t *row)
                           &zone->db);
         }
 
-        load->failed = 1;
-        return 1;
+        if (!load->failed) {
+            load->failed = 1;
+            load->applied = row->seq - 1;
+        }
+
+        return 0;
     }
 
-    load->applied = row->seq;
+    if (!load->failed) {
+        load->applied = row->seq;
+    }
+
     load->loaded++;
 
     return 0;

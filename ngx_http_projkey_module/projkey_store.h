@@ -111,7 +111,7 @@ typedef struct {
 
 /* a key's last use, kept in the zone and written in batches */
 typedef struct {
-    unsigned char         hash[PROJKEY_HASH_LEN];
+    char                  id[PROJKEY_ID_LEN + 1];
     int64_t               last_used_at;
 } projkey_touch_t;
 

@@ -562,8 +562,9 @@ t_crud(projkey_store_t *st)
 static void
 t_json(projkey_store_t *st)
 {
-    char             *json, *p, buf[32];
+    char             *json, *p, buf[32], instance[33];
     size_t            len;
+    int64_t           seq_before, seq_after;
     t_key_t           k;
     t_rows_t          rows;
     projkey_touch_t   touch[2];
@@ -601,16 +602,21 @@ t_json(projkey_store_t *st)
     is_str(json, "{\"keys\":[]}", "is an empty list");
     projkey_store_free(json);
 
+    is_int(projkey_store_state(st, &seq_before, instance), PROJKEY_STORE_OK,
+           "state before touch");
+
     touch[0].last_used_at = 1700000000;
-    memcpy(touch[0].hash, k.hash, PROJKEY_HASH_LEN);
+    memcpy(touch[0].id, k.id, PROJKEY_ID_LEN + 1);
     touch[1].last_used_at = 1600000000;
-    memcpy(touch[1].hash, k.hash, PROJKEY_HASH_LEN);
+    memcpy(touch[1].id, k.id, PROJKEY_ID_LEN + 1);
     is_int(projkey_store_touch(st, touch, 2), PROJKEY_STORE_OK, "touch");
+    is_int(projkey_store_state(st, &seq_after, instance), PROJKEY_STORE_OK,
+           "state after touch");
 
     memset(&rows, 0, sizeof(rows));
     projkey_store_get(st, "json", 4, k.id, PROJKEY_ID_LEN, t_collect, &rows);
     is_int(rows.row[0].last_used_at, 1700000000, "touch keeps the newest");
-    is_int(rows.row[0].seq, rows.row[0].seq, "and takes no sequence");
+    is_int(seq_after, seq_before, "and takes no sequence");
 
     {
         projkey_row_t  r;
