@@ -630,8 +630,10 @@ projkey_store_fail(projkey_store_t *st, int rc)
     case SQLITE_READONLY:
     case SQLITE_CANTOPEN:
     case SQLITE_PERM:
+        err = sqlite3_system_errno(st->db);
         projkey_store_set_errmsg(st, "attempt to write a readonly database"
-                                 " (%s)", sqlite3_errmsg(st->db));
+                                 "%s%s", err ? ": " : "",
+                                 err ? strerror(err) : "");
         return PROJKEY_STORE_READONLY;
 
     case SQLITE_FULL:
