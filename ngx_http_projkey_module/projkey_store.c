@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 #include <sqlite3.h>
@@ -99,6 +100,7 @@ static projkey_store_rc_e projkey_store_migrate(projkey_store_t *st);
 static projkey_store_rc_e projkey_store_pragma_int(projkey_store_t *st,
     const char *sql, int *value);
 static projkey_store_rc_e projkey_store_fail(projkey_store_t *st, int rc);
+static int projkey_store_unwritable(projkey_store_t *st);
 static void projkey_store_set_errmsg(projkey_store_t *st, const char *fmt,
     ...);
 static sqlite3_stmt *projkey_store_stmt(projkey_store_t *st, projkey_sql_e n,
@@ -656,6 +658,25 @@ projkey_store_fail(projkey_store_t *st, int rc)
 
     case SQLITE_IOERR:
         err = sqlite3_system_errno(st->db);
+
+        if (err == 0) {
+            /* SQLite does not always keep errno: ask the file itself */
+            err = projkey_store_unwritable(st);
+        }
+
+        /* a file made read-only (or immutable) under an open connection */
+        if (err == EPERM || err == EACCES || err == EROFS) {
+            projkey_store_set_errmsg(st, "attempt to write a readonly "
+                                     "database: %s", strerror(err));
+            return PROJKEY_STORE_READONLY;
+        }
+
+        if (err == ENOSPC || err == EDQUOT) {
+            projkey_store_set_errmsg(st, "database or disk is full: %s",
+                                     strerror(err));
+            return PROJKEY_STORE_FULL;
+        }
+
         projkey_store_set_errmsg(st, "disk I/O error%s%s",
                                  err ? ": " : "", err ? strerror(err) : "");
         return PROJKEY_STORE_ERROR;
@@ -666,6 +687,34 @@ projkey_store_fail(projkey_store_t *st, int rc)
                                            : sqlite3_errstr(rc));
         return PROJKEY_STORE_ERROR;
     }
+}
+
+
+/* why the database or its WAL cannot be written, or 0 */
+
+static int
+projkey_store_unwritable(projkey_store_t *st)
+{
+    char         wal[4096];
+    const char  *path;
+
+    path = sqlite3_db_filename(st->db, "main");
+
+    if (path == NULL || path[0] == '\0') {
+        return 0;
+    }
+
+    if (access(path, W_OK) == -1) {
+        return errno;
+    }
+
+    if ((size_t) snprintf(wal, sizeof(wal), "%s-wal", path) < sizeof(wal)
+        && access(wal, W_OK) == -1 && errno != ENOENT)
+    {
+        return errno;
+    }
+
+    return 0;
 }
 
 

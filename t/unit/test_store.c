@@ -372,6 +372,29 @@ t_readonly_and_busy(void)
     is_int(projkey_store_create(st, &k.new, &actor, NULL, NULL),
            PROJKEY_STORE_OK, "the write succeeds once the lock is gone");
 
+    /*
+     * made immutable under the open connection, as chattr +i does; not
+     * the -shm file: SQLite maps it, a write to it would be SIGBUS
+     */
+
+    if (system("chattr +i ro.db ro.db-wal 2>/dev/null") == 0) {
+        t_make_key(&k, "p", "immutable");
+        is_int(projkey_store_create(st, &k.new, &actor, NULL, NULL),
+               PROJKEY_STORE_READONLY, "a write to an immutable file is "
+               "READONLY");
+        ok(strstr(projkey_store_errmsg(st), "readonly") != NULL,
+           "and says so: %s", projkey_store_errmsg(st));
+        (void) system("chattr -i ro.db ro.db-wal");
+        is_int(projkey_store_get(st, "p", 1, k.id, PROJKEY_ID_LEN, NULL,
+                                 NULL), PROJKEY_STORE_NOTFOUND,
+               "nothing was created");
+
+    } else {
+        ok(1, "# SKIP chattr +i not available");
+        ok(1, "# SKIP chattr +i not available");
+        ok(1, "# SKIP chattr +i not available");
+    }
+
     projkey_store_close(st);
 }
 
@@ -986,6 +1009,10 @@ main(void)
 
     if (projkey_init() != 0 || sqlite3_open(":memory:", &t_json_db) != 0) {
         bail_out("cannot initialize");
+    }
+
+    if (chdir(t_dir) != 0) {
+        bail_out("cannot enter %s", t_dir);
     }
 
     t_open_failures();
