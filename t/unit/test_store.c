@@ -1001,6 +1001,7 @@ t_load_speed(void)
 int
 main(void)
 {
+    char              cmd[64];
     projkey_store_t  *st;
 
     if (mkdtemp(t_dir) == NULL) {
@@ -1036,6 +1037,18 @@ main(void)
     t_load_speed();
 
     sqlite3_close(t_json_db);
+
+    /* the temporary directory goes, unless kept to look into it */
+
+    if (getenv("PROJKEY_TEST_KEEP") == NULL) {
+        if (chdir("/") == 0) {
+            snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t_dir);
+            (void) system(cmd);
+        }
+
+    } else {
+        diag("kept %s", t_dir);
+    }
 
     return done_testing();
 }
