@@ -12,7 +12,7 @@ use lib "$FindBin::Bin/lib";
 
 use Test::More;
 use POSIX qw(strftime);
-use Time::HiRes qw(time);
+use Time::HiRes qw(time sleep);
 
 use Projkey::Test;
 use Projkey::Admin;
@@ -21,7 +21,7 @@ use Projkey::Admin;
 
 my $t = Projkey::Test->new()->plan(12);
 
-$t->write_config(<<'EOF')->run();
+$t->write_config(<<'EOF');
 http {
     projkey_zone keys:4m db=%%TESTDIR%%/keys.db sync=1s;
 
@@ -50,6 +50,11 @@ http {
 }
 
 EOF
+
+# start at the beginning of a second, so that the first use below falls in
+# the very second the zone was made
+sleep 0.01 while time - int(time) > 0.05;
+$t->run();
 
 ###############################################################################
 
