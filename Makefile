@@ -29,7 +29,8 @@ MODULE_CC_OPT ?= $(NGX_CC_OPT) -Werror
 MODULE_LD_OPT ?= $(NGX_LD_OPT)
 
 .PHONY: all module cli unit deps test test-unit test-nginx test-page run \
-        bench clean
+        bench clean fuzz fuzz-smoke fuzz-build fuzz-deps test-asan \
+        test-valgrind
 
 all: module cli
 
@@ -73,10 +74,36 @@ deps:
 test: deps
 	$(MAKE) all unit
 	prove -r t/
+	$(MAKE) fuzz-smoke
 
 run: deps
 	$(MAKE) all
 	./scripts/run-demo
+
+# libFuzzer targets of the nginx-free core (fuzz/README.md): make fuzz runs
+# each FUZZ_SECONDS, make fuzz-smoke 10 s (part of make test)
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=undefined -D_GNU_SOURCE -Wall -Wextra \
+                -Wno-unused-parameter -Wno-unused-function -I$(SRC)
+FUZZ_BINS    := $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard fuzz/fuzz_*.c))
+
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(BUILD)/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRCS) $(CORE_LIBS)
+
+fuzz-deps:
+	./scripts/deps fuzz
+
+fuzz-build: fuzz-deps
+	$(MAKE) $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	fuzz/run $(FUZZ_SECONDS)
+
+fuzz-smoke: fuzz-build
+	fuzz/run 10
 
 clean:
 	rm -rf $(BUILD)
