@@ -37,6 +37,14 @@ http {
 
         location /api/ {
             projkey keys;
+            proxy_pass http://127.0.0.1:%%PORT_1%%;
+        }
+    }
+
+    server {
+        listen 127.0.0.1:%%PORT_1%%;
+
+        location / {
             return 204;
         }
     }
