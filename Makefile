@@ -74,6 +74,7 @@ deps:
 test: deps
 	$(MAKE) all unit
 	prove -r t/
+	npm run --silent test:page
 	$(MAKE) fuzz-smoke
 
 run: deps
