@@ -430,15 +430,26 @@
 
     // --- one key --------------------------------------------------------------
 
-    function fillDetail(key) {
+    // keepEdits: a field the administrator has changed already keeps
+    // their value (a fresh copy of the key may arrive after they started)
+    function fillDetail(key, keepEdits) {
+        const name = $('detail-name');
+        const status = $('detail-status');
+        const old = current;
+
         current = key;
         setText('detail-preview', key.preview);
         setText('detail-created-by', key.created_by);
         $('detail-created-at').replaceChildren(timeEl(key.created_at));
         $('detail-last-used').replaceChildren(timeEl(key.last_used_at,
                                                      'Never'));
-        $('detail-name').value = key.name;
-        $('detail-status').value = key.status;
+
+        if (!keepEdits || !old || name.value === old.name) {
+            name.value = key.name;
+        }
+        if (!keepEdits || !old || status.value === old.status) {
+            status.value = key.status;
+        }
     }
 
     async function openDetail(key) {
@@ -452,7 +463,7 @@
         try {
             const data = await api('GET', keyPath(key.id));
             if (current && current.id === key.id && data.key) {
-                fillDetail(data.key);
+                fillDetail(data.key, true);
             }
         } catch (e) {
             if (current && current.id === key.id) {
@@ -566,6 +577,18 @@
         }
 
         $('detail-form').addEventListener('submit', submitDetail);
+
+        // a message about the previous value goes once the field changes
+        $('create-name').addEventListener('input', () => {
+            setFieldError($('create-name'), 'create-name-error', '');
+        });
+        $('detail-name').addEventListener('input', () => {
+            setFieldError($('detail-name'), 'detail-name-error', '');
+            setText('detail-message', '');
+        });
+        $('detail-status').addEventListener('change', () => {
+            setText('detail-message', '');
+        });
         $('delete-open').addEventListener('click', openDelete);
         $('delete-cancel').addEventListener('click', () => {
             $('delete-dialog').close();
