@@ -10,7 +10,7 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { chromium } from 'playwright-core';
@@ -115,6 +115,7 @@ describe('the API keys page', { concurrency: false }, () => {
     let keyId;
 
     before(async () => {
+        rmSync(SHOTS, { recursive: true, force: true });
         mkdirSync(SHOTS, { recursive: true });
         srv = await startServer();
         browser = await chromium.launch({
