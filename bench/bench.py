@@ -82,6 +82,13 @@ def cpu_ticks(pid):
     return int(rest[11]) + int(rest[12])
 
 
+def main_thread_ticks(pid):
+    """utime+stime of the main thread (the event loop) only"""
+    with open('/proc/%d/task/%d/stat' % (pid, pid)) as f:
+        rest = f.read().rsplit(')', 1)[1].split()
+    return int(rest[11]) + int(rest[12])
+
+
 def children(pid):
     out = []
     for d in os.listdir('/proc'):
@@ -251,7 +258,7 @@ def write_conf(v, d, port, n, keys, extra, cg=False):
                 '            projkey_admin_user $http_x_user;\n        }\n')
     if v == 'auth_svc':
         server = ('        location = /check {\n'
-                  '            if ($pk_ok = 0) { return 401 ""; }\n'
+                  '            if ($pk_ok = 0) { return 401; }\n'
                   '            return 204;\n        }\n')
     else:
         server = ('        location / {\n%s            empty_gif;\n'
@@ -375,8 +382,10 @@ def measure_round(inst, v, kind, keys, duration, conns):
     if v == 'auth_request':
         pids.append(inst['auth_svc'].worker())
     c0 = [cpu_ticks(p) for p in pids]
+    m0 = main_thread_ticks(pids[0])
     r = wrk(inst[v].port, keys[kind], duration, conns)
     c1 = [cpu_ticks(p) for p in pids]
+    r['cpu_main_thread_s'] = (main_thread_ticks(pids[0]) - m0) / CLK_TCK
     r['cpu_s'] = sum(b - a for a, b in zip(c0, c1)) / CLK_TCK
     r['cpu_front_s'] = (c1[0] - c0[0]) / CLK_TCK
     return r
@@ -425,6 +434,7 @@ def callgrind_variant(v, base, n, keys, extra, counts):
                     os.unlink(os.path.join(d, f))
             p = subprocess.Popen(
                 ['valgrind', '--tool=callgrind', '--instr-atstart=no',
+                 '--separate-threads=yes',
                  '--callgrind-out-file=%s/cg.%%p' % d, NGINX, '-p', d + '/',
                  '-c', conf], stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -444,24 +454,36 @@ def callgrind_variant(v, base, n, keys, extra, counts):
         port = running[v][1]
         res = {}
         seq = 0
-        for kind, klist in (('valid', keys['sample']),
+        for kind, klist in (('valid', keys['sample'][3:]),
                             ('unknown', keys['unknown_keys']),
                             ('malformed', keys['malformed_keys'])):
-            irs = []
+            irs, mains = [], []
+            off = 0
             for cnt in counts:
-                st = client(port, klist, cnt)
+                # fresh keys in each window, as in wrk's cycle
+                st = client(port, klist[off:] + klist[:off], cnt)
+                off = (off + cnt) % len(klist)
                 seq += 1
-                tot = 0
+                tot = main = 0
                 for name in names:
                     p, _, d = running[name]
                     subprocess.run(['callgrind_control', '-d',
                                     str(p.pid)], check=True,
                                    stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
-                    tot += cg_total('%s/cg.%d.%d' % (d, p.pid, seq))
+                    for f in os.listdir(d):
+                        m = re.match(r'cg\.%d\.%d-(\d+)$' % (p.pid, seq), f)
+                        if m:
+                            ir = cg_total(os.path.join(d, f))
+                            tot += ir
+                            if int(m.group(1)) == 1:
+                                main += ir
                 irs.append(tot)
-            res[kind] = {'ir': irs, 'status': st,
-                         'per_req': (irs[1] - irs[0]) / (counts[1] - counts[0])}
+                mains.append(main)
+            dc = counts[1] - counts[0]
+            res[kind] = {'ir': irs, 'ir_main_thread': mains, 'status': st,
+                         'per_req': (irs[1] - irs[0]) / dc,
+                         'per_req_main_thread': (mains[1] - mains[0]) / dc}
         return res
     finally:
         for name in names:
@@ -549,6 +571,21 @@ def run_n(n, a, out):
          'rounds': a.rounds, 'duration_s': a.duration,
          'connections': a.connections, 'nproc': os.cpu_count()}
     keys = setup_keys(n, os.path.join(out, 'cache'), a.quick)
+    if a.callgrind_only:
+        path = os.path.join(out, 'results-%d.json' % n)
+        with open(path) as f:
+            R = json.load(f)
+        base = os.path.join(out, 'run-%d' % n)
+        extra = {'mapfile': os.path.join(base, 'map-keys.conf'),
+                 'db': os.path.join(base, 'keys.db'),
+                 'zone': R['zone_configured']}
+        callgrind_all(R, n, base, keys, extra, a)
+        R['callgrind_command'] = ' '.join(['bench/run'] + sys.argv[1:])
+        summarize(R)
+        with open(path, 'w') as f:
+            json.dump(R, f, indent=1)
+        log('updated ' + path)
+        return R
     R['cli_create_s'] = keys['create_s']
     base = os.path.join(out, 'run-%d' % n)
     shutil.rmtree(base, ignore_errors=True)
@@ -697,21 +734,35 @@ def run_n(n, a, out):
 
     # instructions per request
     if not a.no_callgrind:
-        R['callgrind'] = {}
-        cgbase = os.path.join(base, 'callgrind')
-        for v in VARIANTS:
-            log('N=%d callgrind %s' % (n, v))
-            R['callgrind'][v] = callgrind_variant(
-                v, cgbase, n, keys, extra, a.cg_counts)
-            log('N=%d callgrind %s: %.0f Ir/req valid, %.0f unknown' % (
-                n, v, R['callgrind'][v]['valid']['per_req'],
-                R['callgrind'][v]['unknown']['per_req']))
+        callgrind_all(R, n, base, keys, extra, a)
     summarize(R)
     path = os.path.join(out, 'results-%d.json' % n)
     with open(path, 'w') as f:
         json.dump(R, f, indent=1)
     log('wrote ' + path)
     return R
+
+
+def callgrind_all(R, n, base, keys, extra, a):
+    R['callgrind'] = {}
+    R['callgrind_counts'] = list(a.cg_counts)
+    cgbase = os.path.join(base, 'callgrind')
+    variants = [v for v in VARIANTS
+                if v in a.cg_variants or
+                (not a.cg_variants and (n < a.cg_all_below
+                                        or v in ('none', 'projkey')))]
+    for v in variants:
+        log('N=%d callgrind %s' % (n, v))
+        R['callgrind'][v] = callgrind_variant(
+            v, cgbase, n, keys, extra, a.cg_counts)
+        c = R['callgrind'][v]
+        log('N=%d callgrind %s: Ir/req valid %.0f (event loop %.0f), '
+            'unknown %.0f (%.0f), malformed %.0f (%.0f)' % (
+                n, v, c['valid']['per_req'],
+                c['valid']['per_req_main_thread'], c['unknown']['per_req'],
+                c['unknown']['per_req_main_thread'],
+                c['malformed']['per_req'],
+                c['malformed']['per_req_main_thread']))
 
 
 def zone_search(n, base, keys, extra):
@@ -758,6 +809,11 @@ def summarize(R):
                 'requests': req}
             cg = R.get('callgrind', {}).get(v, {}).get(k)
             S[v][k]['ir_per_req'] = cg['per_req'] if cg else None
+            S[v][k]['ir_per_req_main_thread'] = \
+                cg.get('per_req_main_thread') if cg else None
+            S[v][k]['cpu_main_thread_us_per_req'] = (
+                sum(r.get('cpu_main_thread_s', 0) for r in rs) / req * 1e6
+                if all('cpu_main_thread_s' in r for r in rs) else None)
         st = R['startup'][v]
         S[v]['startup_wall_s'] = med([x['wall_s'] for x in st])
         S[v]['startup_cpu_s'] = med([x['cpu_s'] for x in st])
@@ -783,22 +839,27 @@ def table(R):
     L.append('N = %d keys, %d rounds x %d s, %d connections, wrk -t1, '
              'worker_processes 1, %s' % (n, R['rounds'], R['duration_s'],
                                          R['connections'], R['date']))
-    L.append('%-12s %-9s %9s %6s %7s %7s %8s %6s %8s %6s %6s' % (
+    L.append('%-12s %-9s %9s %6s %7s %7s %8s %6s %8s %6s %8s %6s %6s' % (
         'variant', 'keys', 'req/s', 'x none', 'p50 us', 'p99 us',
-        'cpu us/r', 'x none', 'Ir/req', 'x none', 'non2xx'))
+        'cpu us/r', 'x none', 'Ir/req', 'x none', 'Ir loop', 'x none',
+        'non2xx'))
     for k in KINDS:
         base = S['none'][k]
         for v in VARIANTS:
             s = S[v][k]
             ir = s['ir_per_req']
             bir = base['ir_per_req']
+            il = s.get('ir_per_req_main_thread')
+            bil = base.get('ir_per_req_main_thread')
             L.append('%-12s %-9s %9.0f %6.2f %7.0f %7.0f %8.2f %6.2f %8s '
-                     '%6s %6s' % (
+                     '%6s %8s %6s %6s' % (
                          v, k, s['rps'], s['rps'] / base['rps'], s['p50_us'],
                          s['p99_us'], s['cpu_us_per_req'],
                          s['cpu_us_per_req'] / base['cpu_us_per_req'],
                          fmt(ir), '-' if ir is None or not bir else
-                         '%.3f' % (ir / bir), s['non2xx']))
+                         '%.3f' % (ir / bir), fmt(il),
+                         '-' if il is None or not bil else '%.3f' % (il / bil),
+                         s['non2xx']))
     L.append('')
     L.append('%-12s %10s %10s %10s %11s %11s %s' % (
         'variant', 'start s', 'start cpu', 'reload s', 'master MB',
@@ -851,24 +912,35 @@ def main():
     ap.add_argument('--duration', type=int, help='seconds per wrk run')
     ap.add_argument('--connections', type=int, default=32)
     ap.add_argument('--no-callgrind', action='store_true')
+    ap.add_argument('--callgrind-only', action='store_true',
+                    help='redo only the callgrind phase into the existing '
+                         'results-N.json')
     ap.add_argument('--zone-search', action='store_true',
                     help='find the smallest zone also with --quick')
+    ap.add_argument('--cg-variants', default='',
+                    help='comma list of variants for callgrind (default: '
+                         'all below 1000000 keys, none and projkey from '
+                         '1000000 keys: nginx under valgrind needs minutes '
+                         'to parse a map of 1M keys)')
+    ap.add_argument('--starts', type=int, help='start-ups per variant')
     ap.add_argument('--out', default=os.path.join(HERE, 'out'))
     a = ap.parse_args()
+    a.cg_variants = [v for v in a.cg_variants.split(',') if v]
+    a.cg_all_below = 1000000
     if a.quick:
         a.keys = a.keys or [10000]
         a.rounds = a.rounds or 2
         a.duration = a.duration or 2
         a.cg_counts = (200, 600)
         a.admin_count = 50
-        a.starts = 1
+        a.starts = a.starts or 1
     else:
         a.keys = a.keys or [100000, 1000000]
         a.rounds = a.rounds or 3
         a.duration = a.duration or 4
         a.cg_counts = (1000, 3000)
         a.admin_count = 200
-        a.starts = 3
+        a.starts = a.starts or 2
     os.makedirs(a.out, exist_ok=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(1))
