@@ -4,6 +4,7 @@
 #   make          build build/ngx_http_projkey_module.so and build/projkey
 #   make run      install what is missing, build, start the demo
 #   make test     install what is missing, build, run every test
+#   make bench    build, run bench/run (projkey against map, lua, auth_request)
 
 NGINX_SRC   ?= /usr/share/nginx/src
 BUILD       := $(CURDIR)/build
@@ -80,6 +81,9 @@ test: deps
 run: deps
 	$(MAKE) all
 	./scripts/run-demo
+
+bench: all
+	./bench/run
 
 # libFuzzer targets of the nginx-free core (fuzz/README.md): make fuzz runs
 # each FUZZ_SECONDS, make fuzz-smoke 10 s (part of make test)
