@@ -110,5 +110,48 @@ fuzz: fuzz-build
 fuzz-smoke: fuzz-build
 	fuzz/run 10
 
+# the module and the CLI with AddressSanitizer and UBSan, the whole suite
+# on them: the sanitizer runtime is preloaded into (Debian's) nginx only;
+# a report lands in error.log, which every test file checks
+ASAN_BUILD  := $(BUILD)/asan
+ASAN_FLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer
+ASAN_MODULE := $(ASAN_BUILD)/ngx_http_projkey_module.so
+ASAN_CLI    := $(ASAN_BUILD)/projkey
+
+$(ASAN_BUILD)/nginx/Makefile: config
+	rm -rf $(ASAN_BUILD)/nginx
+	mkdir -p $(ASAN_BUILD)
+	cp -a $(NGINX_SRC) $(ASAN_BUILD)/nginx
+	cd $(ASAN_BUILD)/nginx && . ./conf_flags && \
+	    ./configure "$${NGX_CONF_FLAGS[@]}" \
+	        --with-cc-opt="$(NGX_CC_OPT) $(ASAN_FLAGS)" \
+	        --with-ld-opt="$(NGX_LD_OPT) $(ASAN_FLAGS)" \
+	        --add-dynamic-module=$(CURDIR) > $(ASAN_BUILD)/configure.log 2>&1 \
+	    || { tail -30 $(ASAN_BUILD)/configure.log; exit 1; }
+
+$(ASAN_MODULE): $(ASAN_BUILD)/nginx/Makefile $(MODULE_SRCS)
+	$(MAKE) -C $(ASAN_BUILD)/nginx -f objs/Makefile modules
+	cp $(ASAN_BUILD)/nginx/objs/ngx_http_projkey_module.so $@.tmp
+	mv -f $@.tmp $@
+
+$(ASAN_CLI): admin/projkey.c $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(ASAN_BUILD)
+	$(CC) -O1 -g $(ASAN_FLAGS) $(CORE_CFLAGS) -o $@ admin/projkey.c \
+	    $(CORE_SRCS) $(CORE_LIBS)
+
+test-asan: deps
+	$(MAKE) all unit $(ASAN_MODULE) $(ASAN_CLI)
+	PROJKEY_TEST_MODULE=$(ASAN_MODULE) PROJKEY_TEST_CLI=$(ASAN_CLI) \
+	PROJKEY_TEST_PRELOAD="$$(gcc -print-file-name=libasan.so) \
+	                      $$(gcc -print-file-name=libubsan.so)" \
+	UBSAN_OPTIONS=print_stacktrace=1 \
+	    prove -r t/
+
+# nginx under valgrind (one process, master_process off) on a scripted set
+# of requests: no memory error, no leak of the module's own
+test-valgrind: deps
+	$(MAKE) all
+	t/valgrind/run
+
 clean:
 	rm -rf $(BUILD)

@@ -42,7 +42,7 @@ typedef struct {
     size_t          project_len;
     const char     *user;
     size_t          user_len;
-    int             utf8;          /* project and user are valid UTF-8 */
+    int             utf8;          /* all projects, users were UTF-8 */
     int             found;
     projkey_store_t  *st;
     char           *json;          /* what the row callback built */
@@ -156,8 +156,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fs->user_len = n - 1;
 
         } else if (n > 0) {
-            fs->utf8 = fuzz_utf8_valid((unsigned char *) fs->project,
-                                       fs->project_len)
+            /* a key made by an earlier user is in later lists too */
+            fs->utf8 = fs->utf8
+                       && fuzz_utf8_valid((unsigned char *) fs->project,
+                                          fs->project_len)
                        && fuzz_utf8_valid((unsigned char *) fs->user,
                                           fs->user_len);
             fuzz_request(st, fs, copy + start, n);
