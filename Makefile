@@ -53,7 +53,9 @@ $(NGX_BUILD)/Makefile: config
 
 $(MODULE): $(NGX_BUILD)/Makefile $(MODULE_SRCS)
 	$(MAKE) -C $(NGX_BUILD) -f objs/Makefile modules
-	cp $(NGX_BUILD)/objs/ngx_http_projkey_module.so $@
+	# a new inode: a running nginx keeps the .so it has mapped
+	cp $(NGX_BUILD)/objs/ngx_http_projkey_module.so $@.tmp
+	mv -f $@.tmp $@
 
 $(CLI): admin/projkey.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(BUILD)

@@ -94,13 +94,17 @@ typedef struct {
     ngx_str_t                  file;
     ngx_uint_t                 line;
 
-    /* this process's own connection, opened in init_process */
+    /* this process's own connection, and the file it has open */
     projkey_store_t           *store;
+    ino_t                      ino;
+    dev_t                      dev;
+    char                       error[256];
     ngx_event_t                sync_event;
     ngx_event_t                flush_event;
     ngx_flag_t                 flushing;
 #if (NGX_THREADS)
     ngx_thread_task_t         *flush_task;
+    ngx_event_t                flush_wait;
 #endif
     int64_t                    failed_seq;
     ngx_log_t                 *log;
@@ -177,6 +181,8 @@ ngx_int_t ngx_http_projkey_zones_check(ngx_conf_t *cf);
 ngx_int_t ngx_http_projkey_zones_init_process(ngx_cycle_t *cycle);
 void ngx_http_projkey_zones_exit_process(ngx_cycle_t *cycle);
 
+ngx_int_t ngx_http_projkey_zone_store_locked(ngx_http_projkey_zone_t *zone,
+    ngx_log_t *log);
 ngx_http_projkey_node_t *ngx_http_projkey_zone_lookup(
     ngx_http_projkey_zone_t *zone, u_char *hash);
 

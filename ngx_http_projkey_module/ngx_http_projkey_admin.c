@@ -49,6 +49,9 @@ typedef struct {
     u_char                     secret[PROJKEY_LEN];
     unsigned                   has_secret:1;
 
+    /* a pending timer keeps a gracefully exiting worker for the answer */
+    ngx_event_t                wait;
+
     /* what the store's callback hands over */
     projkey_row_t              row;
     u_char                     row_hash[PROJKEY_HASH_LEN];
@@ -67,6 +70,7 @@ static ngx_int_t ngx_http_projkey_admin_post(ngx_http_request_t *r,
     ngx_http_projkey_admin_task_t *t);
 static void ngx_http_projkey_admin_run(void *data, ngx_log_t *log);
 #if (NGX_THREADS)
+static void ngx_http_projkey_admin_wait_handler(ngx_event_t *ev);
 static void ngx_http_projkey_admin_done(ngx_event_t *ev);
 #endif
 static ngx_int_t ngx_http_projkey_admin_respond(ngx_http_request_t *r,
@@ -534,6 +538,12 @@ ngx_http_projkey_admin_post(ngx_http_request_t *r,
     r->main->blocked++;
     r->aio = 1;
 
+    t->wait.handler = ngx_http_projkey_admin_wait_handler;
+    t->wait.data = r;
+    t->wait.log = r->connection->log;
+
+    ngx_add_timer(&t->wait, 60000);
+
     return NGX_AGAIN;
 
 #else
@@ -551,6 +561,15 @@ ngx_http_projkey_admin_post(ngx_http_request_t *r,
 #if (NGX_THREADS)
 
 static void
+ngx_http_projkey_admin_wait_handler(ngx_event_t *ev)
+{
+    /* the task holds the zone's mutex behind a busy database: wait on */
+
+    ngx_add_timer(ev, 60000);
+}
+
+
+static void
 ngx_http_projkey_admin_done(ngx_event_t *ev)
 {
     ngx_http_request_t  *r = ev->data;
@@ -566,6 +585,10 @@ ngx_http_projkey_admin_done(ngx_event_t *ev)
 
     r->main->blocked--;
     r->aio = 0;
+
+    if (t->wait.timer_set) {
+        ngx_del_timer(&t->wait);
+    }
 
     ngx_http_finalize_request(r, ngx_http_projkey_admin_respond(r, t));
 
@@ -784,22 +807,12 @@ ngx_http_projkey_admin_run(void *data, ngx_log_t *log)
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    if (zone->store == NULL) {
-        /* opened here, in this process, if init_process could not */
-        if (projkey_store_open((char *) zone->db.data, 0, 5000, &zone->store)
-            != PROJKEY_STORE_OK)
-        {
-            ngx_snprintf((u_char *) t->message, sizeof(t->message) - 1,
-                         "The key database cannot be opened: %s.%Z",
-                         zone->store ? projkey_store_errmsg(zone->store)
-                                     : "out of memory");
-            projkey_store_close(zone->store);
-            zone->store = NULL;
-
-            t->status = NGX_HTTP_SERVICE_UNAVAILABLE;
-            t->code = "database_unavailable";
-            goto done;
-        }
+    if (ngx_http_projkey_zone_store_locked(zone, log) != NGX_OK) {
+        ngx_snprintf((u_char *) t->message, sizeof(t->message) - 1,
+                     "The key database is unavailable: %s.%Z", zone->error);
+        t->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        t->code = "database_unavailable";
+        goto done;
     }
 
     switch (t->op) {

@@ -498,8 +498,9 @@ ngx_http_projkey_header_filter(ngx_http_request_t *r)
     ngx_http_projkey_ctx_t  *ctx;
 
     /*
-     * Only nginx's own 401 page of the request the module rejected: after an
-     * error_page redirect the context is gone and the page is the
+     * Only nginx's own 401 page (err_status is set by the special response
+     * handler, not by a proxied 401) of the request the module rejected:
+     * after an error_page redirect the context is gone and the page is the
      * operator's.
      */
 
@@ -509,7 +510,7 @@ ngx_http_projkey_header_filter(ngx_http_request_t *r)
         || !ctx->reject
         || r != r->main
         || r->headers_out.status != NGX_HTTP_UNAUTHORIZED
-        || r->upstream != NULL)
+        || r->err_status != NGX_HTTP_UNAUTHORIZED)
     {
         return ngx_http_next_header_filter(r);
     }

@@ -17,6 +17,15 @@
 
 typedef struct {
     ngx_http_projkey_zone_t   *zone;
+    u_char                    *hashes;
+    size_t                     n;
+    size_t                     size;
+    ngx_uint_t                 failed;
+} ngx_http_projkey_resync_t;
+
+
+typedef struct {
+    ngx_http_projkey_zone_t   *zone;
     ngx_uint_t                 loaded;
     ngx_uint_t                 failed;
     int64_t                    applied;
@@ -35,10 +44,19 @@ static ngx_int_t ngx_http_projkey_check_owner(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log);
 static ngx_int_t ngx_http_projkey_user_can_write(struct stat *st,
     ngx_core_conf_t *ccf);
+static ngx_int_t ngx_http_projkey_zone_resync_locked(
+    ngx_http_projkey_zone_t *zone, ngx_log_t *log);
+static int ngx_http_projkey_resync_row(void *data, const projkey_row_t *row);
+static int ngx_http_projkey_hash_cmp(const void *a, const void *b);
 static void ngx_http_projkey_sync_handler(ngx_event_t *ev);
+static void ngx_http_projkey_zone_sync_locked(ngx_http_projkey_zone_t *zone,
+    ngx_log_t *log);
+static void ngx_http_projkey_zone_refresh(ngx_http_projkey_zone_t *zone,
+    ngx_log_t *log);
 static void ngx_http_projkey_flush_handler(ngx_event_t *ev);
 static void ngx_http_projkey_flush(void *data, ngx_log_t *log);
 #if (NGX_THREADS)
+static void ngx_http_projkey_flush_wait_handler(ngx_event_t *ev);
 static void ngx_http_projkey_flush_done(ngx_event_t *ev);
 #endif
 static int ngx_http_projkey_sync_row(void *data, const projkey_row_t *row);
@@ -58,6 +76,7 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_int_t                  sync, flush;
     ngx_uint_t                 i;
     ngx_shm_zone_t            *shm_zone;
+    ngx_core_conf_t           *ccf;
     ngx_http_projkey_zone_t   *zone, **zonep;
 
     value = cf->args->elts;
@@ -178,6 +197,23 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     if (ngx_http_projkey_check_db_path(cf, &db, &zone->created) != NGX_OK) {
         return NGX_CONF_ERROR;
+    }
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cf->cycle->conf_ctx,
+                                           ngx_core_module);
+
+    if (zone->created && geteuid() == 0
+        && ccf->user != (ngx_uid_t) NGX_CONF_UNSET_UINT && ccf->user != 0)
+    {
+        /*
+         * "user" came first, as it usually does: the new file is the
+         * workers' at once, even if a later error stops this start
+         */
+        if (chown((char *) db.data, ccf->user, ccf->group) == -1) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                               "chown(\"%V\") failed", &db);
+            return NGX_CONF_ERROR;
+        }
     }
 
     zone->shm_zone = shm_zone;
@@ -373,6 +409,8 @@ ngx_http_projkey_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         zone->sh = ozone->sh;
         zone->shpool = ozone->shpool;
 
+        ngx_http_projkey_zone_refresh(zone, shm_zone->shm.log);
+
         return NGX_OK;
     }
 
@@ -483,7 +521,9 @@ ngx_http_projkey_zone_load(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
     }
 
     zone->sh->seq = seq;
-    zone->sh->flushed = ngx_time();
+
+    /* a use within this very second is newer than the load */
+    zone->sh->flushed = ngx_time() - 1;
 
     ngx_log_error(NGX_LOG_INFO, log, 0,
                   "projkey_zone \"%V\": %ui keys loaded from \"%V\"",
@@ -636,7 +676,6 @@ ngx_int_t
 ngx_http_projkey_zones_init_process(ngx_cycle_t *cycle)
 {
     ngx_uint_t                     i;
-    projkey_store_rc_e             rc;
     ngx_http_projkey_zone_t      **zones, *zone;
     ngx_http_projkey_main_conf_t  *pmcf;
 
@@ -651,21 +690,14 @@ ngx_http_projkey_zones_init_process(ngx_cycle_t *cycle)
         zone = zones[i];
         zone->log = cycle->log;
 
-        /* each worker its own connection: none crosses fork() */
+        /*
+         * each worker its own connection: none crosses fork(); opened now
+         * unless a writer holds the zone, else at the first use
+         */
 
-        rc = projkey_store_open((char *) zone->db.data, 0, 5000,
-                                &zone->store);
-
-        if (rc != PROJKEY_STORE_OK) {
-            ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
-                          "projkey_zone \"%V\": cannot open database \"%V\": "
-                          "%s; keys are checked against the zone as loaded, "
-                          "changes fail until the database can be opened",
-                          &zone->name, &zone->db,
-                          zone->store ? projkey_store_errmsg(zone->store)
-                                      : "out of memory");
-            projkey_store_close(zone->store);
-            zone->store = NULL;
+        if (ngx_shmtx_trylock(&zone->shpool->mutex)) {
+            (void) ngx_http_projkey_zone_store_locked(zone, cycle->log);
+            ngx_shmtx_unlock(&zone->shpool->mutex);
         }
 
         if (ngx_worker != 0 || ngx_process == NGX_PROCESS_HELPER) {
@@ -732,10 +764,6 @@ ngx_http_projkey_sync_handler(ngx_event_t *ev)
 {
     ngx_http_projkey_zone_t  *zone = ev->data;
 
-    int64_t                   seq;
-    projkey_store_rc_e        rc;
-    ngx_http_projkey_load_t   load;
-
     if (ngx_exiting || ngx_quit || ngx_terminate) {
         return;
     }
@@ -746,20 +774,25 @@ ngx_http_projkey_sync_handler(ngx_event_t *ev)
 
     /* the connection is shared with this worker's threads: under the lock */
 
-    if (zone->store == NULL) {
-        rc = projkey_store_open((char *) zone->db.data, 0, 5000,
-                                &zone->store);
-        if (rc != PROJKEY_STORE_OK) {
-            projkey_store_close(zone->store);
-            zone->store = NULL;
-            ngx_shmtx_unlock(&zone->shpool->mutex);
-            goto next;
-        }
-
-        ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
-                      "projkey_zone \"%V\": database \"%V\" opened",
-                      &zone->name, &zone->db);
+    if (ngx_http_projkey_zone_store_locked(zone, ev->log) == NGX_OK) {
+        ngx_http_projkey_zone_sync_locked(zone, ev->log);
     }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+next:
+
+    ngx_add_timer(ev, zone->sync);
+}
+
+
+static void
+ngx_http_projkey_zone_sync_locked(ngx_http_projkey_zone_t *zone,
+    ngx_log_t *log)
+{
+    int64_t                   seq;
+    projkey_store_rc_e        rc;
+    ngx_http_projkey_load_t   load;
 
     ngx_memzero(&load, sizeof(ngx_http_projkey_load_t));
     load.zone = zone;
@@ -778,24 +811,40 @@ ngx_http_projkey_sync_handler(ngx_event_t *ev)
 
     ngx_http_projkey_zone_sweep_locked(zone);
 
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
     if (rc != PROJKEY_STORE_OK) {
-        ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+        ngx_log_error(NGX_LOG_ERR, log, 0,
                       "projkey_zone \"%V\": cannot read changes of "
                       "database \"%V\": %s", &zone->name, &zone->db,
                       projkey_store_errmsg(zone->store));
     }
 
     if (load.loaded) {
-        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ev->log, 0,
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log, 0,
                        "projkey sync: %ui changes, seq %L",
                        load.loaded, zone->sh->seq);
     }
+}
 
-next:
 
-    ngx_add_timer(ev, zone->sync);
+/*
+ * On reload the master brings the kept zone up to date before it starts
+ * the new workers, so that they never serve an older state than the old
+ * ones; the connection is closed before the fork.
+ */
+
+static void
+ngx_http_projkey_zone_refresh(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
+{
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    if (ngx_http_projkey_zone_store_locked(zone, log) == NGX_OK) {
+        ngx_http_projkey_zone_sync_locked(zone, log);
+    }
+
+    projkey_store_close(zone->store);
+    zone->store = NULL;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
 }
 
 
@@ -838,6 +887,13 @@ ngx_http_projkey_flush_handler(ngx_event_t *ev)
 
     if (ngx_thread_task_post(zone->thread_pool, task) == NGX_OK) {
         zone->flushing = 1;
+
+        /* an exiting worker waits for the batch it started */
+        zone->flush_wait.handler = ngx_http_projkey_flush_wait_handler;
+        zone->flush_wait.data = zone;
+        zone->flush_wait.log = ev->log;
+        ngx_add_timer(&zone->flush_wait, 60000);
+
         return;
     }
 
@@ -856,11 +912,22 @@ next:
 #if (NGX_THREADS)
 
 static void
+ngx_http_projkey_flush_wait_handler(ngx_event_t *ev)
+{
+    ngx_add_timer(ev, 60000);
+}
+
+
+static void
 ngx_http_projkey_flush_done(ngx_event_t *ev)
 {
     ngx_http_projkey_zone_t  *zone = ev->data;
 
     zone->flushing = 0;
+
+    if (zone->flush_wait.timer_set) {
+        ngx_del_timer(&zone->flush_wait);
+    }
 
     if (ngx_exiting || ngx_quit || ngx_terminate) {
         return;
@@ -894,7 +961,7 @@ ngx_http_projkey_flush(void *data, ngx_log_t *log)
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    if (zone->store == NULL) {
+    if (ngx_http_projkey_zone_store_locked(zone, log) != NGX_OK) {
         goto done;
     }
 
@@ -926,7 +993,8 @@ ngx_http_projkey_flush(void *data, ngx_log_t *log)
     }
 
     if (n == 0) {
-        sh->flushed = now;
+        /* a use within this very second may come after the scan */
+        sh->flushed = now - 1;
         goto done;
     }
 
@@ -993,6 +1061,202 @@ ngx_http_projkey_sync_row(void *data, const projkey_row_t *row)
     load->loaded++;
 
     return 0;
+}
+
+
+/*
+ * The process's connection, (re)opened when the file at the path is not
+ * the one it has open: a database replaced by a restore or another file is
+ * followed, and if it is another database (its instance id differs) or an
+ * older copy of it, the zone is made to match it in full.  A missing file
+ * is an error, never a new empty database that would reject every key.
+ */
+
+ngx_int_t
+ngx_http_projkey_zone_store_locked(ngx_http_projkey_zone_t *zone,
+    ngx_log_t *log)
+{
+    int64_t             seq;
+    u_char              instance[33];
+    struct stat         st;
+    projkey_store_rc_e  rc;
+
+    if (stat((char *) zone->db.data, &st) == -1) {
+        ngx_snprintf((u_char *) zone->error, sizeof(zone->error) - 1,
+                     "the database file \"%V\" is missing (%s): restore it"
+                     "%Z", &zone->db, strerror(errno));
+
+        if (zone->store) {
+            ngx_log_error(NGX_LOG_ALERT, log, 0, "projkey_zone \"%V\": %s",
+                          &zone->name, zone->error);
+            projkey_store_close(zone->store);
+            zone->store = NULL;
+        }
+
+        return NGX_ERROR;
+    }
+
+    if (zone->store != NULL && st.st_ino == zone->ino
+        && st.st_dev == zone->dev)
+    {
+        return NGX_OK;
+    }
+
+    if (zone->store != NULL) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "projkey_zone \"%V\": database \"%V\" was replaced, "
+                      "reopening it", &zone->name, &zone->db);
+        projkey_store_close(zone->store);
+        zone->store = NULL;
+    }
+
+    rc = projkey_store_open((char *) zone->db.data, 0, 5000, &zone->store);
+
+    if (rc == PROJKEY_STORE_OK) {
+        rc = projkey_store_state(zone->store, &seq, (char *) instance);
+    }
+
+    if (rc != PROJKEY_STORE_OK) {
+        ngx_snprintf((u_char *) zone->error, sizeof(zone->error) - 1,
+                     "the database \"%V\" cannot be opened: %s%Z",
+                     &zone->db, zone->store ? projkey_store_errmsg(zone->store)
+                                            : "out of memory");
+        ngx_log_error(NGX_LOG_ALERT, log, 0, "projkey_zone \"%V\": %s; keys "
+                      "are checked against the zone as it is",
+                      &zone->name, zone->error);
+        projkey_store_close(zone->store);
+        zone->store = NULL;
+        return NGX_ERROR;
+    }
+
+    zone->ino = st.st_ino;
+    zone->dev = st.st_dev;
+
+    if (ngx_strcmp(instance, zone->sh->instance) == 0 && seq >= zone->sh->seq)
+    {
+        return NGX_OK;
+    }
+
+    return ngx_http_projkey_zone_resync_locked(zone, log);
+}
+
+
+static int
+ngx_http_projkey_hash_cmp(const void *a, const void *b)
+{
+    return ngx_memcmp(a, b, NGX_HTTP_PROJKEY_HASH_LEN);
+}
+
+
+static int
+ngx_http_projkey_resync_row(void *data, const projkey_row_t *row)
+{
+    ngx_http_projkey_resync_t *rs = data;
+
+    u_char  *more;
+
+    if (rs->n == rs->size) {
+        rs->size = rs->size ? rs->size * 2 : 1024;
+
+        more = realloc(rs->hashes, rs->size * NGX_HTTP_PROJKEY_HASH_LEN);
+        if (more == NULL) {
+            return 1;
+        }
+
+        rs->hashes = more;
+    }
+
+    ngx_memcpy(rs->hashes + rs->n * NGX_HTTP_PROJKEY_HASH_LEN, row->hash,
+               NGX_HTTP_PROJKEY_HASH_LEN);
+    rs->n++;
+
+    if (ngx_http_projkey_zone_apply_locked(rs->zone, row) != NGX_OK) {
+        rs->failed++;
+    }
+
+    return 0;
+}
+
+
+/* every key of the database in, every other key out; rare, O(n log n) */
+
+static ngx_int_t
+ngx_http_projkey_zone_resync_locked(ngx_http_projkey_zone_t *zone,
+    ngx_log_t *log)
+{
+    int64_t                    seq;
+    ngx_uint_t                 i, removed;
+    projkey_store_rc_e         rc;
+    ngx_http_projkey_node_t   *node, **np;
+    ngx_http_projkey_shctx_t  *sh;
+    ngx_http_projkey_resync_t  rs;
+
+    sh = zone->sh;
+
+    ngx_memzero(&rs, sizeof(ngx_http_projkey_resync_t));
+    rs.zone = zone;
+
+    rc = projkey_store_load(zone->store, ngx_http_projkey_resync_row, &rs,
+                            &seq);
+
+    if (rc == PROJKEY_STORE_OK) {
+        rc = projkey_store_state(zone->store, &seq, (char *) sh->instance);
+    }
+
+    if (rc != PROJKEY_STORE_OK) {
+        free(rs.hashes);
+        ngx_snprintf((u_char *) zone->error, sizeof(zone->error) - 1,
+                     "the database \"%V\" cannot be read: %s%Z",
+                     &zone->db, projkey_store_errmsg(zone->store));
+        ngx_log_error(NGX_LOG_ALERT, log, 0, "projkey_zone \"%V\": %s",
+                      &zone->name, zone->error);
+        projkey_store_close(zone->store);
+        zone->store = NULL;
+        return NGX_ERROR;
+    }
+
+    if (rs.n) {
+        qsort(rs.hashes, rs.n, NGX_HTTP_PROJKEY_HASH_LEN,
+              ngx_http_projkey_hash_cmp);
+    }
+
+    removed = 0;
+
+    for (i = 0; i <= sh->mask; i++) {
+        np = &sh->buckets[i];
+
+        while (*np) {
+            node = *np;
+
+            if (rs.n
+                && bsearch(node->hash, rs.hashes, rs.n,
+                           NGX_HTTP_PROJKEY_HASH_LEN,
+                           ngx_http_projkey_hash_cmp)
+                   != NULL)
+            {
+                np = &node->next;
+                continue;
+            }
+
+            node->status = NGX_HTTP_PROJKEY_DEAD;
+            ngx_memory_barrier();
+            *np = node->next;
+            sh->nkeys--;
+            ngx_http_projkey_node_free_locked(zone, node);
+            removed++;
+        }
+    }
+
+    free(rs.hashes);
+
+    sh->seq = seq;
+
+    ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                  "projkey_zone \"%V\" now matches database \"%V\": %uz "
+                  "keys, %ui removed, %ui did not fit",
+                  &zone->name, &zone->db, rs.n, removed, rs.failed);
+
+    return NGX_OK;
 }
 
 

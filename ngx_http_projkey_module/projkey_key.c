@@ -22,6 +22,7 @@
 
 static int projkey_is_bearer(const unsigned char *p, size_t len);
 static int projkey_mentions_key(const unsigned char *p, size_t len);
+static void projkey_random_base62(unsigned char *out, size_t n);
 
 
 static const unsigned char  projkey_base62[] =
@@ -183,16 +184,44 @@ projkey_checksum(const unsigned char *p, size_t len, unsigned char *out)
 void
 projkey_generate(unsigned char *key)
 {
-    size_t  i;
-
     memcpy(key, PROJKEY_PREFIX, PROJKEY_PREFIX_LEN);
 
-    /* randombytes_uniform() rejects samples itself: no modulo bias */
-    for (i = PROJKEY_PREFIX_LEN; i < PROJKEY_BODY_LEN; i++) {
-        key[i] = projkey_base62[randombytes_uniform(62)];
-    }
+    projkey_random_base62(key + PROJKEY_PREFIX_LEN, PROJKEY_RANDOM_LEN);
 
     projkey_checksum(key, PROJKEY_BODY_LEN, key + PROJKEY_BODY_LEN);
+}
+
+
+/*
+ * Uniform base62 characters from blocks of CSPRNG bytes: a byte below 248
+ * (4 * 62) gives a character, a byte above is dropped, so there is no
+ * modulo bias.  One randombytes_buf() a block, not one system call a
+ * character as randombytes_uniform() costs with libsodium 1.0.18.
+ */
+
+static void
+projkey_random_base62(unsigned char *out, size_t n)
+{
+    size_t         i, j;
+    unsigned char  block[64];
+
+    j = sizeof(block);
+
+    for (i = 0; i < n; /* void */) {
+
+        if (j == sizeof(block)) {
+            randombytes_buf(block, sizeof(block));
+            j = 0;
+        }
+
+        if (block[j] < 248) {
+            out[i++] = projkey_base62[block[j] % 62];
+        }
+
+        j++;
+    }
+
+    sodium_memzero(block, sizeof(block));
 }
 
 
@@ -348,11 +377,7 @@ projkey_preview(const unsigned char *key, size_t len, unsigned char *out)
 void
 projkey_generate_id(unsigned char *out)
 {
-    size_t  i;
-
-    for (i = 0; i < PROJKEY_ID_LEN; i++) {
-        out[i] = projkey_base62[randombytes_uniform(62)];
-    }
+    projkey_random_base62(out, PROJKEY_ID_LEN);
 }
 
 
