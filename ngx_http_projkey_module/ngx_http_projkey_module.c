@@ -445,14 +445,23 @@ ngx_http_projkey_reject(ngx_http_request_t *r, ngx_http_projkey_ctx_t *ctx,
 static ngx_int_t
 ngx_http_projkey_hide_authorization(ngx_http_request_t *r)
 {
-    ngx_uint_t        i;
+    ngx_uint_t        i, n;
     ngx_list_t        headers;
     ngx_table_elt_t  *h, *nh, *auth;
     ngx_list_part_t  *part;
 
     auth = r->headers_in.authorization;
 
-    if (ngx_list_init(&headers, r->pool, 20, sizeof(ngx_table_elt_t))
+    n = 0;
+
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        n += part->nelts;
+    }
+
+    /* one part, sized to fit */
+
+    if (ngx_list_init(&headers, r->pool, n > 1 ? n - 1 : 1,
+                      sizeof(ngx_table_elt_t))
         != NGX_OK)
     {
         return NGX_ERROR;
