@@ -61,6 +61,7 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_projkey_admin_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_projkey_admin_text(ngx_str_t *s);
 static ngx_int_t ngx_http_projkey_admin_route(ngx_http_request_t *r,
     ngx_http_projkey_admin_task_t *t);
 static void ngx_http_projkey_admin_body_handler(ngx_http_request_t *r);
@@ -157,6 +158,13 @@ ngx_http_projkey_admin_handler(ngx_http_request_t *r)
                    "Only a project administrator can manage API keys.");
     }
 
+    /* they may come from a client's header: recorded and shown as text */
+
+    if (ngx_http_projkey_admin_text(&user) != NGX_OK) {
+        return ngx_http_projkey_admin_error(r, NGX_HTTP_FORBIDDEN,
+                   "forbidden", "The administrator's name is not valid text.");
+    }
+
     ngx_str_set(&project, "default");
 
     if (plcf->admin_project
@@ -165,7 +173,9 @@ ngx_http_projkey_admin_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (project.len == 0 || project.len > NGX_HTTP_PROJKEY_PROJECT_MAX) {
+    if (project.len == 0 || project.len > NGX_HTTP_PROJKEY_PROJECT_MAX
+        || ngx_http_projkey_admin_text(&project) != NGX_OK)
+    {
         return ngx_http_projkey_admin_error(r, NGX_HTTP_FORBIDDEN,
                    "forbidden", "No project to manage API keys of.");
     }
@@ -213,6 +223,39 @@ ngx_http_projkey_admin_handler(ngx_http_request_t *r)
     r->main->count++;
 
     return NGX_DONE;
+}
+
+
+/* valid UTF-8 without control characters, as a name must be */
+
+static ngx_int_t
+ngx_http_projkey_admin_text(ngx_str_t *s)
+{
+    u_char    *p, *last;
+    uint32_t   c;
+
+    p = s->data;
+    last = p + s->len;
+
+    while (p < last) {
+
+        if (*p < 0x80) {
+            if (*p < 0x20 || *p == 0x7f) {
+                return NGX_DECLINED;
+            }
+
+            p++;
+            continue;
+        }
+
+        c = ngx_utf8_decode(&p, last - p);
+
+        if (c > 0x10ffff || (c >= 0x80 && c <= 0x9f)) {
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
 }
 
 
