@@ -541,7 +541,9 @@ ngx_http_projkey_admin_body_handler(ngx_http_request_t *r)
             continue;
         }
 
-        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        if (b->last != b->pos) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        }
     }
 
     *p = '\0';
