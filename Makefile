@@ -79,6 +79,7 @@ test: deps
 	prove -r t/
 	npm run --silent test:page
 	$(MAKE) fuzz-smoke
+	$(MAKE) test-asan
 
 run: deps
 	$(MAKE) all
