@@ -42,6 +42,9 @@ KINDS = ['valid', 'unknown', 'malformed']
 B62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
 
 procs = []          # every nginx / valgrind we started
+# nginx's default error_log level for every variant: projkey logs each
+# rejected request at notice, which a notice level would write (and count)
+a_log_level = os.environ.get('BENCH_ERROR_LOG_LEVEL', 'error')
 
 
 def log(*a):
@@ -274,7 +277,7 @@ def write_conf(v, d, port, n, keys, extra, cg=False):
         '%s'
         '    server {\n        listen 127.0.0.1:%d backlog=4096;\n%s    }\n}\n'
         % (mods, 'off' if cg else 'on', d, d,
-           'notice' if v in ('projkey', 'lua') else 'warn',
+           a_log_level,
            ''.join('    %s_temp_path %s/%s_temp;\n' % (t, d, t)
                    for t in ('client_body', 'proxy', 'fastcgi', 'uwsgi',
                              'scgi')),
@@ -567,6 +570,10 @@ def fmt(x, f='%.0f'):
 
 def run_n(n, a, out):
     R = {'n': n, 'date': datetime.datetime.now().isoformat(timespec='seconds'),
+         'error_log_level': a_log_level,
+         'git_head': subprocess.run(['git', '-C', ROOT, 'rev-parse',
+                                     '--short', 'HEAD'], capture_output=True,
+                                    text=True).stdout.strip(),
          'command': ' '.join(['bench/run'] + sys.argv[1:]),
          'rounds': a.rounds, 'duration_s': a.duration,
          'connections': a.connections, 'nproc': os.cpu_count()}
@@ -867,8 +874,8 @@ def table(R):
     for v in VARIANTS:
         s = S[v]
         sw = s['startup_wall_s']
-        sws = ('%.2f' % sw) if not isinstance(sw, tuple) else \
-            '%.2f+%.2f' % sw
+        sws = ('%.2f' % sw) if not isinstance(sw, (tuple, list)) else \
+            '%.2f+%.2f' % tuple(sw)
         rl = R['reload'][v]['under_load']
         L.append('%-12s %10s %10.2f %10.2f %11.1f %11.1f %d/%d of %d' % (
             v, sws, s['startup_cpu_s'], s['reload_wall_s'],
@@ -923,6 +930,8 @@ def main():
                          '1000000 keys: nginx under valgrind needs minutes '
                          'to parse a map of 1M keys)')
     ap.add_argument('--starts', type=int, help='start-ups per variant')
+    ap.add_argument('--print', action='store_true',
+                    help='print the table of the existing results-N.json')
     ap.add_argument('--out', default=os.path.join(HERE, 'out'))
     a = ap.parse_args()
     a.cg_variants = [v for v in a.cg_variants.split(',') if v]
@@ -942,6 +951,11 @@ def main():
         a.admin_count = 200
         a.starts = a.starts or 2
     os.makedirs(a.out, exist_ok=True)
+    if a.print:
+        for n in a.keys:
+            with open(os.path.join(a.out, 'results-%d.json' % n)) as f:
+                print(table(json.load(f)) + '\n')
+        return
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(1))
     try:
