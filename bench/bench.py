@@ -695,6 +695,8 @@ def run_n(n, a, out):
         res = {'requests': r['requests'], 'non2xx': r['status'],
                'socket_errors': r['connect'] + r['read'] + r['write']
                + r['timeout'], 'old_worker_gone_s': box.get('done_s'),
+               'errors': {e: r[e] for e in ('connect', 'read', 'write',
+                                            'timeout')},
                'p99_us': r['p99']}
         R['reload'][v] = {'idle': times, 'under_load': res}
         log('N=%d reload %s: %.2f s; under load: %d requests, %d non-2xx, '
