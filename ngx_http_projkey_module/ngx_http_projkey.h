@@ -133,6 +133,7 @@ typedef struct {
     ngx_shm_zone_t            *zone;           /* NULL: "projkey off" */
     ngx_flag_t                 optional;
     ngx_flag_t                 hide_key;
+    ngx_uint_t                 log_level;
 
     ngx_shm_zone_t            *admin_zone;
     ngx_http_complex_value_t  *admin_user;

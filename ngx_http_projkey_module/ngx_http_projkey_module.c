@@ -47,6 +47,15 @@ static ngx_int_t ngx_http_projkey_init_process(ngx_cycle_t *cycle);
 static void ngx_http_projkey_exit_process(ngx_cycle_t *cycle);
 
 
+static ngx_conf_enum_t  ngx_http_projkey_log_levels[] = {
+    { ngx_string("info"), NGX_LOG_INFO },
+    { ngx_string("notice"), NGX_LOG_NOTICE },
+    { ngx_string("warn"), NGX_LOG_WARN },
+    { ngx_string("error"), NGX_LOG_ERR },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_command_t  ngx_http_projkey_commands[] = {
 
     { ngx_string("projkey_zone"),
@@ -69,6 +78,13 @@ static ngx_command_t  ngx_http_projkey_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_projkey_loc_conf_t, hide_key),
       NULL },
+
+    { ngx_string("projkey_log_level"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_projkey_loc_conf_t, log_level),
+      &ngx_http_projkey_log_levels },
 
     { ngx_string("projkey_admin"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -401,16 +417,19 @@ static ngx_int_t
 ngx_http_projkey_reject(ngx_http_request_t *r, ngx_http_projkey_ctx_t *ctx,
     ngx_http_projkey_status_e status)
 {
-    ngx_uint_t        level;
-    ngx_table_elt_t  *h;
+    ngx_uint_t                    level;
+    ngx_table_elt_t              *h;
+    ngx_http_projkey_loc_conf_t  *plcf;
 
     ctx->status = status;
     ctx->reject = 1;
 
-    /* a client without a key is routine; a bad key may be an attack */
+    /* a client without a key is routine; a bad key is the operator's call */
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_projkey_module);
 
     level = (status == NGX_HTTP_PROJKEY_MISSING) ? NGX_LOG_INFO
-                                                 : NGX_LOG_NOTICE;
+                                                 : plcf->log_level;
 
     ngx_log_error(level, r->connection->log, 0,
                   "projkey: request rejected: API key %V",
@@ -777,6 +796,7 @@ ngx_http_projkey_create_loc_conf(ngx_conf_t *cf)
     conf->zone = NGX_CONF_UNSET_PTR;
     conf->optional = NGX_CONF_UNSET;
     conf->hide_key = NGX_CONF_UNSET;
+    conf->log_level = NGX_CONF_UNSET_UINT;
 
     return conf;
 }
@@ -798,6 +818,7 @@ ngx_http_projkey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->zone, NULL, NULL);
     ngx_conf_merge_value(conf->optional, 0, 0);
     ngx_conf_merge_value(conf->hide_key, prev->hide_key, 1);
+    ngx_conf_merge_uint_value(conf->log_level, prev->log_level, NGX_LOG_INFO);
 
     if (conf->admin_user == NULL) {
         conf->admin_user = prev->admin_user;
