@@ -55,6 +55,8 @@ static void ngx_http_projkey_zone_refresh(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log);
 static void ngx_http_projkey_flush_handler(ngx_event_t *ev);
 static void ngx_http_projkey_flush(void *data, ngx_log_t *log);
+static void ngx_http_projkey_checkpoint(ngx_http_projkey_zone_t *zone,
+    ngx_log_t *log);
 #if (NGX_THREADS)
 static void ngx_http_projkey_flush_wait_handler(ngx_event_t *ev);
 static void ngx_http_projkey_flush_done(ngx_event_t *ev);
@@ -1017,6 +1019,39 @@ done:
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
     free(touch);
+
+    ngx_http_projkey_checkpoint(zone, log);
+}
+
+
+/*
+ * The nginx connections never checkpoint in a commit: an admin call would
+ * pay for the fsync of the database, under the zone's lock.  Worker 0 does
+ * it here, after each batch, on a connection of its own and without the
+ * lock; other processes (the CLI) checkpoint as SQLite does by default.
+ */
+
+static void
+ngx_http_projkey_checkpoint(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
+{
+    projkey_store_t     *st;
+    projkey_store_rc_e   rc;
+
+    rc = projkey_store_open((char *) zone->db.data,
+                            PROJKEY_STORE_NO_CHECKPOINT, 1000, &st);
+
+    if (rc == PROJKEY_STORE_OK) {
+        rc = projkey_store_checkpoint(st);
+    }
+
+    if (rc != PROJKEY_STORE_OK) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "projkey_zone \"%V\": checkpoint of database \"%V\" "
+                      "failed: %s", &zone->name, &zone->db,
+                      st ? projkey_store_errmsg(st) : "out of memory");
+    }
+
+    projkey_store_close(st);
 }
 
 
@@ -1110,7 +1145,8 @@ ngx_http_projkey_zone_store_locked(ngx_http_projkey_zone_t *zone,
         zone->store = NULL;
     }
 
-    rc = projkey_store_open((char *) zone->db.data, 0, 5000, &zone->store);
+    rc = projkey_store_open((char *) zone->db.data,
+                            PROJKEY_STORE_NO_CHECKPOINT, 5000, &zone->store);
 
     if (rc == PROJKEY_STORE_OK) {
         rc = projkey_store_state(zone->store, &seq, (char *) instance);

@@ -427,6 +427,14 @@ projkey_store_open_db(projkey_store_t *st, const char *path)
         return projkey_store_fail(st, rc);
     }
 
+    if (st->flags & PROJKEY_STORE_NO_CHECKPOINT) {
+        /* the owner checkpoints with projkey_store_checkpoint() */
+        rc = sqlite3_wal_autocheckpoint(st->db, 0);
+        if (rc != SQLITE_OK) {
+            return projkey_store_fail(st, rc);
+        }
+    }
+
     if (version < PROJKEY_SCHEMA_VERSION) {
         return projkey_store_migrate(st);
     }
@@ -1626,6 +1634,24 @@ failed:
     projkey_store_rollback(st);
     free(snap.buf);
     return src;
+}
+
+
+projkey_store_rc_e
+projkey_store_checkpoint(projkey_store_t *st)
+{
+    int  rc, log, done;
+
+    rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                   &log, &done);
+
+    /* a busy checkpoint is not an error: it is done the next time */
+
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+        return projkey_store_fail(st, rc);
+    }
+
+    return PROJKEY_STORE_OK;
 }
 
 

@@ -47,6 +47,7 @@ typedef enum {
 /* flags of projkey_store_open() */
 #define PROJKEY_STORE_CREATE     0x01   /* create file and schema if missing */
 #define PROJKEY_STORE_RDONLY     0x02   /* open read-only, never write */
+#define PROJKEY_STORE_NO_CHECKPOINT 0x04 /* commits never checkpoint the WAL */
 
 
 #define PROJKEY_NAME_MAX         100    /* characters, after trimming */
@@ -182,6 +183,13 @@ projkey_store_rc_e projkey_store_update(projkey_store_t *st,
 projkey_store_rc_e projkey_store_delete(projkey_store_t *st,
     const char *project, size_t project_len, const char *id, size_t id_len,
     const projkey_actor_t *actor, projkey_row_pt cb, void *data);
+
+/*
+ * Copies what the WAL holds into the database (PASSIVE: it waits for no
+ * one), for connections opened with PROJKEY_STORE_NO_CHECKPOINT, so that
+ * the fsync of a checkpoint is not paid inside somebody's commit.
+ */
+projkey_store_rc_e projkey_store_checkpoint(projkey_store_t *st);
 
 /* records last use times in one transaction; no sequence number taken */
 projkey_store_rc_e projkey_store_touch(projkey_store_t *st,

@@ -998,6 +998,61 @@ t_load_speed(void)
 }
 
 
+/* commits of a NO_CHECKPOINT connection leave the WAL to the checkpoint */
+
+static void
+t_checkpoint(void)
+{
+    int               i;
+    char              name[32];
+    off_t             wal, db, after;
+    t_key_t           k;
+    struct stat       sb;
+    projkey_actor_t   actor = { "t", 1, NULL, 0 };
+    projkey_store_t  *st, *other;
+
+    if (projkey_store_open(t_path("ckpt.db"), PROJKEY_STORE_CREATE
+                           | PROJKEY_STORE_NO_CHECKPOINT, 1000, &st)
+        != PROJKEY_STORE_OK)
+    {
+        bail_out("cannot create ckpt.db");
+    }
+
+    /* a second connection keeps the WAL from being folded in on close */
+    is_int(projkey_store_open(t_path("ckpt.db"), 0, 1000, &other),
+           PROJKEY_STORE_OK, "checkpoint: a second connection");
+
+    for (i = 0; i < 1200; i++) {
+        snprintf(name, sizeof(name), "k%d", i);
+        t_make_key(&k, "default", name);
+        if (projkey_store_create(st, &k.new, &actor, NULL, NULL)
+            != PROJKEY_STORE_OK)
+        {
+            break;
+        }
+    }
+
+    is_int(i, 1200, "checkpoint: 1200 keys created");
+
+    /* past 1000 pages SQLite would have checkpointed and restarted it */
+    wal = (stat(t_path("ckpt.db-wal"), &sb) == 0) ? sb.st_size : -1;
+    db = (stat(t_path("ckpt.db"), &sb) == 0) ? sb.st_size : -1;
+    ok(wal > 4096 * 1000, "checkpoint: the WAL kept every commit (%lld)",
+       (long long) wal);
+
+    is_int(projkey_store_checkpoint(st), PROJKEY_STORE_OK,
+           "checkpoint: passive checkpoint");
+
+    after = (stat(t_path("ckpt.db"), &sb) == 0) ? sb.st_size : -1;
+    ok(after > db && after > 4096 * 50,
+       "checkpoint: the database file now holds the keys (%lld -> %lld)",
+       (long long) db, (long long) after);
+
+    projkey_store_close(other);
+    projkey_store_close(st);
+}
+
+
 int
 main(void)
 {
@@ -1034,6 +1089,7 @@ main(void)
     projkey_store_close(NULL);
 
     t_secret();
+    t_checkpoint();
     t_load_speed();
 
     sqlite3_close(t_json_db);
