@@ -258,7 +258,30 @@ static const char  *projkey_store_migrations[] = {
     " actor TEXT NOT NULL,"
     " addr TEXT,"
     " detail TEXT NOT NULL);"
-    "CREATE INDEX audit_project ON audit (project, seq);"
+    "CREATE INDEX audit_project ON audit (project, seq);",
+
+    /*
+     * 1 -> 2: a change made to the file by hand (the sqlite3 shell) takes
+     * a sequence number too, so that running nginxes apply it.  The store's
+     * own writes set seq themselves and the triggers stand aside.
+     */
+    "CREATE TRIGGER keys_changed_by_hand"
+    " AFTER UPDATE OF name, status, project, hash ON keys"
+    " WHEN NEW.seq = OLD.seq"
+    " BEGIN"
+    " UPDATE meta SET v = v + 1 WHERE k = 'seq';"
+    " UPDATE keys SET seq = (SELECT v FROM meta WHERE k = 'seq')"
+    " WHERE id = NEW.id;"
+    " END;"
+    "CREATE TRIGGER keys_deleted_by_hand"
+    " AFTER DELETE ON keys"
+    " WHEN NOT EXISTS (SELECT 1 FROM deleted WHERE id = OLD.id)"
+    " BEGIN"
+    " UPDATE meta SET v = v + 1 WHERE k = 'seq';"
+    " INSERT INTO deleted (id, hash, project, seq)"
+    " VALUES (OLD.id, OLD.hash, OLD.project,"
+    " (SELECT v FROM meta WHERE k = 'seq'));"
+    " END;"
 };
 
 #define PROJKEY_SCHEMA_VERSION                                                \

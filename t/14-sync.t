@@ -16,7 +16,7 @@ use Projkey::Test;
 
 ###############################################################################
 
-my $t = Projkey::Test->new()->plan(19);
+my $t = Projkey::Test->new()->plan(21);
 
 my ($id0, $key0) = $t->create_key('before start');
 
@@ -112,6 +112,17 @@ like(call($key0), qr/id=\Q$id0\E name=before start /, 'first key intact');
 
 select undef, undef, undef, 0.5;
 like(call($key), qr/^HTTP\/1\.1 401 /, 'deleted key stays rejected');
+
+# a change made by hand with the sqlite3 shell is applied too
+
+my ($hid, $hkey) = $t->create_key('by hand');
+until_match($hkey, qr/^HTTP\/1\.1 200 /);
+$t->run_cmd('sqlite3', $t->db, "UPDATE keys SET status = 2 WHERE id = '$hid'");
+($ok, $took) = until_match($hkey, qr/"api_key_disabled"/);
+ok($ok && $took < 1, 'sqlite3 UPDATE status: disabled within 1 s');
+$t->run_cmd('sqlite3', $t->db, "DELETE FROM keys WHERE id = '$hid'");
+($ok, $took) = until_match($hkey, qr/"invalid_api_key"/);
+ok($ok && $took < 1, 'sqlite3 DELETE: rejected within 1 s');
 
 ###############################################################################
 

@@ -293,11 +293,11 @@ t_open_failures(void)
        "and says so: %s", projkey_store_errmsg(st));
     projkey_store_close(st);
 
-    t_sql(t_path("new.db"), "PRAGMA user_version=2");
+    t_sql(t_path("new.db"), "PRAGMA user_version=3");
     is_int(projkey_store_open(t_path("new.db"), 0, 100, &st),
            PROJKEY_STORE_ERROR, "a newer schema is refused");
-    is_str(projkey_store_errmsg(st), "database schema version 2 is newer "
-           "than this projkey (1)", "and says so");
+    is_str(projkey_store_errmsg(st), "database schema version 3 is newer "
+           "than this projkey (2)", "and says so");
     projkey_store_close(st);
 
     is_int(projkey_store_open(t_path("new.db"), PROJKEY_STORE_RDONLY, 100,
@@ -998,6 +998,61 @@ t_load_speed(void)
 }
 
 
+/* a change made with the sqlite3 shell reaches the change feed too */
+
+static void
+t_by_hand(void)
+{
+    char              sql[256];
+    int64_t           seq, after;
+    t_key_t           a, b;
+    t_rows_t          rows;
+    projkey_actor_t   actor = { "t", 1, NULL, 0 };
+    projkey_store_t  *st;
+
+    if (projkey_store_open(t_path("hand.db"), PROJKEY_STORE_CREATE, 1000,
+                           &st)
+        != PROJKEY_STORE_OK)
+    {
+        bail_out("cannot create hand.db");
+    }
+
+    t_make_key(&a, "default", "a");
+    t_make_key(&b, "default", "b");
+    projkey_store_create(st, &a.new, &actor, NULL, NULL);
+    projkey_store_create(st, &b.new, &actor, NULL, NULL);
+    projkey_store_state(st, &seq, sql);
+
+    snprintf(sql, sizeof(sql), "UPDATE keys SET status = 2 WHERE id = '%s'",
+             a.id);
+    t_sql(t_path("hand.db"), sql);
+    snprintf(sql, sizeof(sql), "DELETE FROM keys WHERE id = '%s'", b.id);
+    t_sql(t_path("hand.db"), sql);
+    t_sql(t_path("hand.db"), "UPDATE keys SET last_used_at = 5");
+
+    memset(&rows, 0, sizeof(rows));
+    is_int(projkey_store_changes(st, seq, t_collect, &rows, &after),
+           PROJKEY_STORE_OK, "by hand: changes read");
+    is_int(after, seq + 2, "by hand: two changes, the last use not one");
+    is_int(rows.n, 2, "by hand: both keys in the feed");
+    ok(rows.n == 2 && strcmp(rows.row[0].id, a.id) == 0
+       && rows.row[0].status == PROJKEY_STATUS_DISABLED,
+       "by hand: the disable");
+    ok(rows.n == 2 && strcmp(rows.row[1].id, b.id) == 0
+       && rows.row[1].status == PROJKEY_STATUS_DELETED,
+       "by hand: the delete");
+
+    /* the store's own writes take one number each, as before */
+    is_int(projkey_store_update(st, "default", 7, a.id, PROJKEY_ID_LEN, NULL,
+                                0, PROJKEY_STATUS_ACTIVE, &actor, NULL, NULL),
+           PROJKEY_STORE_OK, "by hand: then enabled by the store");
+    projkey_store_state(st, &seq, sql);
+    is_int(seq, after + 1, "by hand: one number for the store's write");
+
+    projkey_store_close(st);
+}
+
+
 /* commits of a NO_CHECKPOINT connection leave the WAL to the checkpoint */
 
 static void
@@ -1090,6 +1145,7 @@ main(void)
 
     t_secret();
     t_checkpoint();
+    t_by_hand();
     t_load_speed();
 
     sqlite3_close(t_json_db);
