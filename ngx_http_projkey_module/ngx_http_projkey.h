@@ -173,6 +173,8 @@ typedef struct {
 
 /* ngx_http_projkey_module.c */
 ngx_http_projkey_ctx_t *ngx_http_projkey_get_ctx(ngx_http_request_t *r);
+ngx_table_elt_t *ngx_http_projkey_add_header(ngx_http_request_t *r,
+    ngx_str_t *key, ngx_str_t *value);
 
 /* ngx_http_projkey_zone.c */
 char *ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -100,6 +100,9 @@ static void ngx_http_projkey_admin_set_error(
 
 
 static ngx_str_t  ngx_http_projkey_json_type = ngx_string("application/json");
+static ngx_str_t  ngx_http_projkey_allow = ngx_string("Allow");
+static ngx_str_t  ngx_http_projkey_cache_control = ngx_string("Cache-Control");
+static ngx_str_t  ngx_http_projkey_no_store = ngx_string("no-store");
 static ngx_str_t  ngx_http_projkey_updated =
     ngx_string("The API key has been updated.");
 
@@ -270,9 +273,8 @@ ngx_http_projkey_admin_route(ngx_http_request_t *r,
     ngx_http_projkey_admin_task_t *t)
 {
     u_char                    *p, *last;
-    ngx_str_t                  path, arg;
+    ngx_str_t                  path, arg, methods;
     ngx_int_t                  n;
-    ngx_table_elt_t           *allow;
     ngx_http_core_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
@@ -394,18 +396,14 @@ ngx_http_projkey_admin_route(ngx_http_request_t *r,
 
 not_allowed:
 
-    allow = ngx_list_push(&r->headers_out.headers);
-    if (allow == NULL) {
+    methods.data = p;
+    methods.len = ngx_strlen(p);
+
+    if (ngx_http_projkey_add_header(r, &ngx_http_projkey_allow, &methods)
+        == NULL)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    allow->hash = 1;
-#if (nginx_version >= 1023000)
-    allow->next = NULL;
-#endif
-    ngx_str_set(&allow->key, "Allow");
-    allow->value.data = p;
-    allow->value.len = ngx_strlen(p);
 
     ngx_http_projkey_admin_set_error(t, NGX_HTTP_NOT_ALLOWED,
         "method_not_allowed", "This method is not allowed here.");
@@ -765,7 +763,6 @@ ngx_http_projkey_admin_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_int_t            rc;
     ngx_buf_t           *b;
     ngx_chain_t          out;
-    ngx_table_elt_t     *cc;
     ngx_pool_cleanup_t  *cln;
 
     if (wipe) {
@@ -790,17 +787,12 @@ ngx_http_projkey_admin_send(ngx_http_request_t *r, ngx_uint_t status,
         r->headers_out.content_type_lowcase = NULL;
     }
 
-    cc = ngx_list_push(&r->headers_out.headers);
-    if (cc == NULL) {
+    if (ngx_http_projkey_add_header(r, &ngx_http_projkey_cache_control,
+                                    &ngx_http_projkey_no_store)
+        == NULL)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    cc->hash = 1;
-#if (nginx_version >= 1023000)
-    cc->next = NULL;
-#endif
-    ngx_str_set(&cc->key, "Cache-Control");
-    ngx_str_set(&cc->value, "no-store");
 
     if (len == 0) {
         r->header_only = 1;

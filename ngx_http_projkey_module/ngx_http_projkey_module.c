@@ -193,6 +193,8 @@ static ngx_http_projkey_error_t  ngx_http_projkey_errors[] = {
 };
 
 
+static ngx_str_t  ngx_http_projkey_www_authenticate =
+    ngx_string("WWW-Authenticate");
 static ngx_str_t  ngx_http_projkey_realm =
     ngx_string("Bearer realm=\"projkey\"");
 static ngx_str_t  ngx_http_projkey_realm_invalid =
@@ -435,22 +437,41 @@ ngx_http_projkey_reject(ngx_http_request_t *r, ngx_http_projkey_ctx_t *ctx,
                   "projkey: request rejected: API key %V",
                   &ngx_http_projkey_status_names[status]);
 
-    h = ngx_list_push(&r->headers_out.headers);
+    h = ngx_http_projkey_add_header(r, &ngx_http_projkey_www_authenticate,
+                                    (status == NGX_HTTP_PROJKEY_MISSING)
+                                    ? &ngx_http_projkey_realm
+                                    : &ngx_http_projkey_realm_invalid);
     if (h == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->headers_out.www_authenticate = h;
+
+    return NGX_HTTP_UNAUTHORIZED;
+}
+
+
+/* "next" on header elements is 1.23.0's; 1.22 is the floor */
+
+ngx_table_elt_t *
+ngx_http_projkey_add_header(ngx_http_request_t *r, ngx_str_t *key,
+    ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NULL;
     }
 
     h->hash = 1;
 #if (nginx_version >= 1023000)
     h->next = NULL;
 #endif
-    ngx_str_set(&h->key, "WWW-Authenticate");
-    h->value = (status == NGX_HTTP_PROJKEY_MISSING)
-               ? ngx_http_projkey_realm : ngx_http_projkey_realm_invalid;
+    h->key = *key;
+    h->value = *value;
 
-    r->headers_out.www_authenticate = h;
-
-    return NGX_HTTP_UNAUTHORIZED;
+    return h;
 }
 
 
