@@ -23,7 +23,8 @@ use Projkey::Admin;
 
 ###############################################################################
 
-plan(skip_all => 'needs root for tmpfs and chown') if $> != 0;
+# tmpfs and chown need root, as make test has it (sudo make test)
+die "$0 needs root (tmpfs, chown): run sudo make test\n" if $> != 0;
 
 my $t = Projkey::Test->new()->plan(23);
 
