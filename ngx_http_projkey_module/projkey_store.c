@@ -109,6 +109,8 @@ static projkey_store_rc_e projkey_store_exec(projkey_store_t *st,
     projkey_sql_e n);
 static projkey_store_rc_e projkey_store_begin(projkey_store_t *st, int write);
 static projkey_store_rc_e projkey_store_commit(projkey_store_t *st);
+static projkey_store_rc_e projkey_store_commit_cb(projkey_store_t *st,
+    projkey_row_pt cb, void *data, const projkey_row_t *row);
 static void projkey_store_rollback(projkey_store_t *st);
 static projkey_store_rc_e projkey_store_seq(projkey_store_t *st,
     projkey_sql_e n, int64_t *seq);
@@ -808,6 +810,25 @@ projkey_store_begin(projkey_store_t *st, int write)
 }
 
 
+/* commits, then hands the committed row to the caller's callback, if any */
+
+static projkey_store_rc_e
+projkey_store_commit_cb(projkey_store_t *st, projkey_row_pt cb, void *data,
+    const projkey_row_t *row)
+{
+    projkey_store_rc_e  rc;
+
+    rc = projkey_store_commit(st);
+
+    if (rc == PROJKEY_STORE_OK && cb != NULL && cb(data, row) != 0) {
+        projkey_store_set_errmsg(st, "stopped by the caller");
+        rc = PROJKEY_STORE_ERROR;
+    }
+
+    return rc;
+}
+
+
 static projkey_store_rc_e
 projkey_store_commit(projkey_store_t *st)
 {
@@ -1353,12 +1374,7 @@ projkey_store_create(projkey_store_t *st, const projkey_new_t *key,
         }
     }
 
-    rc = projkey_store_commit(st);
-
-    if (rc == PROJKEY_STORE_OK && cb != NULL && cb(data, &snap.row) != 0) {
-        projkey_store_set_errmsg(st, "stopped by the caller");
-        rc = PROJKEY_STORE_ERROR;
-    }
+    rc = projkey_store_commit_cb(st, cb, data, &snap.row);
 
     free(snap.buf);
     return rc;
@@ -1551,12 +1567,7 @@ projkey_store_update(projkey_store_t *st, const char *project,
         }
     }
 
-    src = projkey_store_commit(st);
-
-    if (src == PROJKEY_STORE_OK && cb != NULL && cb(data, &after.row) != 0) {
-        projkey_store_set_errmsg(st, "stopped by the caller");
-        src = PROJKEY_STORE_ERROR;
-    }
+    src = projkey_store_commit_cb(st, cb, data, &after.row);
 
     free(snap.buf);
     free(after.buf);
@@ -1642,12 +1653,7 @@ projkey_store_delete(projkey_store_t *st, const char *project,
         goto failed;
     }
 
-    src = projkey_store_commit(st);
-
-    if (src == PROJKEY_STORE_OK && cb != NULL && cb(data, &snap.row) != 0) {
-        projkey_store_set_errmsg(st, "stopped by the caller");
-        src = PROJKEY_STORE_ERROR;
-    }
+    src = projkey_store_commit_cb(st, cb, data, &snap.row);
 
     free(snap.buf);
     return src;
