@@ -53,6 +53,8 @@ static void test_checksum(void);
 static void test_valid(void);
 static void test_hash(void);
 static void test_mutations(void);
+static void test_alphabet(void);
+static void test_scheme_bytes(void);
 static void test_generate(void);
 static void test_generate_id(void);
 static void test_parse_auth(void);
@@ -85,6 +87,8 @@ main(void)
     test_valid();
     test_hash();
     test_mutations();
+    test_alphabet();
+    test_scheme_bytes();
     test_generate();
     test_generate_id();
     test_parse_auth();
@@ -258,6 +262,83 @@ test_mutations(void)
     }
 
     is_int(bad, 0, "every 1-byte change of 200 generated keys is invalid");
+}
+
+
+/*
+ * projkey_valid() checks the alphabet and the CRC 8 bytes at a time: every
+ * byte value at every place of the random part, with the checksum made
+ * again by the byte-at-a-time projkey_checksum(), is valid exactly when it
+ * is a base62 character.
+ */
+
+static void
+test_alphabet(void)
+{
+    size_t         i, bad;
+    unsigned       c;
+    unsigned char  key[PROJKEY_LEN];
+
+    bad = 0;
+    projkey_generate(key);
+
+    for (i = PROJKEY_PREFIX_LEN; i < PROJKEY_PREFIX_LEN + PROJKEY_RANDOM_LEN;
+         i++)
+    {
+        for (c = 0; c < 256; c++) {
+            key[i] = (unsigned char) c;
+            projkey_checksum(key, PROJKEY_PREFIX_LEN + PROJKEY_RANDOM_LEN,
+                             key + PROJKEY_PREFIX_LEN + PROJKEY_RANDOM_LEN);
+
+            if (projkey_valid(key, PROJKEY_LEN) != is_b62(key + i, 1)
+                && bad++ < 5)
+            {
+                diag("byte %zu = 0x%02x: valid is %d", i, c,
+                     projkey_valid(key, PROJKEY_LEN));
+            }
+        }
+
+        key[i] = 'a';
+    }
+
+    is_int(bad, 0, "each of 256 bytes at each of the 42 random places, "
+           "checksum made again: valid iff base62");
+}
+
+
+/* "Bearer" in any case, and nothing else, whatever the byte */
+static void
+test_scheme_bytes(void)
+{
+    size_t                i, bad;
+    unsigned              c;
+    projkey_auth_e        want;
+    unsigned char         value[7 + PROJKEY_LEN];
+    const unsigned char  *key;
+
+    bad = 0;
+    memcpy(value, "Bearer ", 7);
+    projkey_generate(value + 7);
+
+    for (i = 0; i < 6; i++) {
+        for (c = 0; c < 256; c++) {
+            value[i] = (unsigned char) c;
+            want = (c == (unsigned char) "bearer"[i]
+                    || c == (unsigned char) "BEARER"[i])
+                   ? PROJKEY_AUTH_KEY : PROJKEY_AUTH_MALFORMED;
+
+            if (projkey_parse_auth(value, sizeof(value), &key) != want
+                && bad++ < 5)
+            {
+                diag("scheme byte %zu = 0x%02x", i, c);
+            }
+        }
+
+        value[i] = (unsigned char) "Bearer"[i];
+    }
+
+    is_int(bad, 0, "each of 256 bytes at each place of \"Bearer\": "
+           "a key only for the letter in either case");
 }
 
 
