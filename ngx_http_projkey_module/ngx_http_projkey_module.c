@@ -274,12 +274,15 @@ ngx_http_projkey_get_ctx(ngx_http_request_t *r)
 }
 
 
+/*
+ * Nothing to release: the cleanup only marks the context for
+ * ngx_http_projkey_get_ctx().  The hash it holds is no secret (it is what
+ * the database stores), so it is not wiped either.
+ */
+
 static void
 ngx_http_projkey_cleanup(void *data)
 {
-    ngx_http_projkey_ctx_t  *ctx = data;
-
-    ngx_explicit_memzero(ctx->hash, NGX_HTTP_PROJKEY_HASH_LEN);
 }
 
 
@@ -332,7 +335,6 @@ ngx_http_projkey_check(ngx_http_request_t *r,
         projkey_hash(key, PROJKEY_LEN, hash);
 
         ngx_memcpy(ctx->hash, hash, NGX_HTTP_PROJKEY_HASH_LEN);
-        ngx_explicit_memzero(hash, PROJKEY_HASH_LEN);
         ctx->hashed = 1;
     }
 
