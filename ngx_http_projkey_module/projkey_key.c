@@ -341,7 +341,7 @@ projkey_is_bearer(const unsigned char *p, size_t len)
     memcpy(&a, p, 4);
     memcpy(&b, p + 4, 2);
     memcpy(&sa, PROJKEY_SCHEME, 4);
-    memcpy(&sb, PROJKEY_SCHEME + 4, 2);
+    memcpy(&sb, &PROJKEY_SCHEME[4], 2);
 
     if ((a | 0x20202020) != sa || (uint16_t) (b | 0x2020) != sb) {
         return 0;
