@@ -1027,13 +1027,22 @@ done:
 /*
  * The nginx connections never checkpoint in a commit: an admin call would
  * pay for the fsync of the database, under the zone's lock.  Worker 0 does
- * it here, after each batch, on a connection of its own and without the
- * lock; other processes (the CLI) checkpoint as SQLite does by default.
+ * it here, after each batch, on a connection of its own and first without
+ * the lock; other processes (the CLI) checkpoint as SQLite does by default.
+ *
+ * SQLite starts the WAL over only once all of it is in the database, and
+ * a passive checkpoint never gets there while admin writes keep coming
+ * (it copies what the WAL held when it began; frames are added behind it):
+ * the WAL then grows without end, hundreds of MB in a soak.  So a second
+ * pass copies the rest under the zone's lock, which every nginx writer
+ * takes: it is short (the frames of one pass, nothing at all when idle),
+ * and after it the next write starts the WAL over.
  */
 
 static void
 ngx_http_projkey_checkpoint(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
 {
+    int                  complete;
     projkey_store_t     *st;
     projkey_store_rc_e   rc;
 
@@ -1041,7 +1050,20 @@ ngx_http_projkey_checkpoint(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
                             PROJKEY_STORE_NO_CHECKPOINT, 1000, &st);
 
     if (rc == PROJKEY_STORE_OK) {
-        rc = projkey_store_checkpoint(st);
+        rc = projkey_store_checkpoint(st, &complete);
+    }
+
+    if (rc == PROJKEY_STORE_OK) {
+        ngx_shmtx_lock(&zone->shpool->mutex);
+        rc = projkey_store_checkpoint(st, &complete);
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        if (rc == PROJKEY_STORE_OK && !complete) {
+            /* a reader or writer of another process: done next time */
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log, 0,
+                           "projkey checkpoint of \"%V\" not complete",
+                           &zone->db);
+        }
     }
 
     if (rc != PROJKEY_STORE_OK) {

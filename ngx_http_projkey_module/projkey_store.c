@@ -24,6 +24,9 @@
 
 #define PROJKEY_ERRMSG_LEN       512
 
+/* bytes the WAL file is cut back to when SQLite starts it over (4 MB) */
+#define PROJKEY_STORE_WAL_LIMIT  "4194304"
+
 /* field names quoted in error messages are cut to this many bytes */
 #define PROJKEY_FIELD_MAX        40
 
@@ -446,8 +449,14 @@ projkey_store_open_db(projkey_store_t *st, const char *path)
         return PROJKEY_STORE_ERROR;
     }
 
+    /*
+     * The WAL file keeps its largest size when it is reset; the limit
+     * gives the disk back after a burst of writes.
+     */
     rc = sqlite3_exec(st->db, "PRAGMA synchronous=NORMAL;"
-                      "PRAGMA foreign_keys=ON", NULL, NULL, NULL);
+                      "PRAGMA foreign_keys=ON;"
+                      "PRAGMA journal_size_limit=" PROJKEY_STORE_WAL_LIMIT,
+                      NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         return projkey_store_fail(st, rc);
     }
@@ -1667,18 +1676,28 @@ failed:
 
 
 projkey_store_rc_e
-projkey_store_checkpoint(projkey_store_t *st)
+projkey_store_checkpoint(projkey_store_t *st, int *complete)
 {
     int  rc, log, done;
+
+    log = -1;
+    done = -1;
+    *complete = 0;
 
     rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
                                    &log, &done);
 
     /* a busy checkpoint is not an error: it is done the next time */
 
-    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+    if (rc == SQLITE_BUSY) {
+        return PROJKEY_STORE_OK;
+    }
+
+    if (rc != SQLITE_OK) {
         return projkey_store_fail(st, rc);
     }
+
+    *complete = (log == done);
 
     return PROJKEY_STORE_OK;
 }

@@ -188,8 +188,13 @@ projkey_store_rc_e projkey_store_delete(projkey_store_t *st,
  * Copies what the WAL holds into the database (PASSIVE: it waits for no
  * one), for connections opened with PROJKEY_STORE_NO_CHECKPOINT, so that
  * the fsync of a checkpoint is not paid inside somebody's commit.
+ * *complete is 1 when every frame of the WAL is in the database: the next
+ * write then starts the WAL over (SQLite resets it only then, so under
+ * writes that never pause it must be made true, see ngx_http_projkey_zone.c).
+ * Busy (another checkpoint runs) is not an error: *complete is 0.
  */
-projkey_store_rc_e projkey_store_checkpoint(projkey_store_t *st);
+projkey_store_rc_e projkey_store_checkpoint(projkey_store_t *st,
+    int *complete);
 
 /* records last use times in one transaction; no sequence number taken */
 projkey_store_rc_e projkey_store_touch(projkey_store_t *st,

@@ -1055,9 +1055,10 @@ t_by_hand(void)
 static void
 t_checkpoint(void)
 {
-    int               i;
+    int               i, complete;
     char              name[32];
     off_t             wal, db, after;
+    sqlite3          *raw;
     t_key_t           k;
     struct stat       sb;
     projkey_actor_t   actor = { "t", 1, NULL, 0 };
@@ -1092,13 +1093,46 @@ t_checkpoint(void)
     ok(wal > 4096 * 1000, "checkpoint: the WAL kept every commit (%lld)",
        (long long) wal);
 
-    is_int(projkey_store_checkpoint(st), PROJKEY_STORE_OK,
+    complete = -1;
+    is_int(projkey_store_checkpoint(st, &complete), PROJKEY_STORE_OK,
            "checkpoint: passive checkpoint");
+    is_int(complete, 1, "checkpoint: nothing in the way, it is complete");
 
     after = (stat(t_path("ckpt.db"), &sb) == 0) ? sb.st_size : -1;
     ok(after > db && after > 4096 * 50,
        "checkpoint: the database file now holds the keys (%lld -> %lld)",
        (long long) db, (long long) after);
+
+    /* the next write starts the WAL over and cuts the file to the limit */
+    t_make_key(&k, "default", "after the checkpoint");
+    is_int(projkey_store_create(st, &k.new, &actor, NULL, NULL),
+           PROJKEY_STORE_OK, "checkpoint: a write after it");
+    wal = (stat(t_path("ckpt.db-wal"), &sb) == 0) ? sb.st_size : -1;
+    ok(wal >= 0 && wal <= 4194304,
+       "checkpoint: the WAL was started over and cut to 4 MB (%lld)",
+       (long long) wal);
+
+    /* a reader on an older snapshot keeps the newer frames in the WAL */
+    if (sqlite3_open(t_path("ckpt.db"), &raw) != SQLITE_OK
+        || sqlite3_exec(raw, "BEGIN; SELECT count(*) FROM keys", NULL, NULL,
+                        NULL) != SQLITE_OK)
+    {
+        bail_out("cannot open a reader on ckpt.db");
+    }
+
+    t_make_key(&k, "default", "while read");
+    is_int(projkey_store_create(st, &k.new, &actor, NULL, NULL),
+           PROJKEY_STORE_OK, "checkpoint: a write under an open reader");
+    is_int(projkey_store_checkpoint(st, &complete), PROJKEY_STORE_OK,
+           "checkpoint: passive under an open reader is no error");
+    is_int(complete, 0, "checkpoint: but it is not complete");
+
+    sqlite3_exec(raw, "COMMIT", NULL, NULL, NULL);
+    sqlite3_close(raw);
+
+    is_int(projkey_store_checkpoint(st, &complete), PROJKEY_STORE_OK,
+           "checkpoint: again once the reader is gone");
+    is_int(complete, 1, "checkpoint: now complete");
 
     projkey_store_close(other);
     projkey_store_close(st);
