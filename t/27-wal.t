@@ -2,10 +2,10 @@
 
 # projkey: the WAL does not grow without end under admin writes that never
 # pause.  SQLite starts the WAL over only after a checkpoint has copied all
-# of it; worker 0's checkpoint after each batch (flush=) finishes under the
-# zone's lock when writes came in meanwhile.  Each start-over bumps the
-# checkpoint sequence number in the WAL header, and the file is cut back to
-# 4 MB (journal_size_limit).  Nothing written is lost on the way.
+# of it; worker 0's checkpoint after each batch (flush=) ends with a second
+# pass under the zone's lock.  Each start-over changes the salt in the WAL
+# header, and the file is cut back to 4 MB
+# (journal_size_limit).  Nothing written is lost on the way.
 
 use strict;
 use warnings;
@@ -52,12 +52,14 @@ for my $i (1 .. 20) {
 }
 is(scalar @ids, 20, '20 keys to rename');
 
-# the checkpoint sequence number of the WAL header (big-endian, bytes 12-15)
+# salt-1 of the WAL header (bytes 16-19): SQLite changes it each time
+# it starts the WAL over (the checkpoint sequence number before it is
+# counted per connection, so it can repeat)
 sub wal_seq {
     open my $fh, '<:raw', "$d/keys.db-wal" or return undef;
     my $n = read $fh, my $h, 32;
     return undef unless defined $n && $n == 32;
-    return (unpack 'N4', $h)[3];
+    return (unpack 'N8', $h)[4];
 }
 
 my $seconds = 8;
