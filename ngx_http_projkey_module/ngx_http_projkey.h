@@ -99,6 +99,16 @@ typedef struct {
     ino_t                      ino;
     dev_t                      dev;
     char                       error[256];
+
+    /*
+     * Worker 0's checkpoint connection, kept open: one opened for each
+     * checkpoint left its freed memory in another thread's malloc arena
+     * each time, and the worker's memory crept up.
+     */
+    projkey_store_t           *ckpt;
+    ino_t                      ckpt_ino;
+    dev_t                      ckpt_dev;
+
     ngx_event_t                sync_event;
     ngx_event_t                flush_event;
     ngx_flag_t                 flushing;

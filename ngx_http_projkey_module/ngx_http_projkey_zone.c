@@ -56,7 +56,7 @@ static void ngx_http_projkey_zone_refresh(ngx_http_projkey_zone_t *zone,
 static void ngx_http_projkey_flush_handler(ngx_event_t *ev);
 static void ngx_http_projkey_flush(void *data, ngx_log_t *log);
 static void ngx_http_projkey_checkpoint(ngx_http_projkey_zone_t *zone,
-    ngx_log_t *log);
+    ino_t ino, dev_t dev, ngx_log_t *log);
 #if (NGX_THREADS)
 static void ngx_http_projkey_flush_wait_handler(ngx_event_t *ev);
 static void ngx_http_projkey_flush_done(ngx_event_t *ev);
@@ -751,6 +751,9 @@ ngx_http_projkey_zones_exit_process(ngx_cycle_t *cycle)
 
         projkey_store_close(zones[i]->store);
         zones[i]->store = NULL;
+
+        projkey_store_close(zones[i]->ckpt);
+        zones[i]->ckpt = NULL;
     }
 }
 
@@ -946,6 +949,8 @@ ngx_http_projkey_flush(void *data, ngx_log_t *log)
 {
     ngx_http_projkey_zone_t  *zone = data;
 
+    ino_t                      ino;
+    dev_t                      dev;
     time_t                     since, now;
     size_t                     n, size;
     ngx_uint_t                 i;
@@ -957,6 +962,8 @@ ngx_http_projkey_flush(void *data, ngx_log_t *log)
     touch = NULL;
     size = 0;
     n = 0;
+    ino = 0;
+    dev = 0;
 
     sh = zone->sh;
     now = ngx_time();
@@ -966,6 +973,10 @@ ngx_http_projkey_flush(void *data, ngx_log_t *log)
     if (ngx_http_projkey_zone_store_locked(zone, log) != NGX_OK) {
         goto done;
     }
+
+    /* the file the zone's connection has open, for the checkpoint */
+    ino = zone->ino;
+    dev = zone->dev;
 
     since = sh->flushed;
 
@@ -1020,7 +1031,9 @@ done:
 
     free(touch);
 
-    ngx_http_projkey_checkpoint(zone, log);
+    if (ino != 0) {
+        ngx_http_projkey_checkpoint(zone, ino, dev, log);
+    }
 }
 
 
@@ -1040,18 +1053,43 @@ done:
  */
 
 static void
-ngx_http_projkey_checkpoint(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
+ngx_http_projkey_checkpoint(ngx_http_projkey_zone_t *zone, ino_t ino,
+    dev_t dev, ngx_log_t *log)
 {
     int                  complete;
     projkey_store_t     *st;
     projkey_store_rc_e   rc;
 
-    rc = projkey_store_open((char *) zone->db.data,
-                            PROJKEY_STORE_NO_CHECKPOINT, 1000, &st);
+    /* a file replaced at the path is followed, as the zone's connection is */
 
-    if (rc == PROJKEY_STORE_OK) {
-        rc = projkey_store_checkpoint(st, &complete);
+    if (zone->ckpt != NULL
+        && (zone->ckpt_ino != ino || zone->ckpt_dev != dev))
+    {
+        projkey_store_close(zone->ckpt);
+        zone->ckpt = NULL;
     }
+
+    if (zone->ckpt == NULL) {
+        rc = projkey_store_open((char *) zone->db.data,
+                                PROJKEY_STORE_NO_CHECKPOINT, 1000, &st);
+
+        if (rc != PROJKEY_STORE_OK) {
+            ngx_log_error(NGX_LOG_WARN, log, 0,
+                          "projkey_zone \"%V\": checkpoint of database "
+                          "\"%V\" failed: %s", &zone->name, &zone->db,
+                          st ? projkey_store_errmsg(st) : "out of memory");
+            projkey_store_close(st);
+            return;
+        }
+
+        zone->ckpt = st;
+        zone->ckpt_ino = ino;
+        zone->ckpt_dev = dev;
+    }
+
+    st = zone->ckpt;
+
+    rc = projkey_store_checkpoint(st, &complete);
 
     if (rc == PROJKEY_STORE_OK) {
         ngx_shmtx_lock(&zone->shpool->mutex);
@@ -1070,10 +1108,12 @@ ngx_http_projkey_checkpoint(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
         ngx_log_error(NGX_LOG_WARN, log, 0,
                       "projkey_zone \"%V\": checkpoint of database \"%V\" "
                       "failed: %s", &zone->name, &zone->db,
-                      st ? projkey_store_errmsg(st) : "out of memory");
-    }
+                      projkey_store_errmsg(st));
 
-    projkey_store_close(st);
+        /* opened again next time */
+        projkey_store_close(st);
+        zone->ckpt = NULL;
+    }
 }
 
 
