@@ -234,31 +234,10 @@ ngx_http_projkey_admin_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_projkey_admin_text(ngx_str_t *s)
 {
-    u_char    *p, *last;
-    uint32_t   c;
+    size_t  chars;
 
-    p = s->data;
-    last = p + s->len;
-
-    while (p < last) {
-
-        if (*p < 0x80) {
-            if (*p < 0x20 || *p == 0x7f) {
-                return NGX_DECLINED;
-            }
-
-            p++;
-            continue;
-        }
-
-        c = ngx_utf8_decode(&p, last - p);
-
-        if (c > 0x10ffff || (c >= 0x80 && c <= 0x9f)) {
-            return NGX_DECLINED;
-        }
-    }
-
-    return NGX_OK;
+    return projkey_store_check_text((char *) s->data, s->len, &chars)
+           == PROJKEY_TEXT_OK ? NGX_OK : NGX_DECLINED;
 }
 
 

@@ -22,7 +22,8 @@ static ngx_int_t ngx_http_projkey_check(ngx_http_request_t *r,
 static ngx_int_t ngx_http_projkey_accept(ngx_http_request_t *r,
     ngx_http_projkey_ctx_t *ctx, ngx_http_projkey_node_t *node);
 static ngx_int_t ngx_http_projkey_reject(ngx_http_request_t *r,
-    ngx_http_projkey_ctx_t *ctx, ngx_http_projkey_status_e status);
+    ngx_http_projkey_loc_conf_t *plcf, ngx_http_projkey_ctx_t *ctx,
+    ngx_http_projkey_status_e status);
 static ngx_int_t ngx_http_projkey_hide_authorization(ngx_http_request_t *r);
 static ngx_int_t ngx_http_projkey_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_projkey_body_filter(ngx_http_request_t *r,
@@ -315,7 +316,7 @@ ngx_http_projkey_check(ngx_http_request_t *r,
             break;
 
         case PROJKEY_AUTH_MALFORMED:
-            return ngx_http_projkey_reject(r, ctx,
+            return ngx_http_projkey_reject(r, plcf, ctx,
                                            NGX_HTTP_PROJKEY_MALFORMED);
 
         default: /* PROJKEY_AUTH_ABSENT, PROJKEY_AUTH_FOREIGN */
@@ -326,7 +327,7 @@ ngx_http_projkey_check(ngx_http_request_t *r,
                 return NGX_DECLINED;
             }
 
-            return ngx_http_projkey_reject(r, ctx,
+            return ngx_http_projkey_reject(r, plcf, ctx,
                                            auth == PROJKEY_AUTH_ABSENT
                                            ? NGX_HTTP_PROJKEY_MISSING
                                            : NGX_HTTP_PROJKEY_MALFORMED);
@@ -341,14 +342,13 @@ ngx_http_projkey_check(ngx_http_request_t *r,
     node = ngx_http_projkey_zone_lookup(zone, ctx->hash);
 
     if (node == NULL) {
-        return ngx_http_projkey_reject(r, ctx, NGX_HTTP_PROJKEY_UNKNOWN);
+        return ngx_http_projkey_reject(r, plcf, ctx, NGX_HTTP_PROJKEY_UNKNOWN);
     }
 
     if (node->status != NGX_HTTP_PROJKEY_ACTIVE) {
-        return ngx_http_projkey_reject(r, ctx,
-                                       node->status == NGX_HTTP_PROJKEY_DISABLED
-                                       ? NGX_HTTP_PROJKEY_KEY_DISABLED
-                                       : NGX_HTTP_PROJKEY_UNKNOWN);
+        return ngx_http_projkey_reject(r, plcf, ctx,
+                   node->status == NGX_HTTP_PROJKEY_DISABLED
+                   ? NGX_HTTP_PROJKEY_KEY_DISABLED : NGX_HTTP_PROJKEY_UNKNOWN);
     }
 
     if (ngx_http_projkey_accept(r, ctx, node) != NGX_OK) {
@@ -418,19 +418,17 @@ ngx_http_projkey_accept(ngx_http_request_t *r, ngx_http_projkey_ctx_t *ctx,
  */
 
 static ngx_int_t
-ngx_http_projkey_reject(ngx_http_request_t *r, ngx_http_projkey_ctx_t *ctx,
+ngx_http_projkey_reject(ngx_http_request_t *r,
+    ngx_http_projkey_loc_conf_t *plcf, ngx_http_projkey_ctx_t *ctx,
     ngx_http_projkey_status_e status)
 {
-    ngx_uint_t                    level;
-    ngx_table_elt_t              *h;
-    ngx_http_projkey_loc_conf_t  *plcf;
+    ngx_uint_t        level;
+    ngx_table_elt_t  *h;
 
     ctx->status = status;
     ctx->reject = 1;
 
     /* a client without a key is routine; a bad key is the operator's call */
-
-    plcf = ngx_http_get_module_loc_conf(r, ngx_http_projkey_module);
 
     level = (status == NGX_HTTP_PROJKEY_MISSING) ? NGX_LOG_INFO
                                                  : plcf->log_level;

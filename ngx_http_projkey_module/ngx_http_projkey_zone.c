@@ -1060,60 +1060,60 @@ ngx_http_projkey_checkpoint(ngx_http_projkey_zone_t *zone, ino_t ino,
     projkey_store_t     *st;
     projkey_store_rc_e   rc;
 
+    st = zone->ckpt;
+
     /* a file replaced at the path is followed, as the zone's connection is */
 
-    if (zone->ckpt != NULL
-        && (zone->ckpt_ino != ino || zone->ckpt_dev != dev))
-    {
-        projkey_store_close(zone->ckpt);
-        zone->ckpt = NULL;
+    if (st != NULL && (zone->ckpt_ino != ino || zone->ckpt_dev != dev)) {
+        projkey_store_close(st);
+        st = NULL;
     }
 
-    if (zone->ckpt == NULL) {
+    if (st == NULL) {
         rc = projkey_store_open((char *) zone->db.data,
                                 PROJKEY_STORE_NO_CHECKPOINT, 1000, &st);
-
         if (rc != PROJKEY_STORE_OK) {
-            ngx_log_error(NGX_LOG_WARN, log, 0,
-                          "projkey_zone \"%V\": checkpoint of database "
-                          "\"%V\" failed: %s", &zone->name, &zone->db,
-                          st ? projkey_store_errmsg(st) : "out of memory");
-            projkey_store_close(st);
-            return;
+            goto failed;
         }
 
-        zone->ckpt = st;
         zone->ckpt_ino = ino;
         zone->ckpt_dev = dev;
     }
 
-    st = zone->ckpt;
+    zone->ckpt = st;
 
     rc = projkey_store_checkpoint(st, &complete);
-
-    if (rc == PROJKEY_STORE_OK) {
-        ngx_shmtx_lock(&zone->shpool->mutex);
-        rc = projkey_store_checkpoint(st, &complete);
-        ngx_shmtx_unlock(&zone->shpool->mutex);
-
-        if (rc == PROJKEY_STORE_OK && !complete) {
-            /* a reader or writer of another process: done next time */
-            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log, 0,
-                           "projkey checkpoint of \"%V\" not complete",
-                           &zone->db);
-        }
+    if (rc != PROJKEY_STORE_OK) {
+        goto failed;
     }
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+    rc = projkey_store_checkpoint(st, &complete);
+    ngx_shmtx_unlock(&zone->shpool->mutex);
 
     if (rc != PROJKEY_STORE_OK) {
-        ngx_log_error(NGX_LOG_WARN, log, 0,
-                      "projkey_zone \"%V\": checkpoint of database \"%V\" "
-                      "failed: %s", &zone->name, &zone->db,
-                      projkey_store_errmsg(st));
-
-        /* opened again next time */
-        projkey_store_close(st);
-        zone->ckpt = NULL;
+        goto failed;
     }
+
+    if (!complete) {
+        /* a reader or writer of another process: done next time */
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log, 0,
+                       "projkey checkpoint of \"%V\" not complete",
+                       &zone->db);
+    }
+
+    return;
+
+failed:
+
+    ngx_log_error(NGX_LOG_WARN, log, 0,
+                  "projkey_zone \"%V\": checkpoint of database \"%V\" "
+                  "failed: %s", &zone->name, &zone->db,
+                  st ? projkey_store_errmsg(st) : "out of memory");
+
+    /* opened again next time */
+    projkey_store_close(st);
+    zone->ckpt = NULL;
 }
 
 

@@ -27,6 +27,10 @@
 
 #define projkey_lc(c)         (((c) >= 'A' && (c) <= 'Z') ? ((c) | 0x20) : (c))
 
+/* the CRC-32 register after one more byte c */
+#define projkey_crc32_byte(crc, c)                                            \
+    (projkey_crc32_table[0][((crc) ^ (c)) & 0xff] ^ ((crc) >> 8))
+
 
 static uint64_t projkey_load_le64(const unsigned char *p);
 static uint64_t projkey_not_base62_8(uint64_t w);
@@ -102,7 +106,7 @@ projkey_crc32(const unsigned char *p, size_t len)
     crc = 0xffffffff;
 
     while (len--) {
-        crc = projkey_crc32_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
+        crc = projkey_crc32_byte(crc, *p++);
     }
 
     return crc ^ 0xffffffff;
@@ -200,7 +204,7 @@ projkey_valid(const unsigned char *key, size_t len)
 
     for ( /* void */ ; i < PROJKEY_BODY_LEN; i++) {
         bad |= projkey_base62_value[key[i]];
-        crc = projkey_crc32_table[0][(crc ^ key[i]) & 0xff] ^ (crc >> 8);
+        crc = projkey_crc32_byte(crc, key[i]);
     }
 
     /* both kinds of flags are high bits: one test covers the whole body */
@@ -259,8 +263,10 @@ projkey_not_base62_8(uint64_t w)
     x = w & PROJKEY_BYTES(0x7f);
     y = x | PROJKEY_BYTES(0x20);
 
-    digit = (x + PROJKEY_BYTES(0x80 - '0')) & ~(x + PROJKEY_BYTES(0x7f - '9'));
-    letter = (y + PROJKEY_BYTES(0x80 - 'a')) & ~(y + PROJKEY_BYTES(0x7f - 'z'));
+    digit = (x + PROJKEY_BYTES(0x80 - '0'))
+            & ~(x + PROJKEY_BYTES(0x7f - '9'));
+    letter = (y + PROJKEY_BYTES(0x80 - 'a'))
+             & ~(y + PROJKEY_BYTES(0x7f - 'z'));
 
     return ((digit | letter) ^ PROJKEY_BYTES(0x80)) | w;
 

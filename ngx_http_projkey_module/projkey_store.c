@@ -1807,12 +1807,39 @@ projkey_utf8_char(const unsigned char *p, size_t len, uint32_t *cp)
 }
 
 
+int
+projkey_store_check_text(const char *text, size_t len, size_t *chars)
+{
+    size_t                n, i;
+    uint32_t              cp;
+    const unsigned char  *p;
+
+    p = (const unsigned char *) text;
+    *chars = 0;
+
+    for (i = 0; i < len; i += n) {
+        n = projkey_utf8_char(p + i, len - i, &cp);
+
+        if (n == 0) {
+            return PROJKEY_TEXT_NOT_UTF8;
+        }
+
+        if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) {
+            return PROJKEY_TEXT_CONTROL;
+        }
+
+        (*chars)++;
+    }
+
+    return PROJKEY_TEXT_OK;
+}
+
+
 projkey_store_rc_e
 projkey_store_check_name(projkey_store_t *st, const char *name, size_t len,
     const char **out, size_t *out_len)
 {
-    size_t                n, i, chars;
-    uint32_t              cp;
+    size_t                chars;
     const char           *msg;
     const unsigned char  *p;
 
@@ -1829,23 +1856,18 @@ projkey_store_check_name(projkey_store_t *st, const char *name, size_t len,
         len--;
     }
 
-    msg = NULL;
-    chars = 0;
+    switch (projkey_store_check_text((const char *) p, len, &chars)) {
 
-    for (i = 0; i < len; i += n) {
-        n = projkey_utf8_char(p + i, len - i, &cp);
+    case PROJKEY_TEXT_NOT_UTF8:
+        msg = "The name must be valid UTF-8.";
+        break;
 
-        if (n == 0) {
-            msg = "The name must be valid UTF-8.";
-            break;
-        }
+    case PROJKEY_TEXT_CONTROL:
+        msg = "The name must not contain control characters.";
+        break;
 
-        if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) {
-            msg = "The name must not contain control characters.";
-            break;
-        }
-
-        chars++;
+    default:
+        msg = NULL;
     }
 
     if (msg == NULL) {

@@ -188,9 +188,10 @@ projkey_store_rc_e projkey_store_delete(projkey_store_t *st,
  * Copies what the WAL holds into the database (PASSIVE: it waits for no
  * one), for connections opened with PROJKEY_STORE_NO_CHECKPOINT, so that
  * the fsync of a checkpoint is not paid inside somebody's commit.
- * *complete is 1 when every frame of the WAL is in the database: the next
- * write then starts the WAL over (SQLite resets it only then, so under
- * writes that never pause it must be made true, see ngx_http_projkey_zone.c).
+ * *complete is 1 when the checkpoint copied every frame the WAL held when
+ * it began; if nothing was written meanwhile the next write then starts
+ * the WAL over (SQLite resets it only then, so under writes that never
+ * pause the writers must be held off, see ngx_http_projkey_zone.c).
  * Busy (another checkpoint runs) is not an error: *complete is 0.
  */
 projkey_store_rc_e projkey_store_checkpoint(projkey_store_t *st,
@@ -199,6 +200,17 @@ projkey_store_rc_e projkey_store_checkpoint(projkey_store_t *st,
 /* records last use times in one transaction; no sequence number taken */
 projkey_store_rc_e projkey_store_touch(projkey_store_t *st,
     const projkey_touch_t *touch, size_t n);
+
+/* what projkey_store_check_text() finds */
+#define PROJKEY_TEXT_OK          0
+#define PROJKEY_TEXT_NOT_UTF8    1      /* invalid or overlong, surrogates */
+#define PROJKEY_TEXT_CONTROL     2      /* C0, DEL or C1 control character */
+
+/*
+ * Text as names, administrators and projects must be: strict UTF-8
+ * without control characters.  *chars is the number of code points.
+ */
+int projkey_store_check_text(const char *text, size_t len, size_t *chars);
 
 /*
  * Name rules of the contract: trimmed of white space, 1 to

@@ -733,6 +733,17 @@ t_names(projkey_store_t *st)
     size_t       len;
     const char  *out;
 
+    /* the text rules the admin location also applies to users, projects */
+    is_int(projkey_store_check_text("caf\xc3\xa9 \xe2\x80\xa8", 9, &len),
+           PROJKEY_TEXT_OK, "text: UTF-8 with U+2028 is text");
+    is_int(len, 6, "text: 6 characters");
+    is_int(projkey_store_check_text("a\xed\xa0\x80", 4, &len),
+           PROJKEY_TEXT_NOT_UTF8, "text: an encoded surrogate is not UTF-8");
+    is_int(projkey_store_check_text("a\xc2\x85", 3, &len),
+           PROJKEY_TEXT_CONTROL, "text: C1 NEL is a control character");
+    is_int(projkey_store_check_text("a\tb", 3, &len),
+           PROJKEY_TEXT_CONTROL, "text: a tab is a control character");
+
     is_int(projkey_store_check_name(st, "  ok name \t\n", 12, &out, &len),
            PROJKEY_STORE_OK, "a name with white space around");
     is_mem(out, len, "ok name", 7, "is trimmed");
