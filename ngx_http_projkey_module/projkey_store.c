@@ -85,6 +85,7 @@ struct projkey_store_s {
     int             busy_timeout;
     int             flags;
     int             bulk;
+    int             version;        /* the schema's, as opened */
     char            errmsg[PROJKEY_ERRMSG_LEN];
 };
 
@@ -319,6 +320,37 @@ projkey_store_open(const char *path, int flags, int busy_timeout_ms,
 }
 
 
+projkey_store_rc_e
+projkey_store_open_memory(projkey_store_t **st)
+{
+    int               rc;
+    projkey_store_t  *s;
+
+    s = calloc(1, sizeof(projkey_store_t));
+    *st = s;
+
+    if (s == NULL) {
+        return PROJKEY_STORE_ERROR;
+    }
+
+    rc = sqlite3_open_v2(":memory:", &s->db,
+                         SQLITE_OPEN_READWRITE|SQLITE_OPEN_CREATE, NULL);
+
+    if (rc != SQLITE_OK) {
+        if (s->db == NULL) {
+            projkey_store_set_errmsg(s, "out of memory");
+            return PROJKEY_STORE_ERROR;
+        }
+
+        return projkey_store_fail(s, rc);
+    }
+
+    sqlite3_extended_result_codes(s->db, 1);
+
+    return PROJKEY_STORE_OK;
+}
+
+
 static projkey_store_rc_e
 projkey_store_open_db(projkey_store_t *st, const char *path)
 {
@@ -401,11 +433,15 @@ projkey_store_open_db(projkey_store_t *st, const char *path)
         return PROJKEY_STORE_ERROR;
     }
 
+    st->version = version;
+
     if (st->flags & PROJKEY_STORE_RDONLY) {
-        if (version < PROJKEY_SCHEMA_VERSION) {
+        if (version < PROJKEY_SCHEMA_VERSION
+            && !(st->flags & PROJKEY_STORE_ANY_VERSION))
+        {
             projkey_store_set_errmsg(st, "database schema version %d is "
-                                     "older than this projkey (%d): open it "
-                                     "read-write once to upgrade it",
+                                     "older than this projkey (%d): run "
+                                     "\"projkey migrate\"",
                                      version, PROJKEY_SCHEMA_VERSION);
             return PROJKEY_STORE_ERROR;
         }
@@ -469,11 +505,33 @@ projkey_store_open_db(projkey_store_t *st, const char *path)
         }
     }
 
-    if (version < PROJKEY_SCHEMA_VERSION) {
-        return projkey_store_migrate(st);
+    if (version == PROJKEY_SCHEMA_VERSION) {
+        return PROJKEY_STORE_OK;
     }
 
-    return PROJKEY_STORE_OK;
+    if (!(st->flags & PROJKEY_STORE_CREATE)) {
+        /* only the owner of the schema changes it: never a running nginx */
+        projkey_store_set_errmsg(st, "database schema version %d is older "
+                                 "than this projkey (%d): run \"projkey "
+                                 "migrate\"", version,
+                                 PROJKEY_SCHEMA_VERSION);
+        return PROJKEY_STORE_ERROR;
+    }
+
+    src = projkey_store_migrate(st);
+
+    if (src == PROJKEY_STORE_OK) {
+        st->version = PROJKEY_SCHEMA_VERSION;
+    }
+
+    return src;
+}
+
+
+int
+projkey_store_outdated(projkey_store_t *st)
+{
+    return st->version < PROJKEY_SCHEMA_VERSION;
 }
 
 

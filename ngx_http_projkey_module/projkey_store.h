@@ -45,9 +45,12 @@ typedef enum {
 
 
 /* flags of projkey_store_open() */
-#define PROJKEY_STORE_CREATE     0x01   /* create file and schema if missing */
+#define PROJKEY_STORE_CREATE     0x01   /* create file and schema if missing,
+                                           migrate an older schema */
 #define PROJKEY_STORE_RDONLY     0x02   /* open read-only, never write */
 #define PROJKEY_STORE_NO_CHECKPOINT 0x04 /* commits never checkpoint the WAL */
+#define PROJKEY_STORE_ANY_VERSION 0x08  /* with RDONLY: an older schema is
+                                           fine (a check, not a load) */
 
 
 #define PROJKEY_NAME_MAX         100    /* characters, after trimming */
@@ -120,13 +123,23 @@ typedef struct {
 /*
  * Opens (with PROJKEY_STORE_CREATE: creates, with its schema) the database,
  * sets WAL, busy_timeout and foreign keys, checks that it is a projkey
- * database and migrates its schema forward.  *st is set whenever memory
+ * database and, with PROJKEY_STORE_CREATE only, migrates its schema
+ * forward; without it an older schema is an error.  *st is set whenever memory
  * allows, even on failure, so that projkey_store_errmsg() can say why;
  * the caller always calls projkey_store_close(*st).
  */
 projkey_store_rc_e projkey_store_open(const char *path, int flags,
     int busy_timeout_ms, projkey_store_t **st);
 void projkey_store_close(projkey_store_t *st);
+
+/* 1 if the schema is older than this projkey's (PROJKEY_STORE_ANY_VERSION) */
+int projkey_store_outdated(projkey_store_t *st);
+
+/*
+ * A store without a database (SQLite in memory): for checking request
+ * bodies with projkey_store_parse_body() before any database is touched.
+ */
+projkey_store_rc_e projkey_store_open_memory(projkey_store_t **st);
 
 /* the last error in words, e.g. "database is locked"; never a secret */
 const char *projkey_store_errmsg(projkey_store_t *st);
