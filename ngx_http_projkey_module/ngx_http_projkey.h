@@ -70,6 +70,9 @@ typedef struct {
     int64_t                    seq;
     u_char                     instance[33];
 
+    /* keys of the database that did not fit at the last full resync */
+    ngx_uint_t                 missing;
+
     /* unlinked nodes, linked through their hash, freed after the grace */
     ngx_http_projkey_node_t   *graveyard;
 
@@ -146,6 +149,8 @@ typedef struct {
     ngx_uint_t                 log_level;
 
     ngx_shm_zone_t            *admin_zone;
+    ngx_str_t                  admin_file;
+    ngx_uint_t                 admin_line;
     ngx_http_complex_value_t  *admin_user;
     ngx_http_complex_value_t  *admin_project;
 } ngx_http_projkey_loc_conf_t;
@@ -219,6 +224,7 @@ void ngx_http_projkey_zone_sweep_locked(ngx_http_projkey_zone_t *zone);
 /* ngx_http_projkey_admin.c */
 char *ngx_http_projkey_admin_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+void ngx_http_projkey_admin_exit_process(ngx_cycle_t *cycle);
 
 
 extern ngx_module_t  ngx_http_projkey_module;

@@ -64,6 +64,8 @@ static void ngx_http_projkey_flush_done(ngx_event_t *ev);
 static int ngx_http_projkey_sync_row(void *data, const projkey_row_t *row);
 static ngx_http_projkey_node_t **ngx_http_projkey_zone_find_locked(
     ngx_http_projkey_zone_t *zone, const u_char *hash);
+static void ngx_http_projkey_node_unlink_locked(ngx_http_projkey_zone_t *zone,
+    ngx_http_projkey_node_t **np);
 
 
 char *
@@ -251,14 +253,17 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
 /*
  * Found at "nginx -t" with the file and line: a directory that does not
- * exist, or a file that is not a projkey database.  Opening creates the
- * file with its schema when it is missing.
+ * exist, or a file that is not a projkey database.  A missing file is
+ * created with its schema.  An existing one is only read, but on a real
+ * start, where an older schema is migrated: "nginx -t", "nginx -s" and a
+ * reload may run a newer build's check against a database in use.
  */
 
 static ngx_int_t
 ngx_http_projkey_check_db_path(ngx_conf_t *cf, ngx_str_t *db,
     ngx_flag_t *created)
 {
+    int                 flags;
     u_char             *p, *dir;
     ngx_file_info_t     fi;
     projkey_store_t    *st;
@@ -296,6 +301,8 @@ ngx_http_projkey_check_db_path(ngx_conf_t *cf, ngx_str_t *db,
         return NGX_ERROR;
     }
 
+    flags = PROJKEY_STORE_CREATE;
+
     if (ngx_file_info(db->data, &fi) == NGX_FILE_ERROR) {
         *created = 1;
 
@@ -303,10 +310,14 @@ ngx_http_projkey_check_db_path(ngx_conf_t *cf, ngx_str_t *db,
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "database \"%V\" is a directory", db);
         return NGX_ERROR;
+
+    } else if (ngx_test_config || ngx_process == NGX_PROCESS_SIGNALLER
+               || !ngx_is_init_cycle(cf->cycle->old_cycle))
+    {
+        flags = PROJKEY_STORE_RDONLY|PROJKEY_STORE_ANY_VERSION;
     }
 
-    rc = projkey_store_open((char *) db->data, PROJKEY_STORE_CREATE, 1000,
-                            &st);
+    rc = projkey_store_open((char *) db->data, flags, 1000, &st);
 
     if (rc != PROJKEY_STORE_OK) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -486,8 +497,21 @@ ngx_http_projkey_zone_load(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
     projkey_store_rc_e        rc;
     ngx_http_projkey_load_t   load;
 
-    rc = projkey_store_open((char *) zone->db.data, PROJKEY_STORE_RDONLY,
+    rc = projkey_store_open((char *) zone->db.data,
+                            ngx_test_config
+                            ? PROJKEY_STORE_RDONLY|PROJKEY_STORE_ANY_VERSION
+                            : PROJKEY_STORE_RDONLY,
                             5000, &st);
+
+    if (rc == PROJKEY_STORE_OK && projkey_store_outdated(st)) {
+        /* the schema a real start migrates: its keys are checked then */
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "projkey_zone \"%V\": database \"%V\" has an older "
+                      "schema, migrated when nginx starts",
+                      &zone->name, &zone->db);
+        projkey_store_close(st);
+        return NGX_OK;
+    }
 
     if (rc == PROJKEY_STORE_OK) {
         ngx_memzero(&load, sizeof(ngx_http_projkey_load_t));
@@ -650,27 +674,51 @@ ngx_http_projkey_check_owner(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
 static ngx_int_t
 ngx_http_projkey_user_can_write(struct stat *st, ngx_core_conf_t *ccf)
 {
-    int     i, n;
-    gid_t   groups[64];
+    int         i, n, size;
+    gid_t      *groups;
+    ngx_int_t   rc;
 
     if (st->st_uid == ccf->user) {
         return (st->st_mode & S_IWUSR) ? NGX_OK : NGX_DECLINED;
     }
 
-    n = 64;
+    /* as many groups as the user is in: getgrouplist() says how many */
 
-    if (getgrouplist(ccf->username, ccf->group, groups, &n) == -1) {
-        n = 1;
-        groups[0] = ccf->group;
+    size = 64;
+
+    for ( ;; ) {
+        groups = malloc(size * sizeof(gid_t));
+        if (groups == NULL) {
+            return NGX_ERROR;
+        }
+
+        n = size;
+
+        if (getgrouplist(ccf->username, ccf->group, groups, &n) != -1) {
+            break;
+        }
+
+        free(groups);
+
+        if (size >= 65536) {
+            return NGX_ERROR;
+        }
+
+        size = (n > size) ? n : size * 2;
     }
+
+    rc = (st->st_mode & S_IWOTH) ? NGX_OK : NGX_DECLINED;
 
     for (i = 0; i < n; i++) {
         if (st->st_gid == groups[i]) {
-            return (st->st_mode & S_IWGRP) ? NGX_OK : NGX_DECLINED;
+            rc = (st->st_mode & S_IWGRP) ? NGX_OK : NGX_DECLINED;
+            break;
         }
     }
 
-    return (st->st_mode & S_IWOTH) ? NGX_OK : NGX_DECLINED;
+    free(groups);
+
+    return rc;
 }
 
 
@@ -798,6 +846,11 @@ ngx_http_projkey_zone_sync_locked(ngx_http_projkey_zone_t *zone,
     int64_t                   seq;
     projkey_store_rc_e        rc;
     ngx_http_projkey_load_t   load;
+
+    if (zone->sh->missing) {
+        (void) ngx_http_projkey_zone_resync_locked(zone, log);
+        return;
+    }
 
     ngx_memzero(&load, sizeof(ngx_http_projkey_load_t));
     load.zone = zone;
@@ -1336,11 +1389,7 @@ ngx_http_projkey_zone_resync_locked(ngx_http_projkey_zone_t *zone,
                 continue;
             }
 
-            node->status = NGX_HTTP_PROJKEY_DEAD;
-            ngx_memory_barrier();
-            *np = node->next;
-            sh->nkeys--;
-            ngx_http_projkey_node_free_locked(zone, node);
+            ngx_http_projkey_node_unlink_locked(zone, np);
             removed++;
         }
     }
@@ -1349,10 +1398,29 @@ ngx_http_projkey_zone_resync_locked(ngx_http_projkey_zone_t *zone,
 
     sh->seq = seq;
 
-    ngx_log_error(NGX_LOG_NOTICE, log, 0,
-                  "projkey_zone \"%V\" now matches database \"%V\": %uz "
-                  "keys, %ui removed, %ui did not fit",
-                  &zone->name, &zone->db, rs.n, removed, rs.failed);
+    if (rs.failed) {
+        /* rejected until they fit: read again at the next sync */
+        if (rs.failed != sh->missing) {
+            ngx_log_error(NGX_LOG_CRIT, log, 0,
+                          "projkey_zone \"%V\" is full: %ui of the %uz keys "
+                          "of database \"%V\" are not loaded and are "
+                          "rejected; make the zone larger",
+                          &zone->name, rs.failed, rs.n, &zone->db);
+        }
+
+    } else if (sh->missing == 0 || removed) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "projkey_zone \"%V\" now matches database \"%V\": "
+                      "%uz keys, %ui removed", &zone->name, &zone->db, rs.n,
+                      removed);
+
+    } else {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "projkey_zone \"%V\": every key of database \"%V\" "
+                      "is loaded again", &zone->name, &zone->db);
+    }
+
+    sh->missing = rs.failed;
 
     return NGX_OK;
 }
@@ -1534,12 +1602,27 @@ ngx_http_projkey_zone_remove_locked(ngx_http_projkey_zone_t *zone,
         return;
     }
 
-    node->status = NGX_HTTP_PROJKEY_DEAD;
+    ngx_http_projkey_node_unlink_locked(zone, np);
+}
 
-    ngx_memory_barrier();
 
+/*
+ * Unlinked first, then marked dead: a writer killed in between leaves an
+ * unreachable node (a few bytes lost), never a dead node in a chain that
+ * would hide the keys behind it from every reader.
+ */
+
+static void
+ngx_http_projkey_node_unlink_locked(ngx_http_projkey_zone_t *zone,
+    ngx_http_projkey_node_t **np)
+{
+    ngx_http_projkey_node_t  *node;
+
+    node = *np;
     *np = node->next;
     zone->sh->nkeys--;
+
+    ngx_memory_barrier();
 
     ngx_http_projkey_node_free_locked(zone, node);
 }
@@ -1588,7 +1671,9 @@ ngx_http_projkey_zone_sweep_locked(ngx_http_projkey_zone_t *zone)
 
 /*
  * Brings the zone to a row's state.  An unchanged key is left alone; a new
- * name or a new key takes a new node; a status is a single store.
+ * name or a new key takes a new node; a status is a single store.  A row
+ * that does not fit takes the key out of the zone: it is rejected until a
+ * later sync finds room for it.
  */
 
 ngx_int_t
@@ -1606,6 +1691,7 @@ ngx_http_projkey_zone_apply_locked(ngx_http_projkey_zone_t *zone,
     if (row->project_len > NGX_HTTP_PROJKEY_PROJECT_MAX
         || row->name_len > 0xffff)
     {
+        ngx_http_projkey_zone_remove_locked(zone, row->hash);
         return NGX_ERROR;
     }
 
@@ -1631,6 +1717,8 @@ ngx_http_projkey_zone_apply_locked(ngx_http_projkey_zone_t *zone,
     node = ngx_http_projkey_node_alloc_locked(zone, row->project_len,
                                               row->name_len);
     if (node == NULL) {
+        /* fail closed: the key's old state must not outlive its change */
+        ngx_http_projkey_zone_remove_locked(zone, row->hash);
         return NGX_DECLINED;
     }
 
