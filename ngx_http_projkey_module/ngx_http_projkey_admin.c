@@ -2,10 +2,12 @@
 /*
  * projkey: the admin JSON API of a zone (projkey_admin).
  *
- * The database work of a request runs in a thread pool task, holding the
- * zone's mutex so that the database and the zone change as one: commit,
- * then the zone, then the response.  The event loop never waits on the
- * disk.  JSON is parsed and built by SQLite's JSON functions (the store).
+ * A request is checked in full first, its body included, with no database
+ * and no lock.  Its database work then runs in a thread pool task, holding
+ * the zone's mutex so that the database and the zone change as one:
+ * commit, then the zone, then the response.  The event loop never waits on
+ * the disk.  JSON is parsed and built by SQLite's JSON functions (the
+ * store; bodies with an in-memory SQLite of the process's own).
  */
 
 
@@ -35,8 +37,9 @@ typedef struct {
     size_t                     user_len;
     u_char                    *addr;
     size_t                     addr_len;
-    u_char                    *body;
-    size_t                     body_len;
+    u_char                    *name;           /* a new name, checked */
+    size_t                     name_len;
+    int                        to_status;      /* a new status, or 0 */
     int64_t                    before;
     int                        limit;
 
@@ -67,6 +70,8 @@ static ngx_int_t ngx_http_projkey_admin_route(ngx_http_request_t *r,
 static void ngx_http_projkey_admin_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_projkey_admin_read_body(ngx_http_request_t *r,
     ngx_http_projkey_admin_task_t *t);
+static ngx_int_t ngx_http_projkey_admin_parse(ngx_http_request_t *r,
+    ngx_http_projkey_admin_task_t *t, u_char *body, size_t len);
 static ngx_int_t ngx_http_projkey_admin_post(ngx_http_request_t *r,
     ngx_http_projkey_admin_task_t *t);
 static void ngx_http_projkey_admin_run(void *data, ngx_log_t *log);
@@ -99,6 +104,9 @@ static void ngx_http_projkey_admin_set_error(
     const char *message);
 
 
+/* the process's JSON parser: an in-memory SQLite, no database */
+static projkey_store_t  *ngx_http_projkey_admin_json;
+
 static ngx_str_t  ngx_http_projkey_json_type = ngx_string("application/json");
 static ngx_str_t  ngx_http_projkey_allow = ngx_string("Allow");
 static ngx_str_t  ngx_http_projkey_cache_control = ngx_string("Cache-Control");
@@ -120,6 +128,20 @@ ngx_http_projkey_admin_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return "is duplicate";
     }
 
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    /* the API's paths are what follows the location's prefix */
+
+#if (NGX_PCRE)
+    if (clcf->regex) {
+        return "cannot be in a regex location: use a prefix location";
+    }
+#endif
+
+    if (clcf->named) {
+        return "cannot be in a named location: use a prefix location";
+    }
+
     value = cf->args->elts;
 
     plcf->admin_zone = ngx_http_projkey_zone_get(cf, &value[1]);
@@ -127,7 +149,9 @@ ngx_http_projkey_admin_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    plcf->admin_file = cf->conf_file->file.name;
+    plcf->admin_line = cf->conf_file->line;
+
     clcf->handler = ngx_http_projkey_admin_handler;
 
     return NGX_CONF_OK;
@@ -464,7 +488,7 @@ unsupported:
 static void
 ngx_http_projkey_admin_body_handler(ngx_http_request_t *r)
 {
-    u_char                         *p;
+    u_char                         *p, *body;
     size_t                          len;
     ssize_t                         n;
     ngx_buf_t                      *b;
@@ -494,13 +518,13 @@ ngx_http_projkey_admin_body_handler(ngx_http_request_t *r)
         return;
     }
 
-    t->body = ngx_pnalloc(r->pool, len + 1);
-    if (t->body == NULL) {
+    body = ngx_pnalloc(r->pool, len + 1);
+    if (body == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    p = t->body;
+    p = body;
 
     for (cl = r->request_body->bufs; cl; cl = cl->next) {
         b = cl->buf;
@@ -524,12 +548,98 @@ ngx_http_projkey_admin_body_handler(ngx_http_request_t *r)
     }
 
     *p = '\0';
-    t->body_len = p - t->body;
 
-    rc = ngx_http_projkey_admin_post(r, t);
+    rc = ngx_http_projkey_admin_parse(r, t, body, p - body);
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_projkey_admin_post(r, t);
+
+    } else if (rc == NGX_DECLINED) {
+        rc = ngx_http_projkey_admin_error(r, t->status, t->code, t->message);
+    }
+
     if (rc != NGX_AGAIN) {
         ngx_http_finalize_request(r, rc);
     }
+}
+
+
+/*
+ * A body that is not what the contract says is NGX_DECLINED, with the
+ * 400 in the task, as for a path.
+ */
+
+static ngx_int_t
+ngx_http_projkey_admin_parse(ngx_http_request_t *r,
+    ngx_http_projkey_admin_task_t *t, u_char *body, size_t len)
+{
+    projkey_body_t      parsed;
+    projkey_store_rc_e  rc;
+
+    if (ngx_http_projkey_admin_json == NULL) {
+        rc = projkey_store_open_memory(&ngx_http_projkey_admin_json);
+
+        if (rc != PROJKEY_STORE_OK) {
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                          "projkey: no JSON parser: %s",
+                          ngx_http_projkey_admin_json
+                          ? projkey_store_errmsg(ngx_http_projkey_admin_json)
+                          : "out of memory");
+            projkey_store_close(ngx_http_projkey_admin_json);
+            ngx_http_projkey_admin_json = NULL;
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    rc = projkey_store_parse_body(ngx_http_projkey_admin_json, (char *) body,
+                                  len, t->op == NGX_HTTP_PROJKEY_UPDATE,
+                                  &parsed);
+
+    if (rc == PROJKEY_STORE_INVALID) {
+        ngx_http_projkey_admin_set_error(t, NGX_HTTP_BAD_REQUEST,
+            "invalid_request",
+            projkey_store_errmsg(ngx_http_projkey_admin_json));
+        return NGX_DECLINED;
+    }
+
+    if (rc != PROJKEY_STORE_OK) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "projkey: cannot parse a request body: %s",
+                      projkey_store_errmsg(ngx_http_projkey_admin_json));
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (t->op == NGX_HTTP_PROJKEY_CREATE && parsed.name == NULL) {
+        projkey_store_free_body(&parsed);
+        ngx_http_projkey_admin_set_error(t, NGX_HTTP_BAD_REQUEST,
+            "invalid_request", "A name is required.");
+        return NGX_DECLINED;
+    }
+
+    if (parsed.name) {
+        t->name = ngx_pnalloc(r->pool, parsed.name_len + 1);
+        if (t->name == NULL) {
+            projkey_store_free_body(&parsed);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_memcpy(t->name, parsed.name, parsed.name_len + 1);
+        t->name_len = parsed.name_len;
+    }
+
+    t->to_status = parsed.status;
+
+    projkey_store_free_body(&parsed);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_projkey_admin_exit_process(ngx_cycle_t *cycle)
+{
+    projkey_store_close(ngx_http_projkey_admin_json);
+    ngx_http_projkey_admin_json = NULL;
 }
 
 
@@ -824,10 +934,11 @@ ngx_http_projkey_admin_run(void *data, ngx_log_t *log)
     ngx_shmtx_lock(&zone->shpool->mutex);
 
     if (ngx_http_projkey_zone_store_locked(zone, log) != NGX_OK) {
-        ngx_snprintf((u_char *) t->message, sizeof(t->message) - 1,
-                     "The key database is unavailable: %s.%Z", zone->error);
-        t->status = NGX_HTTP_SERVICE_UNAVAILABLE;
-        t->code = "database_unavailable";
+        ngx_log_error(NGX_LOG_ERR, log, 0, "projkey_zone \"%V\": %s",
+                      &zone->name, zone->error);
+        ngx_http_projkey_admin_set_error(t, NGX_HTTP_SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "The key database is unavailable: nothing was changed.");
         goto done;
     }
 
@@ -943,34 +1054,19 @@ ngx_http_projkey_admin_create(ngx_http_projkey_admin_task_t *t)
     u_char                    preview[PROJKEY_PREVIEW_LEN];
     u_char                    id[PROJKEY_ID_LEN + 1];
     projkey_new_t             key;
-    projkey_body_t            body;
     projkey_actor_t           actor;
     projkey_store_rc_e        rc;
     ngx_http_projkey_zone_t  *zone;
 
     zone = t->zone;
 
-    rc = projkey_store_parse_body(zone->store, (char *) t->body, t->body_len,
-                                  0, &body);
-    if (rc != PROJKEY_STORE_OK) {
-        ngx_http_projkey_admin_store_error(t, rc);
-        return;
-    }
-
-    if (body.name == NULL) {
-        projkey_store_free_body(&body);
-        ngx_http_projkey_admin_set_error(t, NGX_HTTP_BAD_REQUEST,
-            "invalid_request", "A name is required.");
-        return;
-    }
-
     /* the room in the zone first: a full zone changes nothing */
 
     t->node = ngx_http_projkey_node_alloc_locked(zone, t->project_len,
-                                                 body.name_len);
+                                                 t->name_len);
     if (t->node == NULL) {
-        projkey_store_free_body(&body);
-        ngx_http_projkey_admin_set_error(t, 507, "zone_full",
+        ngx_http_projkey_admin_set_error(t, NGX_HTTP_INSUFFICIENT_STORAGE,
+            "zone_full",
             "The key zone is full: no key was created. "
             "Make the projkey_zone larger.");
         ngx_log_error(NGX_LOG_CRIT, zone->log, 0,
@@ -989,11 +1085,11 @@ ngx_http_projkey_admin_create(ngx_http_projkey_admin_task_t *t)
     key.id = (char *) id;
     key.project = (char *) t->project;
     key.project_len = t->project_len;
-    key.name = body.name;
-    key.name_len = body.name_len;
+    key.name = (char *) t->name;
+    key.name_len = t->name_len;
     key.hash = hash;
     key.preview = preview;
-    key.status = body.status ? body.status : PROJKEY_STATUS_ACTIVE;
+    key.status = t->to_status ? t->to_status : PROJKEY_STATUS_ACTIVE;
 
     actor.user = (char *) t->user;
     actor.user_len = t->user_len;
@@ -1003,7 +1099,6 @@ ngx_http_projkey_admin_create(ngx_http_projkey_admin_task_t *t)
     rc = projkey_store_create(zone->store, &key, &actor,
                               ngx_http_projkey_admin_keep_row, t);
 
-    projkey_store_free_body(&body);
     ngx_explicit_memzero(hash, PROJKEY_HASH_LEN);
 
     if (rc != PROJKEY_STORE_OK || !t->found) {
@@ -1025,27 +1120,19 @@ ngx_http_projkey_admin_create(ngx_http_projkey_admin_task_t *t)
 static void
 ngx_http_projkey_admin_update(ngx_http_projkey_admin_task_t *t)
 {
-    projkey_body_t            body;
     projkey_actor_t           actor;
     projkey_store_rc_e        rc;
     ngx_http_projkey_zone_t  *zone;
 
     zone = t->zone;
 
-    rc = projkey_store_parse_body(zone->store, (char *) t->body, t->body_len,
-                                  1, &body);
-    if (rc != PROJKEY_STORE_OK) {
-        ngx_http_projkey_admin_store_error(t, rc);
-        return;
-    }
-
-    if (body.name) {
+    if (t->name) {
         /* a new name is a new node: its room is taken before the commit */
         t->node = ngx_http_projkey_node_alloc_locked(zone, t->project_len,
-                                                     body.name_len);
+                                                     t->name_len);
         if (t->node == NULL) {
-            projkey_store_free_body(&body);
-            ngx_http_projkey_admin_set_error(t, 507, "zone_full",
+            ngx_http_projkey_admin_set_error(t,
+                NGX_HTTP_INSUFFICIENT_STORAGE, "zone_full",
                 "The key zone is full: the key was not changed. "
                 "Make the projkey_zone larger.");
             return;
@@ -1059,10 +1146,8 @@ ngx_http_projkey_admin_update(ngx_http_projkey_admin_task_t *t)
 
     rc = projkey_store_update(zone->store, (char *) t->project,
                               t->project_len, (char *) t->id, t->id_len,
-                              body.name, body.name_len, body.status, &actor,
-                              ngx_http_projkey_admin_keep_row, t);
-
-    projkey_store_free_body(&body);
+                              (char *) t->name, t->name_len, t->to_status,
+                              &actor, ngx_http_projkey_admin_keep_row, t);
 
     if (rc != PROJKEY_STORE_OK || !t->found) {
         if (t->node) {
@@ -1156,7 +1241,7 @@ static void
 ngx_http_projkey_admin_store_error(ngx_http_projkey_admin_task_t *t,
     projkey_store_rc_e rc)
 {
-    const char  *msg;
+    const char  *msg, *text;
 
     msg = projkey_store_errmsg(t->zone->store);
 
@@ -1173,33 +1258,27 @@ ngx_http_projkey_admin_store_error(ngx_http_projkey_admin_task_t *t,
                                          "invalid_request", msg);
         return;
 
+    /* the client is told what happened; error.log says why */
+
     case PROJKEY_STORE_BUSY:
-        ngx_snprintf((u_char *) t->message, sizeof(t->message) - 1,
-                     "The key database is busy (%s): nothing was changed, "
-                     "try again.%Z", msg);
+        text = "The key database is busy: nothing was changed, try again.";
         break;
 
     case PROJKEY_STORE_READONLY:
-        ngx_snprintf((u_char *) t->message, sizeof(t->message) - 1,
-                     "The key database cannot be written (%s): nothing was "
-                     "changed; check the file's permissions.%Z", msg);
+        text = "The key database cannot be written: nothing was changed.";
         break;
 
     case PROJKEY_STORE_FULL:
-        ngx_snprintf((u_char *) t->message, sizeof(t->message) - 1,
-                     "The disk of the key database is full: nothing was "
-                     "changed.%Z");
+        text = "The disk of the key database is full: nothing was changed.";
         break;
 
     default:
-        ngx_snprintf((u_char *) t->message, sizeof(t->message) - 1,
-                     "The key database failed (%s): nothing was "
-                     "changed.%Z", msg);
+        text = "The key database failed: nothing was changed.";
         break;
     }
 
-    t->status = NGX_HTTP_SERVICE_UNAVAILABLE;
-    t->code = "database_unavailable";
+    ngx_http_projkey_admin_set_error(t, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                     "database_unavailable", text);
 
     ngx_log_error(NGX_LOG_ERR, t->zone->log, 0,
                   "projkey_zone \"%V\": database \"%V\": %s",

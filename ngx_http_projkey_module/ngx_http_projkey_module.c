@@ -201,7 +201,6 @@ static ngx_str_t  ngx_http_projkey_realm =
 static ngx_str_t  ngx_http_projkey_realm_invalid =
     ngx_string("Bearer realm=\"projkey\", error=\"invalid_token\"");
 static ngx_str_t  ngx_http_projkey_origin_api = ngx_string("API");
-static ngx_str_t  ngx_http_projkey_default_user = ngx_string("$remote_user");
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
@@ -534,7 +533,10 @@ ngx_http_projkey_hide_authorization(ngx_http_request_t *r)
         *nh = h[i];
     }
 
+    /* "last" of the copy points into this frame: at its own part instead */
+
     r->headers_in.headers = headers;
+    r->headers_in.headers.last = &r->headers_in.headers.part;
     r->headers_in.authorization = NULL;
 
     return NGX_OK;
@@ -810,6 +812,8 @@ ngx_http_projkey_create_loc_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     conf->admin_zone = NULL;
+     *     conf->admin_file = { 0, NULL };
+     *     conf->admin_line = 0;
      *     conf->admin_user = NULL;
      *     conf->admin_project = NULL;
      */
@@ -829,8 +833,6 @@ ngx_http_projkey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_projkey_loc_conf_t *prev = parent;
     ngx_http_projkey_loc_conf_t *conf = child;
 
-    ngx_http_compile_complex_value_t  ccv;
-
     if (conf->zone == NGX_CONF_UNSET_PTR) {
         conf->zone = prev->zone;
         conf->optional = prev->optional;
@@ -845,22 +847,19 @@ ngx_http_projkey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->admin_user = prev->admin_user;
     }
 
-    if (conf->admin_user == NULL) {
-        conf->admin_user = ngx_palloc(cf->pool,
-                                      sizeof(ngx_http_complex_value_t));
-        if (conf->admin_user == NULL) {
-            return NGX_CONF_ERROR;
-        }
+    /*
+     * No default: nginx fills $remote_user from any Basic header a client
+     * sends, verified or not, so only the configuration can vouch for one.
+     */
 
-        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
-
-        ccv.cf = cf;
-        ccv.value = &ngx_http_projkey_default_user;
-        ccv.complex_value = conf->admin_user;
-
-        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
-            return NGX_CONF_ERROR;
-        }
+    if (conf->admin_zone && conf->admin_user == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"projkey_admin\" needs \"projkey_admin_user\" "
+                      "naming a verified identity, e.g. $remote_user behind "
+                      "auth_basic (nginx sets $remote_user from any Basic "
+                      "header a client sends) in %V:%ui",
+                      &conf->admin_file, conf->admin_line);
+        return NGX_CONF_ERROR;
     }
 
     if (conf->admin_project == NULL) {
@@ -917,4 +916,5 @@ static void
 ngx_http_projkey_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_projkey_zones_exit_process(cycle);
+    ngx_http_projkey_admin_exit_process(cycle);
 }
