@@ -8,13 +8,14 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
+use Digest::SHA ();
 use Test::More;
 
 use Projkey::Test;
 
 ###############################################################################
 
-my $t = Projkey::Test->new()->plan(17);
+my $t = Projkey::Test->new()->plan(26);
 
 # the failing cases below log [emerg] on purpose
 $t->expect_errors(qr/\[emerg\]/);
@@ -85,6 +86,51 @@ fails("user nobody nogroup;\n"
     . zone('projkey_zone keys:4m db=%%TESTDIR%%/rootonly/keys.db;'),
     qr/writ|permission|access|denied/i, 'db directory not writable by workers');
 
+# the admin location
+
+fails(zone('projkey_zone keys:4m db=%%TESTDIR%%/k.db;', 'projkey_admin keys;'),
+    qr/"projkey_admin" needs "projkey_admin_user".*verified identity.*remote_user/,
+    'projkey_admin without projkey_admin_user', qr/^\s*projkey_admin\s/);
+fails(zone('projkey_zone keys:4m db=%%TESTDIR%%/k.db;',
+    "}\n        location ~ ^/adm/ {\n            projkey_admin keys;\n"
+    . "            projkey_admin_user admin;"),
+    qr/"projkey_admin" directive cannot be in a regex location/,
+    'projkey_admin in a regex location', qr/^\s*projkey_admin\s/);
+fails(zone('projkey_zone keys:4m db=%%TESTDIR%%/k.db;',
+    "}\n        location \@adm {\n            projkey_admin keys;\n"
+    . "            projkey_admin_user admin;"),
+    qr/"projkey_admin" directive cannot be in a named location/,
+    'projkey_admin in a named location', qr/^\s*projkey_admin\s/);
+($rc, $out) = test_conf(zone("projkey_zone keys:4m db=%%TESTDIR%%/k.db;\n"
+    . '    projkey_admin_user $remote_user;', 'projkey_admin keys;'));
+is($rc, 0, 'projkey_admin_user inherited from the location above')
+    or diag($out);
+
+# "nginx -t" never changes an existing database: an older schema is
+# migrated by a real start (or "projkey migrate"), not by a check
+
+my $old = "$d/v1.db";
+($rc) = $t->cli({ db => $old }, 'create', 'old key');
+die "projkey create failed\n" if $rc;
+($rc) = $t->run_cmd('sqlite3', $old, 'DROP TRIGGER keys_changed_by_hand; '
+    . 'DROP TRIGGER keys_deleted_by_hand; PRAGMA user_version=1; '
+    . 'PRAGMA wal_checkpoint(TRUNCATE);');
+die "sqlite3 failed\n" if $rc;
+my $before = file_state($old);
+
+($rc, $out) = test_conf(zone('projkey_zone keys:4m db=%%TESTDIR%%/v1.db;'));
+is($rc, 0, 'nginx -t on a database of an older schema') or diag($out);
+is(file_state($old), $before, 'nginx -t: the file is unchanged');
+is(schema($old), 1, 'nginx -t: the schema is not migrated');
+
+$t->run();
+is(schema($old), 2, 'a real start migrates the schema');
+$t->stop();
+
+($rc, $out) = test_conf(zone('projkey_zone keys:4m db=%%TESTDIR%%/new.db;'));
+ok($rc == 0 && schema("$d/new.db") == 2,
+    'nginx -t creates a missing database with its schema') or diag($out);
+
 ###############################################################################
 
 $t->done();
@@ -109,6 +155,25 @@ http {
     }
 }
 EOF
+}
+
+# modification time and content of a database, and what its WAL holds (an
+# empty WAL, which any reader may make, holds what no WAL does)
+sub file_state {
+    my ($db) = @_;
+    return join ' ', map {
+        my @st = stat;
+        my $data = -e $_ ? do { local (@ARGV, $/) = $_; <> } : '';
+        "$_:" . ($_ eq $db ? $st[9] : '') . ':' . length($data) . ':'
+            . Digest::SHA::sha256_hex($data);
+    } $db, "$db-wal";
+}
+
+sub schema {
+    my ($db) = @_;
+    my (undef, $v) = $t->run_cmd('sqlite3', $db, 'PRAGMA user_version;');
+    chomp $v;
+    return $v;
 }
 
 sub test_conf {

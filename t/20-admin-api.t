@@ -3,7 +3,7 @@
 # projkey: the admin JSON API's contract, call by call: statuses, body
 # shapes, Cache-Control: no-store on every response, the secret only in
 # the create response, every body error, 405/404/413/415/403, project
-# isolation, the default $remote_user with auth_basic, HEAD.
+# isolation, $remote_user with auth_basic, HEAD.
 
 use strict;
 use warnings;
@@ -14,6 +14,7 @@ use lib "$FindBin::Bin/lib";
 
 use Test::More;
 use JSON::PP;
+use MIME::Base64 ();
 
 use Projkey::Test;
 use Projkey::Admin;
@@ -40,16 +41,12 @@ http {
             projkey_admin_project $http_x_project;
         }
 
-        # the defaults: $remote_user, project "default"
+        # $remote_user verified by auth_basic, project "default"
         location /basic/ {
             auth_basic           "projkey admin";
             auth_basic_user_file %%TESTDIR%%/htpasswd;
             projkey_admin        keys;
-        }
-
-        # no access module in front: $remote_user is empty
-        location /open/ {
-            projkey_admin keys;
+            projkey_admin_user   $remote_user;
         }
     }
 }
@@ -117,12 +114,13 @@ my $r = $api->as(user => undef)->call('GET', 'keys');
 is_error($r, 403, 'forbidden', 'no X-User');
 $r = $api->as(user => '')->call('POST', 'keys', { name => 'x' });
 is_error($r, 403, 'forbidden', 'empty user, POST');
-$r = $t->request('GET', '/open/keys', undef);
-is_error(Projkey::Admin::response($r), 403, 'forbidden',
-    'default $remote_user without auth');
 
 $r = Projkey::Admin->new($t, prefix => '/basic/')->call('GET', 'keys');
 is($r->{status}, 401, 'auth_basic: no credentials, 401');
+$r = Projkey::Admin->new($t, prefix => '/basic/', headers =>
+    [Authorization => 'Basic ' . MIME::Base64::encode_base64('mallory:x', '')])
+    ->call('GET', 'keys');
+is($r->{status}, 401, 'auth_basic: an unverified user, 401');
 
 my $basic = Projkey::Admin->new($t, prefix => '/basic/', headers =>
     [ Authorization => 'Basic ' . b64('admin:pw-of-admin') ]);

@@ -21,7 +21,7 @@ use Projkey::Admin;
 
 ###############################################################################
 
-my $t = Projkey::Test->new()->plan(39);
+my $t = Projkey::Test->new()->plan(42);
 
 my $config = <<'EOF';
 http {
@@ -107,6 +107,7 @@ like($r->{json}{error}{message} // '', qr/busy/i,
     'POST while locked: the message says the database is busy');
 is($r->{headers}{'cache-control'}, 'no-store', 'POST while locked: no-store');
 unlike($r->{raw}, qr/sk-project-[0-9A-Za-z]{48}/, 'POST while locked: no secret');
+is(Projkey::Admin::internals($t, $r), '', 'POST while locked: no internals');
 cmp_ok($took // 0, '>=', 4.5, 'POST while locked: waited for the busy timeout');
 cmp_ok($took // 99, '<', 8, 'POST while locked: answered before the lock ended');
 
@@ -133,10 +134,13 @@ is($rc, 0, 'database made immutable');
 $r = $api->call('POST', 'keys', { name => 'read-only create' });
 is($r->{status} . ' ' . Projkey::Admin::code($r), '503 database_unavailable',
     'read-only: POST 503');
-like($r->{json}{error}{message} // '',
-    qr/writ|read-?only|not permitted|permission/i,
+like($r->{json}{error}{message} // '', qr/cannot be written/i,
     'read-only: the message is about writing')
     or diag($r->{body});
+is(Projkey::Admin::internals($t, $r), '',
+    'read-only: no path or errno text in the answer');
+like($t->error_log, qr/projkey_zone "keys": database ".*keys\.db": .*readonly/,
+    'read-only: error.log has the detail');
 unlike($r->{raw}, qr/sk-project-[0-9A-Za-z]{48}|"secret"/,
     'read-only: no secret');
 

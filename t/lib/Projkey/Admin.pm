@@ -105,6 +105,26 @@ sub list {
     return $r->{json}{keys};
 }
 
+# what an error answer must never show a client, '' when it shows none of
+# it: a file path, the test directory, an errno text or an SQLite message
+# (error.log has them): internals($t, $r)
+sub internals {
+    my ($t, $r) = @_;
+    my $msg = $r->{body} // '';
+    my @found;
+
+    my $dir = $t->testdir;
+    push @found, 'the test directory' if index($msg, $dir) >= 0;
+    push @found, "a path ($1)" if $msg =~ m{((?:^|[\s"(])/\w[\w.-]*/\S*)};
+    push @found, "a file name ($1)" if $msg =~ /(\S+\.db\b)/;
+    my $lib = join '|', 'sqlite', 'errno', 'denied', 'not permitted',
+        'readonly database', 'locked by another', 'disk I/O', 'constraint',
+        'malformed', 'No such file', 'Read-only file system';
+    push @found, "a library message ($1)" if $msg =~ /($lib)/i;
+
+    return join ', ', @found;
+}
+
 # the code of an error response, '' if it is not one: code($r)
 sub code {
     my ($r) = @_;
