@@ -2,7 +2,9 @@
 
 # projkey: keys are data, not cache.  A zone too small for the database is
 # refused at start; a sync that overflows the zone loses no key already
-# there and does not hold back later changes; a larger zone takes them all.
+# there and does not hold back later changes; a change to a loaded key that
+# no longer fits (a longer name) takes the key out, never leaves its old
+# state in force; a larger zone takes them all.
 
 use strict;
 use warnings;
@@ -16,10 +18,12 @@ use Projkey::Test;
 
 ###############################################################################
 
-my $t = Projkey::Test->new()->plan(12);
+my $t = Projkey::Test->new()->plan(19);
 
-# a full zone is reported; these lines are expected
-$t->expect_errors(qr/full|fit|small|no memory|ngx_slab_alloc/i);
+# a full zone is reported, with these lines only
+$t->expect_errors(
+    qr/\[emerg\] .*projkey_zone "keys" is too small for the 3000 keys of database ".*big\.db": only \d+ fit; make it larger in /,
+    qr/\[crit\] .*projkey_zone "keys" is full: key "\w+" of database ".*keys\.db" is not loaded and is rejected; make the zone larger$/);
 
 my $d = $t->testdir;
 
@@ -59,9 +63,8 @@ die "projkey create --count failed\n" if $rc;
 $t->write_config(conf('32k', 'big.db'));
 my $out;
 ($rc, $out) = $t->nginx_t();
-ok($rc != 0 && $out =~ /in \S*nginx\.conf:\d+/
-    && $out =~ /small|fit|full|memory/i, 'nginx -t: zone too small')
-    or diag("exit code $rc:\n$out");
+ok($rc != 0 && $out =~ /is too small for the 3000 keys of database "\S*big\.db": only \d+ fit; make it larger in \S*nginx\.conf:\d+/,
+    'nginx -t: zone too small') or diag("exit code $rc:\n$out");
 
 ok(!eval { $t->run(); 1 }, 'nginx does not start with a zone too small');
 $t->stop();
@@ -70,6 +73,7 @@ $t->stop();
 
 my ($id0, $key0) = $t->create_key('kept');
 my ($id1, $key1) = $t->create_key('to disable');
+my ($id2, $key2) = $t->create_key('to rename');
 
 $t->write_config(conf('32k', 'keys.db'))->run();
 
@@ -83,7 +87,8 @@ my @overflow = split /\n/, $t->read_file('overflow.secrets');
 select undef, undef, undef, 1;
 
 like(call($key0), qr/ 200 .*name=kept /s, 'overflow: old key still accepted');
-like($t->error_log, qr/full|fit|small|no memory/i, 'overflow: reported');
+like($t->error_log, qr/\[crit\] .*projkey_zone "keys" is full: key "\w+" of database .* is not loaded and is rejected/,
+    'overflow: reported');
 
 # a later change still reaches the zone
 
@@ -91,6 +96,22 @@ like($t->error_log, qr/full|fit|small|no memory/i, 'overflow: reported');
 is($rc, 0, 'cli: disable after the overflow');
 ok($t->wait_for(3, sub { call($key1) =~ /^HTTP\/1\.1 401 / }),
     'overflow: a later disable applies');
+
+# a loaded key renamed to a name its node cannot hold, on a full zone: the
+# key is out of the zone (rejected), not left with its old name and status
+
+like(call($key2), qr/ 200 .*name=to rename /s, 'the key to rename works');
+my $long = 'r' x 90;
+($rc) = $t->cli('rename', $id2, $long);
+is($rc, 0, 'cli: rename to 90 characters');
+ok($t->wait_for(3, sub { call($key2) =~ /^HTTP\/1\.1 401 / }),
+    'the renamed key that does not fit is rejected');
+like($t->error_log, qr/\[crit\] .*is full: key "$id2" .* is not loaded and is rejected/,
+    'the log says so');
+($rc) = $t->cli('disable', $id2);
+is($rc, 0, 'cli: disable it');
+select undef, undef, undef, 1;
+unlike(call($key2), qr/^HTTP\/1\.1 200 /, 'disabled: still rejected, never the old state');
 
 
 # a larger zone on reload takes every key
@@ -102,6 +123,8 @@ is($ok, 3, 'larger zone: overflow keys accepted');
 like(call($key0), qr/ 200 .*name=kept /s, 'larger zone: old key accepted');
 like(call($key1), qr/^HTTP\/1\.1 401 .*api_key_disabled/s,
     'larger zone: still disabled');
+like(call($key2), qr/^HTTP\/1\.1 401 .*api_key_disabled/s,
+    'larger zone: the renamed key is in, disabled');
 
 my (undef, $k) = $t->create_key('after');
 ok($t->wait_for(3, sub { call($k) =~ /^HTTP\/1\.1 200 / }),
