@@ -1408,16 +1408,17 @@ ngx_http_projkey_zone_resync_locked(ngx_http_projkey_zone_t *zone,
                           &zone->name, rs.failed, rs.n, &zone->db);
         }
 
-    } else if (sh->missing == 0 || removed) {
+    } else if (sh->missing) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "projkey_zone \"%V\": every key of database \"%V\" "
+                      "is loaded again: %uz keys, %ui removed",
+                      &zone->name, &zone->db, rs.n, removed);
+
+    } else {
         ngx_log_error(NGX_LOG_NOTICE, log, 0,
                       "projkey_zone \"%V\" now matches database \"%V\": "
                       "%uz keys, %ui removed", &zone->name, &zone->db, rs.n,
                       removed);
-
-    } else {
-        ngx_log_error(NGX_LOG_NOTICE, log, 0,
-                      "projkey_zone \"%V\": every key of database \"%V\" "
-                      "is loaded again", &zone->name, &zone->db);
     }
 
     sh->missing = rs.failed;
