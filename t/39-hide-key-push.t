@@ -1,0 +1,71 @@
+#!/usr/bin/perl
+
+# projkey: projkey_hide_key copies the request's header list without the
+# Authorization header; a module that adds a request header after the
+# access phase (lua's ngx.req.set_header pushes onto that list) must find
+# a sound list: the header is there, the key is not, nothing is written
+# anywhere else (the ASan run of the suite checks the last).
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use Test::More;
+
+use Projkey::Test;
+
+###############################################################################
+
+my $t = Projkey::Test->new()->plan(3);
+
+my ($id, $key) = $t->create_key('pushed after');
+
+my $mods = '/usr/lib/nginx/modules';
+-f "$mods/ngx_http_lua_module.so"
+    or die "Debian's libnginx-mod-http-lua is missing: run scripts/deps\n";
+
+$t->write_config(<<"EOF")->run();
+load_module $mods/ndk_http_module.so;
+load_module $mods/ngx_http_lua_module.so;
+
+events { worker_connections 1024; }
+
+http {
+    projkey_zone keys:4m db=%%TESTDIR%%/keys.db sync=200ms;
+
+    server {
+        listen 127.0.0.1:%%PORT_0%%;
+
+        location /lua/ {
+            projkey keys;
+
+            # a header added after the key check, then the list read back
+            content_by_lua_block {
+                for i = 1, 40 do
+                    ngx.req.set_header("X-Added-" .. i, "v" .. i)
+                end
+                local h = ngx.req.get_headers(100)
+                local n = 0
+                for i = 1, 40 do
+                    if h["x-added-" .. i] == "v" .. i then n = n + 1 end
+                end
+                ngx.say("added=", n, " auth=", h["authorization"] or "none",
+                        " host=", h["host"] or "none")
+            }
+        }
+    }
+}
+EOF
+
+my $r = $t->get('/lua/', Authorization => "Bearer $key");
+like($r, qr/^HTTP\/1\.1 200 /, 'accepted');
+like($r, qr/added=40 /, 'the 40 headers added after the check are in the list');
+like($r, qr/auth=none /, 'the Authorization header stays hidden');
+
+###############################################################################
+
+$t->done();
+
+###############################################################################
