@@ -88,6 +88,7 @@ static int projkey_not_found(projkey_cli_t *cli, const char *id);
 static int projkey_create(projkey_cli_t *cli);
 static int projkey_create_many(projkey_cli_t *cli, const char *name,
     size_t name_len);
+static int projkey_init_db(projkey_cli_t *cli);
 static int projkey_list(projkey_cli_t *cli);
 static int projkey_show(projkey_cli_t *cli);
 static int projkey_rename(projkey_cli_t *cli);
@@ -106,6 +107,8 @@ static void projkey_free_lines(projkey_out_t *out);
 
 
 static const projkey_command_t  projkey_commands[] = {
+    { "init", 0, projkey_init_db },
+    { "migrate", 0, projkey_init_db },
     { "create", 1, projkey_create },
     { "list", 0, projkey_list },
     { "show", 1, projkey_show },
@@ -121,6 +124,8 @@ static const char  projkey_usage_text[] =
     "usage: projkey --db PATH [--project P] [--json] COMMAND ...\n"
     "\n"
     "commands:\n"
+    "  init                 create the database with its schema\n"
+    "  migrate              bring an existing database's schema up to date\n"
     "  create NAME [--by WHO] [--count N] [--secrets FILE]\n"
     "  list\n"
     "  show ID\n"
@@ -189,6 +194,16 @@ main(int argc, char **argv)
     cli.actor.user_len = strlen(cli.by);
     cli.actor.addr = NULL;
     cli.actor.addr_len = 0;
+
+    if (cmd->handler == projkey_init_db && strcmp(cmd->name, "migrate") == 0
+        && access(cli.db, F_OK) == -1)
+    {
+        fprintf(stderr, "projkey: cannot migrate \"%s\": %s (\"init\" "
+                "creates a database)\n", cli.db, strerror(errno));
+        return PROJKEY_EXIT_ERROR;
+    }
+
+    /* every command creates a missing database and migrates an old one */
 
     src = projkey_store_open(cli.db, PROJKEY_STORE_CREATE,
                              PROJKEY_BUSY_TIMEOUT, &cli.st);
@@ -744,6 +759,23 @@ projkey_list(projkey_cli_t *cli)
     projkey_free_lines(&out);
 
     return rc;
+}
+
+
+/* init and migrate: the work is the open's, in main() */
+
+static int
+projkey_init_db(projkey_cli_t *cli)
+{
+    if (cli->json) {
+        printf("{\"schema\":%d}\n", projkey_store_schema(cli->st));
+
+    } else {
+        printf("Database %s is ready (schema version %d).\n", cli->db,
+               projkey_store_schema(cli->st));
+    }
+
+    return PROJKEY_EXIT_OK;
 }
 
 

@@ -535,6 +535,13 @@ projkey_store_outdated(projkey_store_t *st)
 }
 
 
+int
+projkey_store_schema(projkey_store_t *st)
+{
+    return st->version;
+}
+
+
 static projkey_store_rc_e
 projkey_store_migrate(projkey_store_t *st)
 {

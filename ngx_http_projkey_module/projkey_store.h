@@ -135,6 +135,9 @@ void projkey_store_close(projkey_store_t *st);
 /* 1 if the schema is older than this projkey's (PROJKEY_STORE_ANY_VERSION) */
 int projkey_store_outdated(projkey_store_t *st);
 
+/* the schema version as opened, or as migrated to */
+int projkey_store_schema(projkey_store_t *st);
+
 /*
  * A store without a database (SQLite in memory): for checking request
  * bodies with projkey_store_parse_body() before any database is touched.

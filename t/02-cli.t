@@ -16,7 +16,7 @@ my $bin = "$FindBin::Bin/../build/projkey";
 
 die "$bin is missing: run make cli first\n" unless -x $bin;
 
-plan(tests => 63);
+plan(tests => 68);
 
 delete $ENV{PROJKEY_DB};
 
@@ -222,3 +222,19 @@ for my $k ($secret1, $secret2, @lines[0 .. 99]) {
 }
 
 is($found, 0, 'no secret in the database nor its WAL');
+
+# init and migrate: the schema's owner (nginx only reads an existing file)
+
+($rc, $out) = projkey('--db', "$dir/init.db", 'init');
+is($rc, 0, 'init');
+like($out, qr/is ready \(schema version 2\)/, 'init says the schema');
+($rc, $out, $err) = projkey('--db', "$dir/missing.db", 'migrate');
+ok($rc == 1 && !-e "$dir/missing.db" && $err =~ /cannot migrate.*init/,
+    'migrate of a missing file: exit 1, nothing created');
+system('sqlite3', "$dir/init.db", 'DROP TRIGGER keys_changed_by_hand; '
+    . 'DROP TRIGGER keys_deleted_by_hand; PRAGMA user_version=1;') == 0
+    or die "sqlite3 failed\n";
+($rc, $out) = projkey('--db', "$dir/init.db", '--json', 'migrate');
+is($out, qq({"schema":2}\n), 'migrate: schema 1 to 2');
+my $v = `sqlite3 '$dir/init.db' 'PRAGMA user_version'`;
+is($v, "2\n", 'the file is at version 2');
