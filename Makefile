@@ -14,7 +14,16 @@ CLI         := $(BUILD)/projkey
 SRC         := ngx_http_projkey_module
 
 CC          ?= cc
+
+# Debian's build flags (hardening included) unless given: the CLI and the
+# unit tests build as the package builds them
+ifneq ($(shell command -v dpkg-buildflags 2> /dev/null),)
+CFLAGS      ?= $(shell dpkg-buildflags --get CFLAGS)
+CPPFLAGS    ?= $(shell dpkg-buildflags --get CPPFLAGS)
+LDFLAGS     ?= $(shell dpkg-buildflags --get LDFLAGS)
+else
 CFLAGS      ?= -O2 -g
+endif
 CORE_CFLAGS := -std=c99 -D_DEFAULT_SOURCE -Wall -Wextra -Werror \
                -Wno-unused-parameter -I$(SRC)
 CORE_LIBS   := -lsodium -lsqlite3
@@ -59,13 +68,13 @@ $(MODULE): $(NGX_BUILD)/Makefile $(MODULE_SRCS)
 
 $(CLI): admin/projkey.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) $(CORE_CFLAGS) -o $@ admin/projkey.c $(CORE_SRCS) \
-	    $(CORE_LIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(CORE_CFLAGS) -o $@ admin/projkey.c \
+	    $(CORE_SRCS) $(LDFLAGS) $(CORE_LIBS)
 
 $(BUILD)/test_%: t/unit/test_%.c t/unit/tap.h $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) $(CORE_CFLAGS) -It/unit -o $@ $< $(CORE_SRCS) \
-	    $(CORE_LIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(CORE_CFLAGS) -It/unit -o $@ $< \
+	    $(CORE_SRCS) $(LDFLAGS) $(CORE_LIBS)
 
 unit: $(BUILD)/test_key $(BUILD)/test_store
 

@@ -307,6 +307,10 @@ t_open_failures(void)
 }
 
 
+static void t_immutable(projkey_store_t *st, const projkey_actor_t *actor);
+static void t_unwritable(void);
+
+
 static void
 t_readonly_and_busy(void)
 {
@@ -372,27 +376,62 @@ t_readonly_and_busy(void)
     is_int(projkey_store_create(st, &k.new, &actor, NULL, NULL),
            PROJKEY_STORE_OK, "the write succeeds once the lock is gone");
 
-    /*
-     * made immutable under the open connection, as chattr +i does; not
-     * the -shm file: SQLite maps it, a write to it would be SIGBUS
-     */
+    if (geteuid() == 0) {
+        t_immutable(st, &actor);
+        projkey_store_close(st);
 
-    /* chattr (e2fsprogs) and root are what make test has: no way around */
+    } else {
+        /* SQLite would lend the new connection this one's descriptor */
+        projkey_store_close(st);
+        t_unwritable();
+    }
+}
+
+
+/*
+ * Root: made immutable under the open connection, as chattr +i does; not
+ * the -shm file: SQLite maps it, a write to it would be SIGBUS.
+ */
+
+static void
+t_immutable(projkey_store_t *st, const projkey_actor_t *actor)
+{
+    t_key_t  k;
 
     is_int(system("chattr +i ro.db ro.db-wal"), 0,
            "the database is made immutable (chattr +i, as root)");
 
     t_make_key(&k, "p", "immutable");
-    is_int(projkey_store_create(st, &k.new, &actor, NULL, NULL),
+    is_int(projkey_store_create(st, &k.new, actor, NULL, NULL),
            PROJKEY_STORE_READONLY, "a write to an immutable file is "
            "READONLY");
     ok(strstr(projkey_store_errmsg(st), "readonly") != NULL,
        "and says so: %s", projkey_store_errmsg(st));
-    (void) system("chattr -i ro.db ro.db-wal");
+    is_int(system("chattr -i ro.db ro.db-wal"), 0, "chattr -i");
     is_int(projkey_store_get(st, "p", 1, k.id, PROJKEY_ID_LEN, NULL, NULL),
            PROJKEY_STORE_NOTFOUND, "nothing was created");
+}
 
-    projkey_store_close(st);
+
+/*
+ * Another user (a package build): the file's mode is all that can make it
+ * unwritable, and it counts when a connection opens it.
+ */
+
+static void
+t_unwritable(void)
+{
+    projkey_store_t  *ro;
+
+    is_int(chmod("ro.db", 0444), 0, "the database is made read-only");
+
+    is_int(projkey_store_open(t_path("ro.db"), 0, 100, &ro),
+           PROJKEY_STORE_READONLY, "opening it to write is READONLY");
+    ok(strstr(projkey_store_errmsg(ro), "readonly") != NULL,
+       "and says so: %s", projkey_store_errmsg(ro));
+    projkey_store_close(ro);
+
+    is_int(chmod("ro.db", 0644), 0, "writable again");
 }
 
 
@@ -1197,7 +1236,9 @@ main(void)
     if (getenv("PROJKEY_TEST_KEEP") == NULL) {
         if (chdir("/") == 0) {
             snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t_dir);
-            (void) system(cmd);
+            if (system(cmd) != 0) {
+                diag("cannot remove %s", t_dir);
+            }
         }
 
     } else {
