@@ -59,13 +59,13 @@ $(MODULE): $(NGX_BUILD)/Makefile $(MODULE_SRCS)
 
 $(CLI): admin/projkey.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) $(CORE_CFLAGS) -o $@ admin/projkey.c $(CORE_SRCS) \
-	    $(CORE_LIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(CORE_CFLAGS) -o $@ admin/projkey.c $(CORE_SRCS) \
+	    $(CORE_LIBS) $(LDFLAGS)
 
 $(BUILD)/test_%: t/unit/test_%.c t/unit/tap.h $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) $(CORE_CFLAGS) -It/unit -o $@ $< $(CORE_SRCS) \
-	    $(CORE_LIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(CORE_CFLAGS) -It/unit -o $@ $< $(CORE_SRCS) \
+	    $(CORE_LIBS) $(LDFLAGS)
 
 unit: $(BUILD)/test_key $(BUILD)/test_store
 
