@@ -388,7 +388,9 @@ t_readonly_and_busy(void)
            "READONLY");
     ok(strstr(projkey_store_errmsg(st), "readonly") != NULL,
        "and says so: %s", projkey_store_errmsg(st));
-    (void) system("chattr -i ro.db ro.db-wal");
+    if (system("chattr -i ro.db ro.db-wal") != 0) {
+        diag("chattr -i ro.db ro.db-wal failed");
+    }
     is_int(projkey_store_get(st, "p", 1, k.id, PROJKEY_ID_LEN, NULL, NULL),
            PROJKEY_STORE_NOTFOUND, "nothing was created");
 
@@ -1197,7 +1199,9 @@ main(void)
     if (getenv("PROJKEY_TEST_KEEP") == NULL) {
         if (chdir("/") == 0) {
             snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t_dir);
-            (void) system(cmd);
+            if (system(cmd) != 0) {
+                diag("%s failed", cmd);
+            }
         }
 
     } else {
