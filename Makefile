@@ -167,3 +167,15 @@ test-valgrind: deps
 
 clean:
 	rm -rf $(BUILD)
+
+# make deb: the Debian packages of debian/ (docs/deployment.md), in build/deb/
+.PHONY: deb
+deb:
+	./scripts/deps deb
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL dpkg-buildpackage -us -uc -b
+	rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb
+# the .changes and every file it lists, from .. to build/deb/
+	dcmd mv ../$$(dpkg-parsechangelog -S Source)_$$(dpkg-parsechangelog \
+	    -S Version)_$$(dpkg-architecture -qDEB_HOST_ARCH).changes $(BUILD)/deb/
+	ls -l $(BUILD)/deb
+

@@ -12,7 +12,8 @@ use FindBin;
 use JSON::PP;
 use Test::More;
 
-my $bin = "$FindBin::Bin/../build/projkey";
+# PROJKEY_TEST_CLI: another build, or the installed one (as in Projkey::Test)
+my $bin = $ENV{PROJKEY_TEST_CLI} // "$FindBin::Bin/../build/projkey";
 
 die "$bin is missing: run make cli first\n" unless -x $bin;
 
