@@ -336,12 +336,27 @@ ngx_http_projkey_check(ngx_http_request_t *r,
 
         ngx_memcpy(ctx->hash, hash, NGX_HTTP_PROJKEY_HASH_LEN);
         ctx->hashed = 1;
+
+        node = ngx_http_projkey_zone_lookup(zone, ctx->hash);
+
+        /*
+         * A key in the zone has a valid checksum by construction, so it is
+         * checked only on a miss; the verdict is kept for a later location.
+         */
+
+        if (node == NULL) {
+            ctx->bad_checksum = !projkey_checksum_valid(key, PROJKEY_LEN);
+        }
+
+    } else {
+        node = ngx_http_projkey_zone_lookup(zone, ctx->hash);
     }
 
-    node = ngx_http_projkey_zone_lookup(zone, ctx->hash);
-
     if (node == NULL) {
-        return ngx_http_projkey_reject(r, plcf, ctx, NGX_HTTP_PROJKEY_UNKNOWN);
+        return ngx_http_projkey_reject(r, plcf, ctx,
+                                       ctx->bad_checksum
+                                       ? NGX_HTTP_PROJKEY_MALFORMED
+                                       : NGX_HTTP_PROJKEY_UNKNOWN);
     }
 
     if (node->status != NGX_HTTP_PROJKEY_ACTIVE) {
