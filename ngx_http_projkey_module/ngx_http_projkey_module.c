@@ -499,7 +499,7 @@ ngx_http_projkey_add_header(ngx_http_request_t *r, ngx_str_t *key,
 static ngx_int_t
 ngx_http_projkey_hide_authorization(ngx_http_request_t *r)
 {
-    ngx_uint_t        i, n;
+    ngx_uint_t        n, skip;
     ngx_list_t        headers;
     ngx_table_elt_t  *h, *nh, *auth;
     ngx_list_part_t  *part;
@@ -512,7 +512,7 @@ ngx_http_projkey_hide_authorization(ngx_http_request_t *r)
         n += part->nelts;
     }
 
-    /* one part, sized to fit */
+    /* one part, sized to fit, filled a run of elements at a time */
 
     if (ngx_list_init(&headers, r->pool, n > 1 ? n - 1 : 1,
                       sizeof(ngx_table_elt_t))
@@ -521,32 +521,27 @@ ngx_http_projkey_hide_authorization(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
-    part = &r->headers_in.headers.part;
-    h = part->elts;
+    nh = headers.part.elts;
 
-    for (i = 0; /* void */; i++) {
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        h = part->elts;
+        n = part->nelts;
 
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
+        if (auth >= h && auth < h + n) {
+            skip = auth - h;
 
-            part = part->next;
-            h = part->elts;
-            i = 0;
+            ngx_memcpy(nh, h, skip * sizeof(ngx_table_elt_t));
+            nh += skip;
+
+            h += skip + 1;
+            n -= skip + 1;
         }
 
-        if (&h[i] == auth) {
-            continue;
-        }
-
-        nh = ngx_list_push(&headers);
-        if (nh == NULL) {
-            return NGX_ERROR;
-        }
-
-        *nh = h[i];
+        ngx_memcpy(nh, h, n * sizeof(ngx_table_elt_t));
+        nh += n;
     }
+
+    headers.part.nelts = nh - (ngx_table_elt_t *) headers.part.elts;
 
     /* "last" of the copy points into this frame: at its own part instead */
 
