@@ -183,7 +183,8 @@ def setup_keys(n, cache, quick):
     with open(valid, 'w') as f:
         f.write('\n'.join(sample) + '\n')
     # malformed: a valid key with its checksum broken (right length and
-    # alphabet, wrong CRC) - rejected without a table lookup
+    # alphabet, wrong CRC) - hashed, looked up, and on the miss the
+    # checksum tells malformed from unknown
     mal = os.path.join(d, 'malformed.txt')
     with open(mal, 'w') as f:
         for k in sample[:20000]:

@@ -1,8 +1,9 @@
 
 /*
- * projkey_parse_auth() and projkey_valid() on any bytes, checked against
- * the contract: the key format of SPEC.md and the classification that
- * projkey_key.h documents.
+ * projkey_parse_auth(), projkey_well_formed(), projkey_checksum_valid() and
+ * projkey_valid() on any bytes, checked against the contract: the key
+ * format of SPEC.md (length and alphabet before any hashing, the checksum
+ * only on a miss) and the classification that projkey_key.h documents.
  */
 
 
@@ -16,7 +17,8 @@
 
 
 static uint32_t fuzz_crc32(const unsigned char *p, size_t len);
-static int fuzz_key_valid(const unsigned char *p, size_t len);
+static int fuzz_key_well_formed(const unsigned char *p, size_t len);
+static int fuzz_checksum_valid(const unsigned char *p, size_t len);
 static int fuzz_mentions_key(const unsigned char *p, size_t len);
 static int fuzz_is_bearer(const unsigned char *p, size_t len);
 static void fuzz_check_key(const unsigned char *key);
@@ -69,7 +71,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             /* void */
         }
 
-        if (i > FUZZ_SCHEME_LEN && fuzz_key_valid(copy + i, size - i)) {
+        if (i > FUZZ_SCHEME_LEN
+            && fuzz_key_well_formed(copy + i, size - i))
+        {
             expect = PROJKEY_AUTH_KEY;
 
         } else if (fuzz_mentions_key(copy, size)) {
@@ -93,18 +97,28 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (a == PROJKEY_AUTH_KEY) {
         fuzz_assert(key != NULL);
         fuzz_assert(key >= copy && key + PROJKEY_LEN == copy + size);
-        fuzz_assert(projkey_valid(key, PROJKEY_LEN));
+        fuzz_assert(projkey_well_formed(key, PROJKEY_LEN));
+
+        /* what the handler asks on a miss: malformed or unknown */
+        fuzz_assert(projkey_checksum_valid(key, PROJKEY_LEN)
+                    == fuzz_checksum_valid(key, PROJKEY_LEN));
         fuzz_check_key(key);
 
     } else {
         fuzz_assert(key == NULL);
     }
 
-    /* projkey_valid() on the bytes themselves, against its definition */
+    /* the three checks on the bytes themselves, against their definition */
 
-    fuzz_assert(projkey_valid(copy, size) == fuzz_key_valid(copy, size));
+    fuzz_assert(projkey_well_formed(copy, size)
+                == fuzz_key_well_formed(copy, size));
+    fuzz_assert(projkey_checksum_valid(copy, size)
+                == fuzz_checksum_valid(copy, size));
+    fuzz_assert(projkey_valid(copy, size)
+                == (fuzz_key_well_formed(copy, size)
+                    && fuzz_checksum_valid(copy, size)));
 
-    if (projkey_valid(copy, size)) {
+    if (projkey_well_formed(copy, size)) {
         fuzz_check_key(copy);
 
         /* presented the standard way, it is a key */
@@ -162,17 +176,12 @@ fuzz_crc32(const unsigned char *p, size_t len)
 }
 
 
-/*
- * SPEC.md: "sk-project-", 42 base62 characters, then the CRC-32 of all
- * before it in 6 base62 digits, most significant first.
- */
+/* SPEC.md: "sk-project-", then 48 base62 characters */
 
 static int
-fuzz_key_valid(const unsigned char *p, size_t len)
+fuzz_key_well_formed(const unsigned char *p, size_t len)
 {
-    size_t    i;
-    uint32_t  crc;
-    char      sum[7];
+    size_t  i;
 
     if (len != 59 || memcmp(p, "sk-project-", 11) != 0) {
         return 0;
@@ -184,7 +193,32 @@ fuzz_key_valid(const unsigned char *p, size_t len)
         }
     }
 
-    crc = fuzz_crc32(p, 53);
+    return 1;
+}
+
+
+/*
+ * The last 6 bytes are the CRC-32 of "sk-project-" and the 42 bytes after
+ * the first 11, in 6 base62 digits, most significant first (projkey_key.h:
+ * the first 11 bytes are taken to be the prefix).
+ */
+
+static int
+fuzz_checksum_valid(const unsigned char *p, size_t len)
+{
+    size_t         i;
+    uint32_t       crc;
+    char           sum[7];
+    unsigned char  body[53];
+
+    if (len != 59) {
+        return 0;
+    }
+
+    memcpy(body, "sk-project-", 11);
+    memcpy(body + 11, p + 11, 42);
+
+    crc = fuzz_crc32(body, 53);
 
     for (i = 6; i > 0; i--) {
         sum[i - 1] = fuzz_b62[crc % 62];

@@ -172,6 +172,7 @@ typedef struct {
     /* kept, not the key, so that an internal redirect can check it again */
     u_char                     hash[NGX_HTTP_PROJKEY_HASH_LEN];
     unsigned                   hashed:1;
+    unsigned                   bad_checksum:1;
 
     /* the 401 body replaces nginx's own page for this request */
     unsigned                   reject:1;

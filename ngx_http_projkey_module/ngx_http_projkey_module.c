@@ -15,6 +15,13 @@ typedef struct {
 } ngx_http_projkey_error_t;
 
 
+/* a context and the pool cleanup that marks it, in one allocation */
+typedef struct {
+    ngx_pool_cleanup_t         cln;
+    ngx_http_projkey_ctx_t     ctx;
+} ngx_http_projkey_ctx_cln_t;
+
+
 static ngx_int_t ngx_http_projkey_handler(ngx_http_request_t *r);
 static void ngx_http_projkey_cleanup(void *data);
 static ngx_int_t ngx_http_projkey_check(ngx_http_request_t *r,
@@ -239,8 +246,9 @@ ngx_http_projkey_handler(ngx_http_request_t *r)
 ngx_http_projkey_ctx_t *
 ngx_http_projkey_get_ctx(ngx_http_request_t *r)
 {
-    ngx_pool_cleanup_t      *cln;
-    ngx_http_projkey_ctx_t  *ctx;
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_projkey_ctx_t      *ctx;
+    ngx_http_projkey_ctx_cln_t  *cc;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_projkey_module);
 
@@ -258,15 +266,23 @@ ngx_http_projkey_get_ctx(ngx_http_request_t *r)
         }
     }
 
-    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_projkey_ctx_t));
-    if (cln == NULL) {
+    /*
+     * What ngx_pool_cleanup_add() does, with one allocation instead of two:
+     * this runs on every request.
+     */
+
+    cc = ngx_palloc(r->pool, sizeof(ngx_http_projkey_ctx_cln_t));
+    if (cc == NULL) {
         return NULL;
     }
 
-    ctx = cln->data;
+    ctx = &cc->ctx;
     ngx_memzero(ctx, sizeof(ngx_http_projkey_ctx_t));
 
-    cln->handler = ngx_http_projkey_cleanup;
+    cc->cln.handler = ngx_http_projkey_cleanup;
+    cc->cln.data = ctx;
+    cc->cln.next = r->pool->cleanup;
+    r->pool->cleanup = &cc->cln;
 
     ngx_http_set_ctx(r, ctx, ngx_http_projkey_module);
 
@@ -336,12 +352,27 @@ ngx_http_projkey_check(ngx_http_request_t *r,
 
         ngx_memcpy(ctx->hash, hash, NGX_HTTP_PROJKEY_HASH_LEN);
         ctx->hashed = 1;
+
+        node = ngx_http_projkey_zone_lookup(zone, ctx->hash);
+
+        /*
+         * A key in the zone has a valid checksum by construction, so it is
+         * checked only on a miss; the verdict is kept for a later location.
+         */
+
+        if (node == NULL) {
+            ctx->bad_checksum = !projkey_checksum_valid(key, PROJKEY_LEN);
+        }
+
+    } else {
+        node = ngx_http_projkey_zone_lookup(zone, ctx->hash);
     }
 
-    node = ngx_http_projkey_zone_lookup(zone, ctx->hash);
-
     if (node == NULL) {
-        return ngx_http_projkey_reject(r, plcf, ctx, NGX_HTTP_PROJKEY_UNKNOWN);
+        return ngx_http_projkey_reject(r, plcf, ctx,
+                                       ctx->bad_checksum
+                                       ? NGX_HTTP_PROJKEY_MALFORMED
+                                       : NGX_HTTP_PROJKEY_UNKNOWN);
     }
 
     if (node->status != NGX_HTTP_PROJKEY_ACTIVE) {
@@ -484,7 +515,7 @@ ngx_http_projkey_add_header(ngx_http_request_t *r, ngx_str_t *key,
 static ngx_int_t
 ngx_http_projkey_hide_authorization(ngx_http_request_t *r)
 {
-    ngx_uint_t        i, n;
+    ngx_uint_t        n, skip;
     ngx_list_t        headers;
     ngx_table_elt_t  *h, *nh, *auth;
     ngx_list_part_t  *part;
@@ -497,7 +528,7 @@ ngx_http_projkey_hide_authorization(ngx_http_request_t *r)
         n += part->nelts;
     }
 
-    /* one part, sized to fit */
+    /* one part, sized to fit, filled a run of elements at a time */
 
     if (ngx_list_init(&headers, r->pool, n > 1 ? n - 1 : 1,
                       sizeof(ngx_table_elt_t))
@@ -506,32 +537,27 @@ ngx_http_projkey_hide_authorization(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
-    part = &r->headers_in.headers.part;
-    h = part->elts;
+    nh = headers.part.elts;
 
-    for (i = 0; /* void */; i++) {
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        h = part->elts;
+        n = part->nelts;
 
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
+        if (auth >= h && auth < h + n) {
+            skip = auth - h;
 
-            part = part->next;
-            h = part->elts;
-            i = 0;
+            ngx_memcpy(nh, h, skip * sizeof(ngx_table_elt_t));
+            nh += skip;
+
+            h += skip + 1;
+            n -= skip + 1;
         }
 
-        if (&h[i] == auth) {
-            continue;
-        }
-
-        nh = ngx_list_push(&headers);
-        if (nh == NULL) {
-            return NGX_ERROR;
-        }
-
-        *nh = h[i];
+        ngx_memcpy(nh, h, n * sizeof(ngx_table_elt_t));
+        nh += n;
     }
+
+    headers.part.nelts = nh - (ngx_table_elt_t *) headers.part.elts;
 
     /* "last" of the copy points into this frame: at its own part instead */
 

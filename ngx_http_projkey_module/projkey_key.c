@@ -173,13 +173,16 @@ projkey_random_base62(unsigned char *out, size_t n)
 }
 
 
+/*
+ * This runs on every request: the 48 characters after the prefix are
+ * exactly six words, each checked at once.
+ */
+
 int
-projkey_valid(const unsigned char *key, size_t len)
+projkey_well_formed(const unsigned char *key, size_t len)
 {
     size_t    i;
-    uint32_t  crc;
-    uint64_t  w, bad, sum;
-    unsigned  v;
+    uint64_t  bad;
 
     if (len != PROJKEY_LEN
         || memcmp(key, PROJKEY_PREFIX, PROJKEY_PREFIX_LEN) != 0)
@@ -187,29 +190,42 @@ projkey_valid(const unsigned char *key, size_t len)
         return 0;
     }
 
-    /*
-     * This runs on every request: the random part is taken 8 bytes at a
-     * time for both the alphabet check and the CRC-32, which resumes from
-     * its state after the constant prefix.
-     */
-
     bad = 0;
+
+    for (i = PROJKEY_PREFIX_LEN; i < PROJKEY_LEN; i += 8) {
+        bad |= projkey_not_base62_8(projkey_load_le64(key + i));
+    }
+
+    /* both kinds of flags are high bits: one test covers the 48 bytes */
+    return (bad & 0x8080808080808080ULL) == 0;
+}
+
+
+/*
+ * Only when the lookup missed: a key in the zone has a valid checksum by
+ * construction.  The CRC-32 resumes from its state after the prefix.
+ */
+
+int
+projkey_checksum_valid(const unsigned char *key, size_t len)
+{
+    size_t    i;
+    uint32_t  crc;
+    uint64_t  sum;
+    unsigned  v;
+
+    if (len != PROJKEY_LEN) {
+        return 0;
+    }
+
     crc = PROJKEY_PREFIX_CRC_STATE;
 
     for (i = PROJKEY_PREFIX_LEN; i + 8 <= PROJKEY_BODY_LEN; i += 8) {
-        w = projkey_load_le64(key + i);
-        bad |= projkey_not_base62_8(w);
-        crc = projkey_crc32_8(crc, w);
+        crc = projkey_crc32_8(crc, projkey_load_le64(key + i));
     }
 
     for ( /* void */ ; i < PROJKEY_BODY_LEN; i++) {
-        bad |= projkey_base62_value[key[i]];
         crc = projkey_crc32_byte(crc, key[i]);
-    }
-
-    /* both kinds of flags are high bits: one test covers the whole body */
-    if (bad & 0x8080808080808080ULL) {
-        return 0;
     }
 
     /* decode rather than re-encode: 62^6 does not fit in 32 bits */
@@ -226,6 +242,14 @@ projkey_valid(const unsigned char *key, size_t len)
     }
 
     return sum == (uint64_t) (crc ^ 0xffffffff);
+}
+
+
+int
+projkey_valid(const unsigned char *key, size_t len)
+{
+    /* the checksum relies on the prefix: the cheap test goes first */
+    return projkey_well_formed(key, len) && projkey_checksum_valid(key, len);
 }
 
 
@@ -308,7 +332,7 @@ projkey_parse_auth(const unsigned char *value, size_t len,
 
         /* the token is the whole rest, so "nothing after it" comes free */
         if (i > PROJKEY_SCHEME_LEN
-            && projkey_valid(value + i, len - i))
+            && projkey_well_formed(value + i, len - i))
         {
             *key = value + i;
             return PROJKEY_AUTH_KEY;

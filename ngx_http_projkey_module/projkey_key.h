@@ -58,17 +58,31 @@ void projkey_checksum(const unsigned char *p, size_t len,
 /* writes PROJKEY_LEN bytes (no terminating NUL) */
 void projkey_generate(unsigned char *key);
 
-/* 1 when key is exactly a well-formed key with a valid checksum, else 0 */
+/*
+ * 1 when key has a key's length, prefix and alphabet, else 0; the checksum
+ * is not looked at (SPEC allows checking it only when the lookup misses).
+ */
+int projkey_well_formed(const unsigned char *key, size_t len);
+
+/*
+ * 1 when len is PROJKEY_LEN and the last 6 bytes are the checksum of the
+ * prefix followed by the 42 bytes after the first 11 (which are taken to
+ * be the prefix, as projkey_well_formed() checks), else 0.
+ */
+int projkey_checksum_valid(const unsigned char *key, size_t len);
+
+/* both: 1 when key is exactly a well-formed key with a valid checksum */
 int projkey_valid(const unsigned char *key, size_t len);
 
 /*
  * Classifies an Authorization header value.  The scheme is matched
  * case-insensitively and must be followed by one or more spaces and exactly
  * one credential, with nothing after it.  Any value that contains
- * "sk-project-" (in any case) but is not exactly "Bearer <valid key>" is
- * PROJKEY_AUTH_MALFORMED, so that a presented project key is never ignored.
- * On PROJKEY_AUTH_KEY, *key points into value at the PROJKEY_LEN bytes of
- * the key.
+ * "sk-project-" (in any case) but is not exactly "Bearer <key>" with a key
+ * that projkey_well_formed() accepts is PROJKEY_AUTH_MALFORMED, so that a
+ * presented project key is never ignored.  On PROJKEY_AUTH_KEY, *key points
+ * into value at the PROJKEY_LEN bytes of the key, whose checksum is not
+ * checked: the caller checks it with projkey_checksum_valid() on a miss.
  */
 projkey_auth_e projkey_parse_auth(const unsigned char *value, size_t len,
     const unsigned char **key);

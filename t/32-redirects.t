@@ -23,11 +23,13 @@ use Projkey::Test;
 
 ###############################################################################
 
-my $t = Projkey::Test->new()->plan(37);
+my $t = Projkey::Test->new()->plan(41);
 
 my ($id, $key) = $t->create_key('real');
 my ($did, $dkey) = $t->create_key('disabled');
 die "projkey disable failed\n" if ($t->cli('disable', $did))[0];
+my ($gid, $gkey) = $t->create_key('deleted');
+die "projkey delete failed\n" if ($t->cli('delete', $gid))[0];
 
 $t->write_config(<<'EOF')->run();
 http {
@@ -98,6 +100,20 @@ http {
             proxy_pass http://127.0.0.1:%%PORT_1%%;
         }
 
+        # a rejected key checked again: the checksum verdict goes with it
+
+        location /out-401-again/ {
+            projkey keys;
+            error_page 401 = /again/x;
+            proxy_pass http://127.0.0.1:%%PORT_1%%;
+        }
+
+        location /again/ {
+            projkey keys;
+            add_header X-Status $projkey_status always;
+            proxy_pass http://127.0.0.1:%%PORT_1%%;
+        }
+
         # "return" in the rewrite phase, before the access phase
 
         location /ret/ {
@@ -157,6 +173,7 @@ EOF
 my @k = (Authorization => "Bearer $key");
 my @d = (Authorization => "Bearer $dkey");
 my $api = qr/origin=\[API\] id=\[\Q$id\E\] status=ok/;
+my $r;
 
 # into a protected location: the target's check runs
 
@@ -195,6 +212,19 @@ like($t->get('/out-401/x', @d),
     qr/^HTTP\/1\.1 200 .*uri=\/free\/login origin=\[\] id=\[\]/s,
     'error_page 401 to an open page: no identity goes with it');
 
+# a miss is checked again after the redirect, where the key may be hidden:
+# malformed (bad checksum) and unknown (good checksum) stay what they were
+
+(my $bad = $gkey) =~ s/(.)$/$1 eq 'A' ? 'B' : 'A'/e;
+$r = $t->get('/out-401-again/x', Authorization => "Bearer $bad");
+like($r, qr/^HTTP\/1\.1 401 .*X-Status: malformed/s,
+    'error_page 401 into protected, bad checksum: malformed again');
+like($r, qr/"code":"invalid_api_key"/, 'bad checksum: invalid_api_key');
+$r = $t->get('/out-401-again/x', Authorization => "Bearer $gkey");
+like($r, qr/^HTTP\/1\.1 401 .*X-Status: unknown/s,
+    'error_page 401 into protected, deleted key: unknown again');
+like($r, qr/"code":"invalid_api_key"/, 'deleted key: invalid_api_key');
+
 # return runs before access
 
 like($t->get('/ret/x'), qr/^HTTP\/1\.1 200 .*returned origin=\[\]/s,
@@ -202,7 +232,7 @@ like($t->get('/ret/x'), qr/^HTTP\/1\.1 200 .*returned origin=\[\]/s,
 
 # a subrequest skips the access phase
 
-my $r = $t->get('/sub/x');
+$r = $t->get('/sub/x');
 like($r, qr/^HTTP\/1\.1 200 .*uri=\/sub\/x origin=\[\]/s,
     'auth_request to a protected location passes without a key: nginx '
     . 'skips access checks in subrequests (documented)');

@@ -4,7 +4,9 @@
 # Authorization header; a module that adds a request header after the
 # access phase (lua's ngx.req.set_header pushes onto that list) must find
 # a sound list: the header is there, the key is not, nothing is written
-# anywhere else (the ASan run of the suite checks the last).
+# anywhere else (the ASan run of the suite checks the last).  The copy is
+# made a run of elements at a time: every other header stays, in order,
+# wherever in the list's parts (20 elements each) the key was.
 
 use strict;
 use warnings;
@@ -18,7 +20,7 @@ use Projkey::Test;
 
 ###############################################################################
 
-my $t = Projkey::Test->new()->plan(3);
+my $t = Projkey::Test->new()->plan(7);
 
 my ($id, $key) = $t->create_key('pushed after');
 
@@ -55,6 +57,19 @@ http {
                         " host=", h["host"] or "none")
             }
         }
+
+        location /order/ {
+            projkey keys;
+
+            content_by_lua_block {
+                local h = ngx.req.get_headers(100)
+                local d = h["x-dup"]
+                ngx.say("dup=", type(d) == "table" and table.concat(d, ",")
+                                or tostring(d),
+                        " auth=", h["authorization"] or "none",
+                        " host=", h["host"] or "none")
+            }
+        }
     }
 }
 EOF
@@ -63,6 +78,29 @@ my $r = $t->get('/lua/', Authorization => "Bearer $key");
 like($r, qr/^HTTP\/1\.1 200 /, 'accepted');
 like($r, qr/added=40 /, 'the 40 headers added after the check are in the list');
 like($r, qr/auth=none /, 'the Authorization header stays hidden');
+
+# Host and Connection come first: the key is the 27th element (second part)
+# or the 5th (first part)
+my $all = join(',', 1 .. 30);
+
+$r = $t->get('/order/', (map { ('X-Dup' => $_) } 1 .. 24),
+    Authorization => "Bearer $key", (map { ('X-Dup' => $_) } 25 .. 30));
+like($r, qr/ 200 .*dup=\Q$all\E auth=none host=localhost/s,
+    'key in the second part: the other headers kept in order');
+
+$r = $t->get('/order/', (map { ('X-Dup' => $_) } 1 .. 2),
+    Authorization => "Bearer $key", (map { ('X-Dup' => $_) } 3 .. 30));
+like($r, qr/ 200 .*dup=\Q$all\E auth=none host=localhost/s,
+    'key in the first part: the other headers kept in order');
+
+$r = $t->get('/order/', (map { ('X-Dup' => $_) } 1 .. 30),
+    Authorization => "Bearer $key");
+like($r, qr/ 200 .*dup=\Q$all\E auth=none host=localhost/s,
+    'key last: the other headers kept in order');
+
+$r = $t->get('/order/', Authorization => "Bearer $key");
+like($r, qr/ 200 .*dup=nil auth=none host=localhost/s,
+    'key with Host and Connection only');
 
 ###############################################################################
 

@@ -51,6 +51,7 @@ static const vector_t  vectors[] = {
 static void test_crc32(void);
 static void test_checksum(void);
 static void test_valid(void);
+static void test_split(void);
 static void test_hash(void);
 static void test_mutations(void);
 static void test_alphabet(void);
@@ -85,6 +86,7 @@ main(void)
     test_crc32();
     test_checksum();
     test_valid();
+    test_split();
     test_hash();
     test_mutations();
     test_alphabet();
@@ -204,6 +206,77 @@ test_valid(void)
 }
 
 
+/*
+ * projkey_well_formed() is length, prefix and alphabet; the checksum is
+ * projkey_checksum_valid()'s alone, and projkey_valid() is both.
+ */
+
+static void
+test_split(void)
+{
+    size_t         i;
+    unsigned char  key[PROJKEY_LEN + 1];
+
+    for (i = 0; i < N_VECTORS; i++) {
+        memcpy(key, vectors[i].body, 53);
+        memcpy(key + 53, vectors[i].checksum, 6);
+        ok(projkey_well_formed(key, PROJKEY_LEN)
+           && projkey_checksum_valid(key, PROJKEY_LEN),
+           "vector %zu is well-formed, its checksum valid", i);
+        ok(!projkey_well_formed(key, PROJKEY_LEN - 1)
+           && !projkey_checksum_valid(key, PROJKEY_LEN - 1),
+           "vector %zu cut by one is neither", i);
+        key[PROJKEY_LEN] = 'a';
+        ok(!projkey_well_formed(key, PROJKEY_LEN + 1)
+           && !projkey_checksum_valid(key, PROJKEY_LEN + 1),
+           "vector %zu plus a character is neither", i);
+    }
+
+    memcpy(key, K, PROJKEY_LEN);
+    memcpy(key + 53, "11Ym64", 6);
+    ok(projkey_well_formed(key, PROJKEY_LEN),
+       "checksum off by one is well-formed");
+    ok(!projkey_checksum_valid(key, PROJKEY_LEN),
+       "checksum off by one is not a valid checksum");
+
+    memcpy(key + 53, "zzzzzz", 6);
+    ok(projkey_well_formed(key, PROJKEY_LEN), "checksum zzzzzz is well-formed");
+    ok(!projkey_checksum_valid(key, PROJKEY_LEN),
+       "checksum zzzzzz is not a valid checksum");
+
+    memcpy(key, K, PROJKEY_LEN);
+    key[30] = key[30] == 'a' ? 'b' : 'a';
+    ok(projkey_well_formed(key, PROJKEY_LEN),
+       "a base62 character changed in the body is well-formed");
+    ok(!projkey_checksum_valid(key, PROJKEY_LEN),
+       "a base62 character changed in the body fails the checksum");
+
+    memcpy(key, K, PROJKEY_LEN);
+    key[PROJKEY_LEN - 1] = '+';
+    ok(!projkey_well_formed(key, PROJKEY_LEN),
+       "'+' in the checksum is not well-formed");
+    ok(!projkey_checksum_valid(key, PROJKEY_LEN),
+       "'+' in the checksum is not a valid checksum");
+
+    memcpy(key, K, PROJKEY_LEN);
+    key[30] = '-';
+    ok(!projkey_well_formed(key, PROJKEY_LEN),
+       "'-' in the body is not well-formed");
+
+    memcpy(key, K, PROJKEY_LEN);
+    key[PROJKEY_LEN - 1] = 0xc3;
+    ok(!projkey_well_formed(key, PROJKEY_LEN),
+       "0xc3 in the checksum is not well-formed");
+
+    memcpy(key, K, PROJKEY_LEN);
+    memcpy(key, "sk_project_", 11);
+    ok(!projkey_well_formed(key, PROJKEY_LEN),
+       "sk_project_ prefix is not well-formed");
+
+    ok(!projkey_well_formed(key, 0), "empty is not well-formed");
+}
+
+
 static void
 test_hash(void)
 {
@@ -266,10 +339,11 @@ test_mutations(void)
 
 
 /*
- * projkey_valid() checks the alphabet and the CRC 8 bytes at a time: every
- * byte value at every place of the random part, with the checksum made
- * again by the byte-at-a-time projkey_checksum(), is valid exactly when it
- * is a base62 character.
+ * projkey_well_formed() checks the alphabet and projkey_checksum_valid()
+ * the CRC 8 bytes at a time: every byte value at every place of the random
+ * part, with the checksum made again by the byte-at-a-time
+ * projkey_checksum(), is well-formed (and valid) exactly when it is a
+ * base62 character, and always has a valid checksum.
  */
 
 static void
@@ -290,7 +364,10 @@ test_alphabet(void)
             projkey_checksum(key, PROJKEY_PREFIX_LEN + PROJKEY_RANDOM_LEN,
                              key + PROJKEY_PREFIX_LEN + PROJKEY_RANDOM_LEN);
 
-            if (projkey_valid(key, PROJKEY_LEN) != is_b62(key + i, 1)
+            if ((projkey_valid(key, PROJKEY_LEN) != is_b62(key + i, 1)
+                 || projkey_well_formed(key, PROJKEY_LEN)
+                    != is_b62(key + i, 1)
+                 || !projkey_checksum_valid(key, PROJKEY_LEN))
                 && bad++ < 5)
             {
                 diag("byte %zu = 0x%02x: valid is %d", i, c,
@@ -363,6 +440,16 @@ mutations_accepted(const unsigned char *key)
 
             if (projkey_valid(m, PROJKEY_LEN)) {
                 diag("accepted: byte %zu changed to 0x%02x", i, c);
+                accepted++;
+            }
+
+            /* past the prefix, base62 is well-formed: the CRC must catch it */
+            if (projkey_well_formed(m, PROJKEY_LEN)
+                != (i >= PROJKEY_PREFIX_LEN && is_b62(m + i, 1))
+                || (i >= PROJKEY_PREFIX_LEN
+                    && projkey_checksum_valid(m, PROJKEY_LEN)))
+            {
+                diag("split: byte %zu changed to 0x%02x", i, c);
                 accepted++;
             }
         }
@@ -528,14 +615,15 @@ test_parse_auth(void)
              "Bearer sk-project-Q7x2Lm9PzR4t"
              "V8wK1nB6cY3hJ5dF0gS2aE7uI9oXq411Ym6",
              PROJKEY_AUTH_MALFORMED, 0);
+    /* the checksum is the caller's, on a miss: these are well-formed */
     auth_str("Bearer K with a wrong checksum",
              "Bearer sk-project-Q7x2Lm9PzR4t"
              "V8wK1nB6cY3hJ5dF0gS2aE7uI9oXq411Ym64",
-             PROJKEY_AUTH_MALFORMED, 0);
+             PROJKEY_AUTH_KEY, 7);
     auth_str("Bearer K with a character changed",
              "Bearer sk-project-Q7x2Lm9PzR4t"
              "V8wK1nB6cY3hJ5dF0gS2aE7uI9oXq511Ym63",
-             PROJKEY_AUTH_MALFORMED, 0);
+             PROJKEY_AUTH_KEY, 7);
     auth_str("Bearer K with '_' in it",
              "Bearer sk-project-Q7x2Lm9PzR4t"
              "V8wK1nB6cY3_J5dF0gS2aE7uI9oXq411Ym63",
