@@ -528,10 +528,12 @@ ngx_http_projkey_hide_authorization(ngx_http_request_t *r)
         n += part->nelts;
     }
 
-    /* one part, sized to fit, filled a run of elements at a time */
+    /*
+     * One part, filled a run of elements at a time, with room for all of
+     * them: the copy stays in bounds even if Authorization were not one.
+     */
 
-    if (ngx_list_init(&headers, r->pool, n > 1 ? n - 1 : 1,
-                      sizeof(ngx_table_elt_t))
+    if (ngx_list_init(&headers, r->pool, n ? n : 1, sizeof(ngx_table_elt_t))
         != NGX_OK)
     {
         return NGX_ERROR;
