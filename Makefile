@@ -17,10 +17,17 @@ CC          ?= cc
 
 # Debian's build flags (hardening included) unless given: the CLI and the
 # unit tests build as the package builds them
+# (asked once, not on every compile line)
 ifneq ($(shell command -v dpkg-buildflags 2> /dev/null),)
-CFLAGS      ?= $(shell dpkg-buildflags --get CFLAGS)
-CPPFLAGS    ?= $(shell dpkg-buildflags --get CPPFLAGS)
-LDFLAGS     ?= $(shell dpkg-buildflags --get LDFLAGS)
+ifeq ($(origin CFLAGS),undefined)
+CFLAGS      := $(shell dpkg-buildflags --get CFLAGS)
+endif
+ifeq ($(origin CPPFLAGS),undefined)
+CPPFLAGS    := $(shell dpkg-buildflags --get CPPFLAGS)
+endif
+ifeq ($(origin LDFLAGS),undefined)
+LDFLAGS     := $(shell dpkg-buildflags --get LDFLAGS)
+endif
 else
 CFLAGS      ?= -O2 -g
 endif

@@ -143,7 +143,7 @@ static const char  projkey_usage_text[] =
 int
 main(int argc, char **argv)
 {
-    int                       rc;
+    int                       rc, flags;
     const projkey_command_t  *cmd;
     projkey_cli_t             cli;
     projkey_store_rc_e        src;
@@ -195,18 +195,24 @@ main(int argc, char **argv)
     cli.actor.addr = NULL;
     cli.actor.addr_len = 0;
 
-    if (cmd->handler == projkey_init_db && strcmp(cmd->name, "migrate") == 0
-        && access(cli.db, F_OK) == -1)
-    {
-        fprintf(stderr, "projkey: cannot migrate \"%s\": %s (\"init\" "
-                "creates a database)\n", cli.db, strerror(errno));
-        return PROJKEY_EXIT_ERROR;
+    /*
+     * Every command creates a missing database; only init and migrate
+     * change an older schema, which a running older nginx may still use.
+     */
+
+    flags = PROJKEY_STORE_CREATE;
+
+    if (cmd->handler == projkey_init_db) {
+        flags |= PROJKEY_STORE_MIGRATE;
+
+        if (strcmp(cmd->name, "migrate") == 0 && access(cli.db, F_OK) == -1) {
+            fprintf(stderr, "projkey: cannot migrate \"%s\": %s (\"init\" "
+                    "creates a database)\n", cli.db, strerror(errno));
+            return PROJKEY_EXIT_ERROR;
+        }
     }
 
-    /* every command creates a missing database and migrates an old one */
-
-    src = projkey_store_open(cli.db, PROJKEY_STORE_CREATE,
-                             PROJKEY_BUSY_TIMEOUT, &cli.st);
+    src = projkey_store_open(cli.db, flags, PROJKEY_BUSY_TIMEOUT, &cli.st);
 
     if (src != PROJKEY_STORE_OK) {
         rc = projkey_fail(&cli, src);

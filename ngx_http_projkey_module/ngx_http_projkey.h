@@ -33,6 +33,9 @@
 
 #define NGX_HTTP_PROJKEY_PROJECT_MAX 255
 
+/* at most this long between the retries of a resync that did not fit */
+#define NGX_HTTP_PROJKEY_RETRY       (30 * 1000)
+
 /* by default, last use times reach the database at most this late */
 #define NGX_HTTP_PROJKEY_FLUSH       (30 * 1000)
 
@@ -121,6 +124,10 @@ typedef struct {
 #endif
     int64_t                    failed_seq;
     ngx_log_t                 *log;
+
+    /* worker 0's next retry of a resync that left keys out */
+    ngx_msec_t                 retry;
+    ngx_msec_t                 retry_delay;
 
 #if (NGX_THREADS)
     ngx_thread_pool_t         *thread_pool;

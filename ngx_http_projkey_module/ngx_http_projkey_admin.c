@@ -1243,6 +1243,11 @@ ngx_http_projkey_admin_store_error(ngx_http_projkey_admin_task_t *t,
 {
     const char  *msg, *text;
 
+    /* a row handed over before the failure is not the answer */
+
+    projkey_store_free(t->json);
+    t->json = NULL;
+
     msg = projkey_store_errmsg(t->zone->store);
 
     switch (rc) {

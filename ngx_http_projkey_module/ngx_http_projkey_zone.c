@@ -21,6 +21,7 @@ typedef struct {
     size_t                     n;
     size_t                     size;
     ngx_uint_t                 failed;
+    ngx_uint_t                 toobig;
 } ngx_http_projkey_resync_t;
 
 
@@ -43,7 +44,7 @@ static ngx_int_t ngx_http_projkey_check_db_path(ngx_conf_t *cf,
 static ngx_int_t ngx_http_projkey_check_owner(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log);
 static ngx_int_t ngx_http_projkey_user_can_write(struct stat *st,
-    ngx_core_conf_t *ccf);
+    ngx_core_conf_t *ccf, ngx_log_t *log);
 static ngx_int_t ngx_http_projkey_zone_resync_locked(
     ngx_http_projkey_zone_t *zone, ngx_log_t *log);
 static int ngx_http_projkey_resync_row(void *data, const projkey_row_t *row);
@@ -51,6 +52,8 @@ static int ngx_http_projkey_hash_cmp(const void *a, const void *b);
 static void ngx_http_projkey_sync_handler(ngx_event_t *ev);
 static void ngx_http_projkey_zone_sync_locked(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log);
+static void ngx_http_projkey_zone_retry_locked(ngx_http_projkey_zone_t *zone,
+    ngx_uint_t changed, ngx_log_t *log);
 static void ngx_http_projkey_zone_refresh(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log);
 static void ngx_http_projkey_flush_handler(ngx_event_t *ev);
@@ -253,10 +256,11 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
 /*
  * Found at "nginx -t" with the file and line: a directory that does not
- * exist, or a file that is not a projkey database.  A missing file is
- * created with its schema.  An existing one is only read, but on a real
- * start, where an older schema is migrated: "nginx -t", "nginx -s" and a
- * reload may run a newer build's check against a database in use.
+ * exist, or a file that is not a projkey database.  A start or "nginx -t"
+ * creates a missing file with its schema; a reload refuses to.  An
+ * existing one is only read, but on a real start, where an older schema
+ * is migrated: "nginx -t", a reload or a binary upgrade may run a newer
+ * build's check against a database that running workers use.
  */
 
 static ngx_int_t
@@ -265,9 +269,15 @@ ngx_http_projkey_check_db_path(ngx_conf_t *cf, ngx_str_t *db,
 {
     int                 flags;
     u_char             *p, *dir;
+    ngx_flag_t          start;
     ngx_file_info_t     fi;
     projkey_store_t    *st;
     projkey_store_rc_e  rc;
+
+    if (ngx_process == NGX_PROCESS_SIGNALLER) {
+        /* "nginx -s" only reads the configuration to find the pid file */
+        return NGX_OK;
+    }
 
     p = db->data + db->len;
 
@@ -301,19 +311,33 @@ ngx_http_projkey_check_db_path(ngx_conf_t *cf, ngx_str_t *db,
         return NGX_ERROR;
     }
 
-    flags = PROJKEY_STORE_CREATE;
+    /* a real start, not a check, a reload or a binary upgrade's new master */
+
+    start = !ngx_test_config && !ngx_inherited
+            && ngx_is_init_cycle(cf->cycle->old_cycle);
 
     if (ngx_file_info(db->data, &fi) == NGX_FILE_ERROR) {
+
+        if (!start && !ngx_test_config) {
+            /* an empty database in its place would reject every key */
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                               "database \"%V\" is missing: restore it; "
+                               "only a start creates one", db);
+            return NGX_ERROR;
+        }
+
         *created = 1;
+        flags = PROJKEY_STORE_CREATE;
 
     } else if (ngx_is_dir(&fi)) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "database \"%V\" is a directory", db);
         return NGX_ERROR;
 
-    } else if (ngx_test_config || ngx_process == NGX_PROCESS_SIGNALLER
-               || !ngx_is_init_cycle(cf->cycle->old_cycle))
-    {
+    } else if (start) {
+        flags = PROJKEY_STORE_CREATE|PROJKEY_STORE_MIGRATE;
+
+    } else {
         flags = PROJKEY_STORE_RDONLY|PROJKEY_STORE_ANY_VERSION;
     }
 
@@ -633,7 +657,7 @@ ngx_http_projkey_check_owner(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
     ngx_cpystrn(dir, zone->db.data, p - zone->db.data + 1);
 
     if (stat((char *) dir, &st) == -1
-        || ngx_http_projkey_user_can_write(&st, ccf) != NGX_OK)
+        || ngx_http_projkey_user_can_write(&st, ccf, log) != NGX_OK)
     {
         ngx_log_error(NGX_LOG_EMERG, log, 0,
                       "projkey_zone \"%V\": the directory \"%s\" of database "
@@ -658,7 +682,7 @@ ngx_http_projkey_check_owner(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
         return NGX_OK;
     }
 
-    if (ngx_http_projkey_user_can_write(&st, ccf) != NGX_OK) {
+    if (ngx_http_projkey_user_can_write(&st, ccf, log) != NGX_OK) {
         ngx_log_error(NGX_LOG_EMERG, log, 0,
                       "projkey_zone \"%V\": database \"%V\" must be "
                       "writable by the worker user \"%s\" in %V:%ui",
@@ -672,7 +696,8 @@ ngx_http_projkey_check_owner(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
 
 
 static ngx_int_t
-ngx_http_projkey_user_can_write(struct stat *st, ngx_core_conf_t *ccf)
+ngx_http_projkey_user_can_write(struct stat *st, ngx_core_conf_t *ccf,
+    ngx_log_t *log)
 {
     int         i, n, size;
     gid_t      *groups;
@@ -687,7 +712,7 @@ ngx_http_projkey_user_can_write(struct stat *st, ngx_core_conf_t *ccf)
     size = 64;
 
     for ( ;; ) {
-        groups = malloc(size * sizeof(gid_t));
+        groups = ngx_alloc(size * sizeof(gid_t), log);
         if (groups == NULL) {
             return NGX_ERROR;
         }
@@ -698,9 +723,12 @@ ngx_http_projkey_user_can_write(struct stat *st, ngx_core_conf_t *ccf)
             break;
         }
 
-        free(groups);
+        ngx_free(groups);
 
         if (size >= 65536) {
+            ngx_log_error(NGX_LOG_EMERG, log, 0,
+                          "getgrouplist(\"%s\") gives more than %d groups",
+                          ccf->username, size);
             return NGX_ERROR;
         }
 
@@ -716,7 +744,7 @@ ngx_http_projkey_user_can_write(struct stat *st, ngx_core_conf_t *ccf)
         }
     }
 
-    free(groups);
+    ngx_free(groups);
 
     return rc;
 }
@@ -847,11 +875,6 @@ ngx_http_projkey_zone_sync_locked(ngx_http_projkey_zone_t *zone,
     projkey_store_rc_e        rc;
     ngx_http_projkey_load_t   load;
 
-    if (zone->sh->missing) {
-        (void) ngx_http_projkey_zone_resync_locked(zone, log);
-        return;
-    }
-
     ngx_memzero(&load, sizeof(ngx_http_projkey_load_t));
     load.zone = zone;
     load.applied = zone->sh->seq;
@@ -881,6 +904,47 @@ ngx_http_projkey_zone_sync_locked(ngx_http_projkey_zone_t *zone,
                        "projkey sync: %ui changes, seq %L",
                        load.loaded, zone->sh->seq);
     }
+
+    if (rc == PROJKEY_STORE_OK && zone->sh->missing) {
+        ngx_http_projkey_zone_retry_locked(zone, load.loaded, log);
+    }
+}
+
+
+/*
+ * Keys a full resync left out for want of room come back only with another
+ * one, O(keys): it is tried soon after a change, which may have made room
+ * once the grace has freed its nodes, else at growing intervals.
+ */
+
+static void
+ngx_http_projkey_zone_retry_locked(ngx_http_projkey_zone_t *zone,
+    ngx_uint_t changed, ngx_log_t *log)
+{
+    ngx_msec_t  now, at;
+
+    now = ngx_current_msec;
+
+    if (changed) {
+        at = now + (NGX_HTTP_PROJKEY_GRACE + 1) * 1000 + zone->sync;
+
+        if ((ngx_msec_int_t) (at - zone->retry) < 0) {
+            zone->retry = at;
+        }
+
+        zone->retry_delay = zone->sync;
+        return;
+    }
+
+    if ((ngx_msec_int_t) (now - zone->retry) < 0) {
+        return;
+    }
+
+    (void) ngx_http_projkey_zone_resync_locked(zone, log);
+
+    zone->retry_delay = ngx_max(zone->retry_delay * 2, zone->sync);
+    zone->retry_delay = ngx_min(zone->retry_delay, NGX_HTTP_PROJKEY_RETRY);
+    zone->retry = now + zone->retry_delay;
 }
 
 
@@ -1321,8 +1385,17 @@ ngx_http_projkey_resync_row(void *data, const projkey_row_t *row)
                NGX_HTTP_PROJKEY_HASH_LEN);
     rs->n++;
 
-    if (ngx_http_projkey_zone_apply_locked(rs->zone, row) != NGX_OK) {
+    switch (ngx_http_projkey_zone_apply_locked(rs->zone, row)) {
+
+    case NGX_OK:
+        break;
+
+    case NGX_DECLINED:
         rs->failed++;
+        break;
+
+    default:
+        rs->toobig++;
     }
 
     return 0;
@@ -1335,7 +1408,7 @@ static ngx_int_t
 ngx_http_projkey_zone_resync_locked(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log)
 {
-    int64_t                    seq;
+    int64_t                    seq, last;
     ngx_uint_t                 i, removed;
     projkey_store_rc_e         rc;
     ngx_http_projkey_node_t   *node, **np;
@@ -1350,8 +1423,10 @@ ngx_http_projkey_zone_resync_locked(ngx_http_projkey_zone_t *zone,
     rc = projkey_store_load(zone->store, ngx_http_projkey_resync_row, &rs,
                             &seq);
 
+    /* seq is the load's own: a change committed since is read next time */
+
     if (rc == PROJKEY_STORE_OK) {
-        rc = projkey_store_state(zone->store, &seq, (char *) sh->instance);
+        rc = projkey_store_state(zone->store, &last, (char *) sh->instance);
     }
 
     if (rc != PROJKEY_STORE_OK) {
@@ -1397,6 +1472,13 @@ ngx_http_projkey_zone_resync_locked(ngx_http_projkey_zone_t *zone,
     free(rs.hashes);
 
     sh->seq = seq;
+
+    if (rs.toobig) {
+        ngx_log_error(NGX_LOG_CRIT, log, 0,
+                      "projkey_zone \"%V\": %ui keys of database \"%V\" "
+                      "have a project or name too long for the zone and "
+                      "are rejected", &zone->name, rs.toobig, &zone->db);
+    }
 
     if (rs.failed) {
         /* rejected until they fit: read again at the next sync */

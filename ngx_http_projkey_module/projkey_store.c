@@ -509,8 +509,15 @@ projkey_store_open_db(projkey_store_t *st, const char *path)
         return PROJKEY_STORE_OK;
     }
 
-    if (!(st->flags & PROJKEY_STORE_CREATE)) {
-        /* only the owner of the schema changes it: never a running nginx */
+    /* only the owner of the schema changes it: never a running nginx */
+
+    if (version == 0 && tables == 0 && !(st->flags & PROJKEY_STORE_CREATE)) {
+        projkey_store_set_errmsg(st, "the database has no schema: run "
+                                 "\"projkey init\"");
+        return PROJKEY_STORE_ERROR;
+    }
+
+    if (version != 0 && !(st->flags & PROJKEY_STORE_MIGRATE)) {
         projkey_store_set_errmsg(st, "database schema version %d is older "
                                  "than this projkey (%d): run \"projkey "
                                  "migrate\"", version,

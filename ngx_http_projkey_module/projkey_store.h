@@ -45,12 +45,12 @@ typedef enum {
 
 
 /* flags of projkey_store_open() */
-#define PROJKEY_STORE_CREATE     0x01   /* create file and schema if missing,
-                                           migrate an older schema */
+#define PROJKEY_STORE_CREATE     0x01   /* create file and schema if missing */
 #define PROJKEY_STORE_RDONLY     0x02   /* open read-only, never write */
 #define PROJKEY_STORE_NO_CHECKPOINT 0x04 /* commits never checkpoint the WAL */
 #define PROJKEY_STORE_ANY_VERSION 0x08  /* with RDONLY: an older schema is
                                            fine (a check, not a load) */
+#define PROJKEY_STORE_MIGRATE    0x10   /* migrate an older schema forward */
 
 
 #define PROJKEY_NAME_MAX         100    /* characters, after trimming */
@@ -123,7 +123,7 @@ typedef struct {
 /*
  * Opens (with PROJKEY_STORE_CREATE: creates, with its schema) the database,
  * sets WAL, busy_timeout and foreign keys, checks that it is a projkey
- * database and, with PROJKEY_STORE_CREATE only, migrates its schema
+ * database and, with PROJKEY_STORE_MIGRATE only, migrates an older schema
  * forward; without it an older schema is an error.  *st is set whenever memory
  * allows, even on failure, so that projkey_store_errmsg() can say why;
  * the caller always calls projkey_store_close(*st).

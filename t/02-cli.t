@@ -17,7 +17,7 @@ my $bin = $ENV{PROJKEY_TEST_CLI} // "$FindBin::Bin/../build/projkey";
 
 die "$bin is missing: run make cli first\n" unless -x $bin;
 
-plan(tests => 68);
+plan(tests => 69);
 
 delete $ENV{PROJKEY_DB};
 
@@ -235,6 +235,9 @@ ok($rc == 1 && !-e "$dir/missing.db" && $err =~ /cannot migrate.*init/,
 system('sqlite3', "$dir/init.db", 'DROP TRIGGER keys_changed_by_hand; '
     . 'DROP TRIGGER keys_deleted_by_hand; PRAGMA user_version=1;') == 0
     or die "sqlite3 failed\n";
+($rc, $out, $err) = projkey('--db', "$dir/init.db", 'list');
+ok($rc == 1 && $err =~ /schema version 1 is older .* run "projkey migrate"/,
+    'another command leaves an older schema alone and says to migrate');
 ($rc, $out) = projkey('--db', "$dir/init.db", '--json', 'migrate');
 is($out, qq({"schema":2}\n), 'migrate: schema 1 to 2');
 my $v = `sqlite3 '$dir/init.db' 'PRAGMA user_version'`;

@@ -15,7 +15,7 @@ use Projkey::Test;
 
 ###############################################################################
 
-my $t = Projkey::Test->new()->plan(26);
+my $t = Projkey::Test->new()->plan(28);
 
 # the failing cases below log [emerg] on purpose
 $t->expect_errors(qr/\[emerg\]/);
@@ -125,6 +125,16 @@ is(schema($old), 1, 'nginx -t: the schema is not migrated');
 
 $t->run();
 is(schema($old), 2, 'a real start migrates the schema');
+
+# a reload never puts an empty database in place of a missing one
+rename $old, "$old.away" or die "rename: $!\n";
+$t->write_config(zone('projkey_zone keys:4m db=%%TESTDIR%%/v1.db sync=2s;'));
+kill 'HUP', $t->{master};
+ok($t->wait_for(5, sub { $t->error_log
+    =~ /database ".*v1\.db" is missing: restore it; only a start creates one/ }),
+    'a reload with the database missing is refused, saying why');
+ok(!-e $old, 'and creates no file');
+rename "$old.away", $old or die "rename: $!\n";
 $t->stop();
 
 ($rc, $out) = test_conf(zone('projkey_zone keys:4m db=%%TESTDIR%%/new.db;'));

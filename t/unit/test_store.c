@@ -192,6 +192,35 @@ t_sql(const char *path, const char *sql)
 
 
 static int
+t_sql_int(const char *path, const char *sql, int *value)
+{
+    int            rc;
+    sqlite3       *db;
+    sqlite3_stmt  *s;
+
+    if (sqlite3_open(path, &db) != SQLITE_OK) {
+        sqlite3_close(db);
+        return -1;
+    }
+
+    rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(s) == SQLITE_ROW ? 0 : -1;
+        *value = sqlite3_column_int(s, 0);
+        sqlite3_finalize(s);
+    }
+
+    sqlite3_close(db);
+
+    return rc == 0 ? 0 : -1;
+}
+
+
+static void t_older_schema(void);
+
+
+static int
 t_file_has(const char *path, const void *needle, size_t len)
 {
     int             found;
@@ -303,6 +332,61 @@ t_open_failures(void)
     is_int(projkey_store_open(t_path("new.db"), PROJKEY_STORE_RDONLY, 100,
                               &st), PROJKEY_STORE_ERROR,
            "a newer schema is refused read-only too");
+    projkey_store_close(st);
+
+    t_older_schema();
+}
+
+
+/* an older schema: only an open with PROJKEY_STORE_MIGRATE changes it */
+
+static void
+t_older_schema(void)
+{
+    int               v;
+    projkey_store_t  *st;
+
+    v = -1;
+
+    t_sql(t_path("new.db"), "PRAGMA user_version=1; "
+          "DROP TRIGGER keys_changed_by_hand; "
+          "DROP TRIGGER keys_deleted_by_hand");
+
+    is_int(projkey_store_open(t_path("new.db"), PROJKEY_STORE_CREATE, 100,
+                              &st), PROJKEY_STORE_ERROR,
+           "an older schema without MIGRATE is refused");
+    is_str(projkey_store_errmsg(st), "database schema version 1 is older "
+           "than this projkey (2): run \"projkey migrate\"", "and says so");
+    projkey_store_close(st);
+
+    is_int(projkey_store_open(t_path("new.db"), PROJKEY_STORE_RDONLY, 100,
+                              &st), PROJKEY_STORE_ERROR,
+           "and read-only, for a load");
+    projkey_store_close(st);
+
+    is_int(projkey_store_open(t_path("new.db"), PROJKEY_STORE_RDONLY
+                              | PROJKEY_STORE_ANY_VERSION, 100, &st),
+           PROJKEY_STORE_OK, "read-only with ANY_VERSION, for a check");
+    is_int(projkey_store_outdated(st), 1, "which says it is outdated");
+    is_int(projkey_store_schema(st), 1, "at version 1");
+    projkey_store_close(st);
+
+    is_int(t_sql_int(t_path("new.db"), "PRAGMA user_version", &v), 0,
+           "read");
+    is_int(v, 1, "none of them changed it");
+
+    is_int(projkey_store_open(t_path("new.db"), PROJKEY_STORE_MIGRATE, 100,
+                              &st), PROJKEY_STORE_OK, "MIGRATE migrates it");
+    is_int(projkey_store_schema(st), 2, "to version 2");
+    is_int(projkey_store_outdated(st), 0, "up to date");
+    projkey_store_close(st);
+
+    t_sql(t_path("empty.db"), "PRAGMA user_version=0");
+    is_int(projkey_store_open(t_path("empty.db"), PROJKEY_STORE_MIGRATE, 100,
+                              &st), PROJKEY_STORE_ERROR,
+           "an empty file without CREATE gets no schema");
+    is_str(projkey_store_errmsg(st), "the database has no schema: run "
+           "\"projkey init\"", "and says so");
     projkey_store_close(st);
 }
 
