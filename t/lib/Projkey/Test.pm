@@ -132,49 +132,54 @@ my %default = map { $_ => 1 } qw(http access auth_basic autoindex browser
     upstream_random upstream_zone userid uwsgi);
 
 # The modules this file needs, checked against "nginx -V": a module missing
-# fails the file (one failed test naming it), never a skip.  A module
-# built "=dynamic" counts when its .so is in nginx's modules path (Debian's
-# libnginx-mod-* packages put them in /usr/lib/nginx/modules); the test's
-# configuration then loads it.
+# fails the file (one failed test naming it), never a skip.  A dynamic one,
+# nginx's own (--with-..._module=dynamic) or another's (Debian's
+# libnginx-mod-*: has(qw/ndk lua/)), counts when its .so is in nginx's
+# modules path, /usr/lib/nginx/modules on Debian; the configuration then
+# loads it, in the order named.
 sub has {
     my ($self, @names) = @_;
 
     my ($args) = $self->nginx_v =~ /^configure arguments: (.*)$/m;
+    $args //= '';
     my %arg = map { /^--(with|without)-(.+?)(?:=(\S*))?$/
-        ? ("$1-$2" => $3 // '') : () } split ' ', $args // '';
+        ? ("$1-$2" => $3 // '') : () } split ' ', $args;
+    my @addons = map { m{^--add-module=(?:.*/)?([^/]+?)/*$} ? $1 : () }
+        split ' ', $args;
 
-    my ($prefix) = ($args // '') =~ /--prefix=(\S+)/;
-    my ($mpath) = ($args // '') =~ /--modules-path=(\S+)/;
+    my ($prefix) = $args =~ /--prefix=(\S+)/;
+    my ($mpath) = $args =~ /--modules-path=(\S+)/;
     $mpath //= ($prefix // '/usr/local/nginx') . '/modules';
 
     my (@missing, @load);
 
-    NAME: for my $name (@names) {
+    for my $name (@names) {
         my @with = ($name, "${name}_module", "http_${name}_module");
+        my @built = grep { exists $arg{"with-$_"} } @with;
 
         if (grep { exists $arg{"without-$_"} } @with) {
             push @missing, "$name (built --without)";
             next;
         }
 
-        next if $default{$name};
+        # a default module, one built in, or an addon linked in
+        # (--add-module=.../lua-nginx-module for lua)
+        next if $default{$name}
+            || grep({ $arg{"with-$_"} ne 'dynamic' } @built)
+            || grep({ /(?:^|[-_])\Q$name\E(?:$|[-_])/ } @addons);
 
-        for my $w (grep { exists $arg{"with-$_"} } @with) {
-            next NAME if $arg{"with-$w"} ne 'dynamic';
+        my ($so) = grep { -f } map { ("$mpath/ngx_${_}_module.so",
+            "$mpath/${_}_module.so") } $name, "http_$name";
+        ($so) = grep { -f } map { glob("$mpath/ngx_${_}_*module.so "
+            . "$mpath/${_}_*module.so") } $name, "http_$name"
+            unless $so;
 
-            (my $so = $w) =~ s/_module$//;
-            my ($f) = grep { -f } glob("$mpath/ngx_${so}_module.so "
-                . "$mpath/ngx_${so}_*module.so");
-            if ($f) {
-                push @load, $f;
-                next NAME;
-            }
-            push @missing, "$name (dynamic, no ngx_${so}_module.so in "
-                . "$mpath)";
-            next NAME;
+        if ($so) {
+            push @load, $so;
+        } else {
+            push @missing, "$name (" . (@built ? 'built =dynamic'
+                : 'no ' . with_option($name)) . ", no .so in $mpath)";
         }
-
-        push @missing, "$name (" . with_option($name) . ")";
     }
 
     if (@missing) {
