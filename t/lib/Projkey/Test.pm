@@ -77,6 +77,9 @@ sub new {
         die "$f is missing: run make first\n" unless -f $f;
     }
 
+    # load_module takes a relative path from nginx's prefix, the test dir
+    $self->{module} = abs_path($self->{module}) if -f $self->{module};
+
     $self->{testdir} = tempdir('projkey-test-XXXXXX', TMPDIR => 1,
         CLEANUP => !$ENV{PROJKEY_TEST_KEEP});
     chmod 0755, $self->{testdir};
