@@ -172,6 +172,14 @@ test-valgrind: deps
 	$(MAKE) all
 	t/valgrind/run
 
+# nginx built from each release tarball of ../shared/nginx, with the module
+# dynamic and static (-Werror), the whole suite on each build; cached in
+# build/matrix; MATRIX="1.26 1.31" picks versions (scripts/test-matrix)
+.PHONY: test-matrix
+test-matrix: deps
+	$(MAKE) cli unit
+	./scripts/test-matrix $(MATRIX)
+
 clean:
 	rm -rf $(BUILD)
 

@@ -23,7 +23,7 @@ use Projkey::Test;
 
 ###############################################################################
 
-my $t = Projkey::Test->new()->plan(41);
+my $t = Projkey::Test->new()->has(qw/auth_request/)->plan(41);
 
 my ($id, $key) = $t->create_key('real');
 my ($did, $dkey) = $t->create_key('disabled');

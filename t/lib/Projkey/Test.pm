@@ -5,7 +5,7 @@ package Projkey::Test;
 # CLI on the test's own database, and the error.log checks that every test
 # file ends with.  Written in the spirit of nginx-tests' Test::Nginx.
 #
-#   my $t = Projkey::Test->new()->plan(5);
+#   my $t = Projkey::Test->new()->has(qw/http_v2/)->plan(5);
 #   my ($id, $secret) = $t->create_key('ci');
 #   $t->write_config(<<'EOF')->run();
 #   http { server { listen 127.0.0.1:%%PORT_0%%; ... } }
@@ -19,10 +19,18 @@ package Projkey::Test;
 # longer.  $t->http($raw) sends any bytes.  Projkey::Test::parse_response
 # gives (status, {lower-case header => value}, body).
 #
+# has(@modules) states the nginx modules a file needs beyond the default
+# ones (names as in nginx-tests: http_v2, auth_request, realip, ssl,
+# threads); an nginx without one of them fails the file, naming it.
+# nginx_version() is the running binary's version as a number (1026003 for
+# 1.26.3), to compare with nginx's own nginx_version.
+#
 # Environment: PROJKEY_TEST_KEEP=1 keeps the test directory;
 # PROJKEY_TEST_MODULE and PROJKEY_TEST_CLI point at other builds (e.g. a
 # sanitizer build, with PROJKEY_TEST_PRELOAD="libasan.so.8 libubsan.so.1"
-# to load its runtime into nginx); PROJKEY_NGINX at another nginx binary.
+# to load its runtime into nginx); PROJKEY_TEST_MODULE=static for an nginx
+# built with the module inside (--add-module: no load_module line);
+# PROJKEY_NGINX at another nginx binary.
 
 use strict;
 use warnings;
@@ -62,11 +70,15 @@ sub new {
         checks   => 0,
     }, $class;
 
-    # PROJKEY_TEST_MODULE=none runs nginx without the module (harness tests)
+    # PROJKEY_TEST_MODULE=none runs nginx without the module (harness
+    # tests), =static an nginx that has it built in
     for my $f ($self->{module}, $self->{cli_path}) {
-        next if $f eq 'none';
+        next if $f eq 'none' || $f eq 'static';
         die "$f is missing: run make first\n" unless -f $f;
     }
+
+    # load_module takes a relative path from nginx's prefix, the test dir
+    $self->{module} = abs_path($self->{module}) if -f $self->{module};
 
     $self->{testdir} = tempdir('projkey-test-XXXXXX', TMPDIR => 1,
         CLEANUP => !$ENV{PROJKEY_TEST_KEEP});
@@ -113,6 +125,107 @@ sub port {
     }
 
     die "no free port\n";
+}
+
+# the modules in every nginx not configured --without-<name>_module
+my %default = map { $_ => 1 } qw(http access auth_basic autoindex browser
+    charset empty_gif fastcgi geo grpc gzip limit_conn limit_req map
+    memcached mirror proxy referer rewrite scgi split_clients ssi
+    upstream_hash upstream_ip_hash upstream_keepalive upstream_least_conn
+    upstream_random upstream_zone userid uwsgi);
+
+# The modules this file needs, checked against "nginx -V": a module missing
+# fails the file (one failed test naming it), never a skip.  A dynamic one,
+# nginx's own (--with-..._module=dynamic) or another's (Debian's
+# libnginx-mod-*: has(qw/ndk lua/)), counts when its .so is in nginx's
+# modules path, /usr/lib/nginx/modules on Debian; the configuration then
+# loads it, in the order named.
+sub has {
+    my ($self, @names) = @_;
+
+    my ($args) = $self->nginx_v =~ /^configure arguments: (.*)$/m;
+    $args //= '';
+    my %arg = map { /^--(with|without)-(.+?)(?:=(\S*))?$/
+        ? ("$1-$2" => $3 // '') : () } split ' ', $args;
+    my @addons = map { m{^--add-module=(?:.*/)?([^/]+?)/*$} ? $1 : () }
+        split ' ', $args;
+
+    my ($prefix) = $args =~ /--prefix=(\S+)/;
+    my ($mpath) = $args =~ /--modules-path=(\S+)/;
+    $mpath //= ($prefix // '/usr/local/nginx') . '/modules';
+
+    my (@missing, @load);
+
+    for my $name (@names) {
+        my @with = ($name, "${name}_module", "http_${name}_module");
+        my @built = grep { exists $arg{"with-$_"} } @with;
+
+        if (grep { exists $arg{"without-$_"} } @with) {
+            push @missing, "$name (built --without)";
+            next;
+        }
+
+        # a default module, one built in, or an addon linked in
+        # (--add-module=.../lua-nginx-module for lua)
+        next if $default{$name}
+            || grep({ $arg{"with-$_"} ne 'dynamic' } @built)
+            || grep({ /(?:^|[-_])\Q$name\E(?:$|[-_])/ } @addons);
+
+        my ($so) = grep { -f } map { ("$mpath/ngx_${_}_module.so",
+            "$mpath/${_}_module.so") } $name, "http_$name";
+        ($so) = grep { -f } map { glob("$mpath/ngx_${_}_*module.so "
+            . "$mpath/${_}_*module.so") } $name, "http_$name"
+            unless $so;
+
+        if ($so) {
+            push @load, $so;
+        } else {
+            push @missing, "$name (" . (@built ? 'built =dynamic'
+                : 'no ' . with_option($name)) . ", no .so in $mpath)";
+        }
+    }
+
+    if (@missing) {
+        Test::More::plan(tests => 1);
+        Test::More::fail("nginx has the modules this test needs: @names");
+        Test::More::diag("$NGINX lacks " . join(', ', @missing)
+            . "; \"$NGINX -V\" lists what it was built with");
+        $self->{done} = 1;
+        exit;
+    }
+
+    push @{$self->{load}}, @load;
+    return $self;
+}
+
+# the configure option that builds a module
+sub with_option {
+    my ($name) = @_;
+    return "--with-$name"
+        if $name =~ /^(?:compat|debug|file-aio|mail|pcre-jit|stream|threads)$/;
+    return "--with-${name}_module" if $name =~ /^(?:http|stream|mail)_/;
+    return "--with-http_${name}_module";
+}
+
+# "nginx -V", once per binary
+my %nginx_v;
+
+sub nginx_v {
+    my ($self) = @_;
+    return $nginx_v{$NGINX} //= do {
+        my ($rc, $out, $err) = $self->run_cmd($NGINX, '-V');
+        die "$NGINX -V failed (exit $rc): $err\n" if $rc;
+        $out . $err;
+    };
+}
+
+# 1.26.3 as 1026003, like nginx's nginx_version
+sub nginx_version {
+    my ($self) = @_;
+    my ($x, $y, $z) =
+        $self->nginx_v =~ m{nginx version: \S+?/(\d+)\.(\d+)\.(\d+)}
+        or die "no version in $NGINX -V\n";
+    return $x * 1000000 + $y * 1000 + $z;
 }
 
 # lines matching one of these are not counted as alerts by done()
@@ -169,8 +282,8 @@ sub write_config {
     $self->{template} = $text;
     $text = $self->expand($text);
 
-    my $pre = $self->{module} eq 'none' ? ''
-        : "load_module $self->{module};\n";
+    my $pre = join '', map { "load_module $_;\n" } @{$self->{load} // []},
+        grep { $_ ne 'none' && $_ ne 'static' } $self->{module};
     $pre .= "user root root;\n" unless $text =~ /^\s*user\s/m;
     $pre .= "pid $d/nginx.pid;\n";
     $pre .= "error_log $d/error.log info;\n"
