@@ -20,20 +20,12 @@ use Projkey::Test;
 
 ###############################################################################
 
-my $t = Projkey::Test->new()->plan(7);
+# Debian's libnginx-mod-http-lua (scripts/deps installs it)
+my $t = Projkey::Test->new()->has(qw/ndk lua/)->plan(7);
 
 my ($id, $key) = $t->create_key('pushed after');
 
-my $mods = '/usr/lib/nginx/modules';
--f "$mods/ngx_http_lua_module.so"
-    or die "Debian's libnginx-mod-http-lua is missing: run scripts/deps\n";
-
 $t->write_config(<<"EOF")->run();
-load_module $mods/ndk_http_module.so;
-load_module $mods/ngx_http_lua_module.so;
-
-events { worker_connections 1024; }
-
 http {
     projkey_zone keys:4m db=%%TESTDIR%%/keys.db sync=200ms;
 
