@@ -928,7 +928,11 @@ ngx_http_projkey_zone_retry_locked(ngx_http_projkey_zone_t *zone,
     if (changed) {
         at = now + (NGX_HTTP_PROJKEY_GRACE + 1) * 1000 + zone->sync;
 
-        if ((ngx_msec_int_t) (at - zone->retry) < 0) {
+        /* a due retry waits for that room, once; a later one comes sooner */
+
+        if ((ngx_msec_int_t) (now - zone->retry) >= 0
+            || (ngx_msec_int_t) (at - zone->retry) < 0)
+        {
             zone->retry = at;
         }
 
