@@ -11,6 +11,12 @@
 //   await srv.stop() stops nginx and removes the directory (unless
 //                    PROJKEY_TEST_KEEP is set)
 //
+// Options: startServer({ zone: '64m', db: PATH, node: 'gw-a',
+// seed: async (dbPath) => ... }): the zone's size (default 4m), another
+// SQLite file (one that several instances share), the zone's node= name,
+// and a step run on the database before nginx starts (e.g. the CLI
+// creating keys, which nginx then loads at start).
+//
 // The configuration follows examples/nginx.conf: the same headers and CSP
 // on the page, the same admin location inside it.
 
@@ -27,6 +33,13 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const NGINX = process.env.PROJKEY_NGINX || '/usr/sbin/nginx';
 const MODULE = process.env.PROJKEY_TEST_MODULE
     || join(ROOT, 'build', 'ngx_http_projkey_module.so');
+export const CLI = process.env.PROJKEY_TEST_CLI || join(ROOT, 'build', 'projkey');
+
+// the operator CLI on a database: its standard output
+export function projkey(db, ...args) {
+    return execFileSync(CLI, ['--db', db, ...args],
+                        { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+}
 
 export const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; "
     + "img-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
@@ -69,7 +82,7 @@ function alive(pid) {
     }
 }
 
-function config({ dir, port, backend }) {
+function config({ dir, port, backend, zone, db, node }) {
     const user = process.getuid && process.getuid() === 0 ? 'user root root;\n' : '';
     const temps = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']
         .map((t) => `    ${t}_temp_path ${dir}/tmp/${t};\n`).join('');
@@ -90,7 +103,7 @@ ${temps}
 
     access_log ${dir}/access.log;
 
-    projkey_zone keys:4m db=${dir}/keys.db sync=200ms flush=1s;
+    projkey_zone keys:${zone} db=${db} sync=200ms flush=1s${node ? ` node=${node}` : ''};
 
     server {
         listen 127.0.0.1:${port};
@@ -140,7 +153,7 @@ ${temps}
 `;
 }
 
-export async function startServer() {
+export async function startServer(options = {}) {
     for (const f of [NGINX, MODULE]) {
         if (!existsSync(f)) {
             throw new Error(`${f} is missing: run make first`);
@@ -150,6 +163,13 @@ export async function startServer() {
     const dir = mkdtempSync(join(tmpdir(), 'projkey-page-'));
     chmodSync(dir, 0o755);
     mkdirSync(join(dir, 'tmp'));
+
+    const zone = options.zone || '4m';
+    const db = options.db || join(dir, 'keys.db');
+    const node = options.node;
+    if (options.seed) {
+        await options.seed(db);
+    }
 
     const user = 'admin';
     const password = randomBytes(12).toString('base64url');
@@ -169,7 +189,7 @@ export async function startServer() {
             backend = await freePort();
         } while (backend === port);
 
-        writeFileSync(join(dir, 'nginx.conf'), config({ dir, port, backend }));
+        writeFileSync(join(dir, 'nginx.conf'), config({ dir, port, backend, zone, db, node }));
         rmSync(join(dir, 'nginx.pid'), { force: true });
 
         const { code, output } = await new Promise((res) => {
@@ -217,6 +237,7 @@ export async function startServer() {
 
     return {
         dir,
+        db,
         user,
         password,
         base,
