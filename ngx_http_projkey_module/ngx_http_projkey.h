@@ -153,6 +153,7 @@ typedef struct {
     ngx_shm_zone_t            *zone;           /* NULL: "projkey off" */
     ngx_flag_t                 optional;
     ngx_flag_t                 hide_key;
+    ngx_flag_t                 identity_headers;
     ngx_uint_t                 log_level;
 
     ngx_shm_zone_t            *admin_zone;
@@ -228,6 +229,12 @@ void ngx_http_projkey_zone_remove_locked(ngx_http_projkey_zone_t *zone,
 ngx_int_t ngx_http_projkey_zone_set_status_locked(
     ngx_http_projkey_zone_t *zone, const u_char *hash, ngx_uint_t status);
 void ngx_http_projkey_zone_sweep_locked(ngx_http_projkey_zone_t *zone);
+
+/* ngx_http_projkey_identity.c */
+char *ngx_http_projkey_identity_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_projkey_identity_headers(ngx_http_request_t *r,
+    ngx_int_t rc);
 
 /* ngx_http_projkey_admin.c */
 char *ngx_http_projkey_admin_directive(ngx_conf_t *cf, ngx_command_t *cmd,

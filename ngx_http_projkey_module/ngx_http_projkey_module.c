@@ -87,6 +87,13 @@ static ngx_command_t  ngx_http_projkey_commands[] = {
       offsetof(ngx_http_projkey_loc_conf_t, hide_key),
       NULL },
 
+    { ngx_string("projkey_identity_headers"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_http_projkey_identity_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_projkey_loc_conf_t, identity_headers),
+      NULL },
+
     { ngx_string("projkey_log_level"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_enum_slot,
@@ -217,22 +224,32 @@ static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 static ngx_int_t
 ngx_http_projkey_handler(ngx_http_request_t *r)
 {
+    ngx_int_t                     rc;
     ngx_http_projkey_ctx_t       *ctx;
     ngx_http_projkey_loc_conf_t  *plcf;
 
     plcf = ngx_http_get_module_loc_conf(r, ngx_http_projkey_module);
 
     if (plcf->zone == NULL) {
-        return NGX_DECLINED;
+        rc = NGX_DECLINED;
+
+    } else {
+        ctx = ngx_http_projkey_get_ctx(r);
+        if (ctx == NULL) {
+            /* fail closed */
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        rc = ngx_http_projkey_check(r, plcf, ctx);
     }
 
-    ctx = ngx_http_projkey_get_ctx(r);
-    if (ctx == NULL) {
-        /* fail closed */
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    /* also where "projkey off": the client's headers go all the same */
+
+    if (plcf->identity_headers) {
+        return ngx_http_projkey_identity_headers(r, rc);
     }
 
-    return ngx_http_projkey_check(r, plcf, ctx);
+    return rc;
 }
 
 
@@ -849,6 +866,7 @@ ngx_http_projkey_create_loc_conf(ngx_conf_t *cf)
     conf->zone = NGX_CONF_UNSET_PTR;
     conf->optional = NGX_CONF_UNSET;
     conf->hide_key = NGX_CONF_UNSET;
+    conf->identity_headers = NGX_CONF_UNSET;
     conf->log_level = NGX_CONF_UNSET_UINT;
 
     return conf;
@@ -869,6 +887,7 @@ ngx_http_projkey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->zone, NULL, NULL);
     ngx_conf_merge_value(conf->optional, 0, 0);
     ngx_conf_merge_value(conf->hide_key, prev->hide_key, 1);
+    ngx_conf_merge_value(conf->identity_headers, prev->identity_headers, 0);
     ngx_conf_merge_uint_value(conf->log_level, prev->log_level, NGX_LOG_INFO);
 
     if (conf->admin_user == NULL) {
