@@ -1116,8 +1116,8 @@ projkey_node_width(void *data, const projkey_node_t *node)
 {
     projkey_node_cols_t *cols = data;
 
-    size_t   i, len;
     char     buf[32];
+    size_t   i, len;
     int64_t  v[4];
 
     if (node->name_len > cols->w[0]) {

@@ -154,10 +154,10 @@ ngx_http_projkey_beat_handler(ngx_event_t *ev)
 static void
 ngx_http_projkey_beat_post(ngx_http_projkey_beat_t *beat, ngx_log_t *log)
 {
-    ngx_http_projkey_zone_t   *zone;
 #if (NGX_THREADS)
     ngx_thread_task_t         *task;
 #endif
+    ngx_http_projkey_zone_t   *zone;
 
     zone = beat->zone;
 
