@@ -95,6 +95,9 @@ static int projkey_rename(projkey_cli_t *cli);
 static int projkey_disable(projkey_cli_t *cli);
 static int projkey_enable(projkey_cli_t *cli);
 static int projkey_delete(projkey_cli_t *cli);
+static int projkey_nodes(projkey_cli_t *cli);
+static int projkey_node_width(void *data, const projkey_node_t *node);
+static int projkey_node_line(void *data, const projkey_node_t *node);
 static int projkey_update(projkey_cli_t *cli, const char *name,
     size_t name_len, int status);
 static int projkey_row_json(void *data, const projkey_row_t *row);
@@ -116,6 +119,7 @@ static const projkey_command_t  projkey_commands[] = {
     { "disable", 1, projkey_disable },
     { "enable", 1, projkey_enable },
     { "delete", 1, projkey_delete },
+    { "nodes", 0, projkey_nodes },
     { NULL, 0, NULL }
 };
 
@@ -133,6 +137,7 @@ static const char  projkey_usage_text[] =
     "  disable ID\n"
     "  enable ID\n"
     "  delete ID\n"
+    "  nodes                the nginx instances following the database\n"
     "\n"
     "options may come before or after the command; --db defaults to\n"
     "$PROJKEY_DB, --project to \"default\", --by to $SUDO_USER, $USER or\n"
@@ -1036,6 +1041,131 @@ projkey_free_lines(projkey_out_t *out)
     out->lines = NULL;
     out->n = 0;
     out->size = 0;
+}
+
+
+/* the column widths of the nodes table: name, revision, keys, used, size */
+typedef struct {
+    size_t               w[5];
+    size_t               n;
+} projkey_node_cols_t;
+
+
+static int
+projkey_nodes(projkey_cli_t *cli)
+{
+    char                 *json;
+    int64_t               now, seq;
+    projkey_store_rc_e    src;
+    projkey_node_cols_t   cols;
+
+    now = (int64_t) time(NULL);
+
+    if (cli->json) {
+        src = projkey_store_nodes_json(cli->st, now, &json, NULL);
+        if (src != PROJKEY_STORE_OK) {
+            return projkey_fail(cli, src);
+        }
+
+        printf("%s\n", json);
+        projkey_store_free(json);
+
+        return PROJKEY_EXIT_OK;
+    }
+
+    src = projkey_store_revision(cli->st, &seq);
+    if (src != PROJKEY_STORE_OK) {
+        return projkey_fail(cli, src);
+    }
+
+    cols.w[0] = strlen("NODE");
+    cols.w[1] = strlen("REVISION");
+    cols.w[2] = strlen("KEYS");
+    cols.w[3] = strlen("USED");
+    cols.w[4] = strlen("SIZE");
+    cols.n = 0;
+
+    src = projkey_store_nodes(cli->st, now, projkey_node_width, &cols);
+    if (src != PROJKEY_STORE_OK) {
+        return projkey_fail(cli, src);
+    }
+
+    printf("Database revision %lld.\n", (long long) seq);
+
+    if (cols.n == 0) {
+        printf("No nginx node has recorded a heartbeat in this database.\n");
+        return PROJKEY_EXIT_OK;
+    }
+
+    printf("%-*s  %-*s  %-20s  %-*s  %-*s  %-*s  STATE\n",
+           (int) cols.w[0], "NODE", (int) cols.w[1], "REVISION", "LAST SEEN",
+           (int) cols.w[2], "KEYS", (int) cols.w[3], "USED",
+           (int) cols.w[4], "SIZE");
+
+    src = projkey_store_nodes(cli->st, now, projkey_node_line, &cols);
+    if (src != PROJKEY_STORE_OK) {
+        return projkey_fail(cli, src);
+    }
+
+    return PROJKEY_EXIT_OK;
+}
+
+
+static int
+projkey_node_width(void *data, const projkey_node_t *node)
+{
+    projkey_node_cols_t *cols = data;
+
+    char     buf[32];
+    size_t   i, len;
+    int64_t  v[4];
+
+    if (node->name_len > cols->w[0]) {
+        cols->w[0] = node->name_len;
+    }
+
+    v[0] = node->revision;
+    v[1] = node->keys;
+    v[2] = node->used_bytes;
+    v[3] = node->size_bytes;
+
+    for (i = 0; i < 4; i++) {
+        len = snprintf(buf, sizeof(buf), "%lld", (long long) v[i]);
+
+        if (len > cols->w[i + 1]) {
+            cols->w[i + 1] = len;
+        }
+    }
+
+    cols->n++;
+
+    return 0;
+}
+
+
+static int
+projkey_node_line(void *data, const projkey_node_t *node)
+{
+    projkey_node_cols_t *cols = data;
+
+    char  *seen;
+
+    seen = projkey_time(node->last_seen);
+    if (seen == NULL) {
+        return 1;
+    }
+
+    printf("%-*.*s  %-*lld  %-20s  %-*lld  %-*lld  %-*lld  %s\n",
+           (int) cols->w[0], (int) node->name_len, node->name,
+           (int) cols->w[1], (long long) node->revision, seen,
+           (int) cols->w[2], (long long) node->keys,
+           (int) cols->w[3], (long long) node->used_bytes,
+           (int) cols->w[4], (long long) node->size_bytes,
+           node->stale ? "stale" : "live");
+
+    free(seen);
+
+    return 0;
 }
 
 

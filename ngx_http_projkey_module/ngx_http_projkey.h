@@ -41,6 +41,7 @@
 
 
 typedef struct ngx_http_projkey_node_s  ngx_http_projkey_node_t;
+typedef struct ngx_http_projkey_beat_s  ngx_http_projkey_beat_t;
 
 /*
  * A key in the zone.  Readers walk the chains without a lock; the one
@@ -95,6 +96,10 @@ typedef struct {
     ngx_msec_t                 sync;
     ngx_msec_t                 flush;
     ngx_flag_t                 created;
+
+    /* this nginx instance in GET nodes (node=), and worker 0's heartbeat */
+    ngx_str_t                  node;
+    ngx_http_projkey_beat_t   *beat;
 
     /* where the zone was declared, for errors found when it is loaded */
     ngx_str_t                  file;
@@ -229,6 +234,15 @@ void ngx_http_projkey_zone_remove_locked(ngx_http_projkey_zone_t *zone,
 ngx_int_t ngx_http_projkey_zone_set_status_locked(
     ngx_http_projkey_zone_t *zone, const u_char *hash, ngx_uint_t status);
 void ngx_http_projkey_zone_sweep_locked(ngx_http_projkey_zone_t *zone);
+void ngx_http_projkey_zone_catch_up_locked(ngx_http_projkey_zone_t *zone,
+    int64_t seq, ngx_log_t *log);
+
+/* ngx_http_projkey_nodes.c */
+ngx_int_t ngx_http_projkey_beat_start(ngx_http_projkey_zone_t *zone,
+    ngx_cycle_t *cycle);
+void ngx_http_projkey_beat_changed(ngx_http_projkey_zone_t *zone,
+    ngx_log_t *log);
+void ngx_http_projkey_beat_stop(ngx_http_projkey_zone_t *zone);
 
 /* ngx_http_projkey_identity.c */
 char *ngx_http_projkey_identity_directive(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -20,7 +20,8 @@ typedef enum {
     NGX_HTTP_PROJKEY_GET,
     NGX_HTTP_PROJKEY_UPDATE,
     NGX_HTTP_PROJKEY_DELETE,
-    NGX_HTTP_PROJKEY_AUDIT
+    NGX_HTTP_PROJKEY_AUDIT,
+    NGX_HTTP_PROJKEY_NODES
 } ngx_http_projkey_op_e;
 
 
@@ -51,6 +52,9 @@ typedef struct {
     char                       message[256];
     u_char                     secret[PROJKEY_LEN];
     unsigned                   has_secret:1;
+
+    /* a write's: the change sequence after it, in the answer */
+    int64_t                    revision;
 
     /* a pending timer keeps a gracefully exiting worker for the answer */
     ngx_event_t                wait;
@@ -93,6 +97,7 @@ static void ngx_http_projkey_admin_create(ngx_http_projkey_admin_task_t *t);
 static void ngx_http_projkey_admin_update(ngx_http_projkey_admin_task_t *t);
 static void ngx_http_projkey_admin_delete(ngx_http_projkey_admin_task_t *t);
 static void ngx_http_projkey_admin_audit(ngx_http_projkey_admin_task_t *t);
+static void ngx_http_projkey_admin_nodes(ngx_http_projkey_admin_task_t *t);
 static int ngx_http_projkey_admin_keep_row(void *data,
     const projkey_row_t *row);
 static void ngx_http_projkey_admin_store_error(
@@ -111,6 +116,7 @@ static ngx_str_t  ngx_http_projkey_json_type = ngx_string("application/json");
 static ngx_str_t  ngx_http_projkey_allow = ngx_string("Allow");
 static ngx_str_t  ngx_http_projkey_cache_control = ngx_string("Cache-Control");
 static ngx_str_t  ngx_http_projkey_no_store = ngx_string("no-store");
+static ngx_str_t  ngx_http_projkey_revision = ngx_string("X-Projkey-Revision");
 static ngx_str_t  ngx_http_projkey_updated =
     ngx_string("The API key has been updated.");
 
@@ -393,8 +399,19 @@ ngx_http_projkey_admin_route(ngx_http_request_t *r,
         return NGX_OK;
     }
 
+    if (path.len == 5 && ngx_strncmp(path.data, "nodes", 5) == 0) {
+
+        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+            p = (u_char *) "GET";
+            goto not_allowed;
+        }
+
+        t->op = NGX_HTTP_PROJKEY_NODES;
+        return NGX_OK;
+    }
+
     ngx_http_projkey_admin_set_error(t, NGX_HTTP_NOT_FOUND, "not_found",
-        "No such admin API path: use keys, keys/ID or audit.");
+        "No such admin API path: use keys, keys/ID, audit or nodes.");
     return NGX_DECLINED;
 
 not_allowed:
@@ -737,6 +754,7 @@ ngx_http_projkey_admin_respond(ngx_http_request_t *r,
     u_char     *p, *out;
     size_t      len;
     ngx_int_t   rc;
+    ngx_str_t   value;
 
     if (t->code) {
         return ngx_http_projkey_admin_error(r, t->status, t->code,
@@ -744,6 +762,20 @@ ngx_http_projkey_admin_respond(ngx_http_request_t *r,
     }
 
     if (t->status == NGX_HTTP_NO_CONTENT) {
+        p = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        value.data = p;
+        value.len = ngx_sprintf(p, "%L", t->revision) - p;
+
+        if (ngx_http_projkey_add_header(r, &ngx_http_projkey_revision, &value)
+            == NULL)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
         return ngx_http_projkey_admin_send(r, NGX_HTTP_NO_CONTENT, NULL, 0, 0);
     }
 
@@ -757,11 +789,12 @@ ngx_http_projkey_admin_respond(ngx_http_request_t *r,
     len = t->json_len + 1;
 
     if (t->has_secret) {
-        len += sizeof("{\"key\":,\"secret\":\"\"}") - 1 + PROJKEY_LEN;
+        len += sizeof("{\"key\":,\"secret\":\"\",\"revision\":}") - 1
+               + PROJKEY_LEN + NGX_INT64_LEN;
 
     } else if (t->op == NGX_HTTP_PROJKEY_UPDATE) {
-        len += sizeof("{\"key\":,\"message\":\"\"}") - 1
-               + ngx_http_projkey_updated.len;
+        len += sizeof("{\"key\":,\"message\":\"\",\"revision\":}") - 1
+               + ngx_http_projkey_updated.len + NGX_INT64_LEN;
 
     } else if (t->op == NGX_HTTP_PROJKEY_GET) {
         len += sizeof("{\"key\":}") - 1;
@@ -781,7 +814,7 @@ ngx_http_projkey_admin_respond(ngx_http_request_t *r,
         p = ngx_cpymem(p, t->json, t->json_len);
         p = ngx_cpymem(p, ",\"secret\":\"", 11);
         p = ngx_cpymem(p, t->secret, PROJKEY_LEN);
-        p = ngx_cpymem(p, "\"}", 2);
+        p = ngx_sprintf(p, "\",\"revision\":%L}", t->revision);
         projkey_wipe(t->secret, PROJKEY_LEN);
 
     } else if (t->op == NGX_HTTP_PROJKEY_UPDATE) {
@@ -790,7 +823,7 @@ ngx_http_projkey_admin_respond(ngx_http_request_t *r,
         p = ngx_cpymem(p, ",\"message\":\"", 12);
         p = ngx_cpymem(p, ngx_http_projkey_updated.data,
                        ngx_http_projkey_updated.len);
-        p = ngx_cpymem(p, "\"}", 2);
+        p = ngx_sprintf(p, "\",\"revision\":%L}", t->revision);
 
     } else if (t->op == NGX_HTTP_PROJKEY_GET) {
         p = ngx_cpymem(p, "{\"key\":", 7);
@@ -967,6 +1000,16 @@ ngx_http_projkey_admin_run(void *data, ngx_log_t *log)
     case NGX_HTTP_PROJKEY_AUDIT:
         ngx_http_projkey_admin_audit(t);
         break;
+
+    case NGX_HTTP_PROJKEY_NODES:
+        ngx_http_projkey_admin_nodes(t);
+        break;
+    }
+
+    /* this node has the write's revision before the answer says it */
+
+    if (t->revision > 0 && t->code == NULL) {
+        ngx_http_projkey_zone_catch_up_locked(zone, t->revision, log);
     }
 
 done:
@@ -1112,6 +1155,7 @@ ngx_http_projkey_admin_create(ngx_http_projkey_admin_task_t *t)
     ngx_http_projkey_node_link_locked(zone, t->node);
     ngx_http_projkey_admin_seen(zone, t->row.seq);
 
+    t->revision = t->row.seq;
     t->has_secret = 1;
     t->status = NGX_HTTP_CREATED;
 }
@@ -1120,6 +1164,7 @@ ngx_http_projkey_admin_create(ngx_http_projkey_admin_task_t *t)
 static void
 ngx_http_projkey_admin_update(ngx_http_projkey_admin_task_t *t)
 {
+    int64_t                   before;
     projkey_actor_t           actor;
     projkey_store_rc_e        rc;
     ngx_http_projkey_zone_t  *zone;
@@ -1143,6 +1188,19 @@ ngx_http_projkey_admin_update(ngx_http_projkey_admin_task_t *t)
     actor.user_len = t->user_len;
     actor.addr = (char *) t->addr;
     actor.addr_len = t->addr_len;
+
+    /* a change to what the key already is takes no sequence number */
+
+    rc = projkey_store_revision(zone->store, &before);
+    if (rc != PROJKEY_STORE_OK) {
+        if (t->node) {
+            ngx_slab_free_locked(zone->shpool, t->node);
+            t->node = NULL;
+        }
+
+        ngx_http_projkey_admin_store_error(t, rc);
+        return;
+    }
 
     rc = projkey_store_update(zone->store, (char *) t->project,
                               t->project_len, (char *) t->id, t->id_len,
@@ -1171,8 +1229,11 @@ ngx_http_projkey_admin_update(ngx_http_projkey_admin_task_t *t)
                       "and is rejected", &zone->name, t->id);
     }
 
-    ngx_http_projkey_admin_seen(zone, t->row.seq);
+    if (t->row.seq > before) {
+        ngx_http_projkey_admin_seen(zone, t->row.seq);
+    }
 
+    t->revision = ngx_max(t->row.seq, before);
     t->status = NGX_HTTP_OK;
 }
 
@@ -1201,7 +1262,9 @@ ngx_http_projkey_admin_delete(ngx_http_projkey_admin_task_t *t)
     }
 
     ngx_http_projkey_zone_remove_locked(zone, t->row_hash);
+    ngx_http_projkey_admin_seen(zone, t->row.seq);
 
+    t->revision = t->row.seq;
     t->status = NGX_HTTP_NO_CONTENT;
 }
 
@@ -1213,6 +1276,22 @@ ngx_http_projkey_admin_audit(ngx_http_projkey_admin_task_t *t)
 
     rc = projkey_store_audit_json(t->zone->store, (char *) t->project,
                                   t->project_len, t->before, t->limit,
+                                  &t->json, &t->json_len);
+    if (rc != PROJKEY_STORE_OK) {
+        ngx_http_projkey_admin_store_error(t, rc);
+        return;
+    }
+
+    t->status = NGX_HTTP_OK;
+}
+
+
+static void
+ngx_http_projkey_admin_nodes(ngx_http_projkey_admin_task_t *t)
+{
+    projkey_store_rc_e  rc;
+
+    rc = projkey_store_nodes_json(t->zone->store, (int64_t) time(NULL),
                                   &t->json, &t->json_len);
     if (rc != PROJKEY_STORE_OK) {
         ngx_http_projkey_admin_store_error(t, rc);

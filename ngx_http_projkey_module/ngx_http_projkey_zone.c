@@ -39,6 +39,7 @@ static ngx_int_t ngx_http_projkey_zone_load(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log);
 static int ngx_http_projkey_zone_load_row(void *data,
     const projkey_row_t *row);
+static ngx_int_t ngx_http_projkey_check_node(ngx_str_t *node);
 static ngx_int_t ngx_http_projkey_check_db_path(ngx_conf_t *cf,
     ngx_str_t *db, ngx_flag_t *created);
 static ngx_int_t ngx_http_projkey_check_owner(ngx_http_projkey_zone_t *zone,
@@ -79,7 +80,7 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     u_char                    *p;
     ssize_t                    size;
-    ngx_str_t                 *value, name, s, db;
+    ngx_str_t                 *value, name, s, db, node;
     ngx_int_t                  sync, flush;
     ngx_uint_t                 i;
     ngx_shm_zone_t            *shm_zone;
@@ -119,6 +120,7 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     ngx_str_null(&db);
+    node = cf->cycle->hostname;
     sync = 1000;
     flush = NGX_HTTP_PROJKEY_FLUSH;
 
@@ -159,8 +161,31 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "node=", 5) == 0) {
+            node.data = value[i].data + 5;
+            node.len = value[i].len - 5;
+
+            if (ngx_http_projkey_check_node(&node) != NGX_OK) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid node name \"%V\": 1 to %d "
+                                   "printable ASCII characters, no space",
+                                   &value[i], PROJKEY_NODE_NAME_MAX);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_projkey_check_node(&node) != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the host name \"%V\" cannot name this node: "
+                           "give \"%V\" the \"node=\" parameter",
+                           &node, &cmd->name);
         return NGX_CONF_ERROR;
     }
 
@@ -229,6 +254,7 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     zone->db = db;
     zone->sync = (ngx_msec_t) sync;
     zone->flush = (ngx_msec_t) flush;
+    zone->node = node;
     zone->file = cf->conf_file->file.name;
     zone->line = cf->conf_file->line;
     zone->failed_seq = -1;
@@ -251,6 +277,27 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     *zonep = zone;
 
     return NGX_CONF_OK;
+}
+
+
+/* a node name is shown and stored as it is: plain printable ASCII */
+
+static ngx_int_t
+ngx_http_projkey_check_node(ngx_str_t *node)
+{
+    size_t  i;
+
+    if (node->len == 0 || node->len > PROJKEY_NODE_NAME_MAX) {
+        return NGX_DECLINED;
+    }
+
+    for (i = 0; i < node->len; i++) {
+        if (node->data[i] <= ' ' || node->data[i] >= 0x7f) {
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
 }
 
 
@@ -795,6 +842,10 @@ ngx_http_projkey_zones_init_process(ngx_cycle_t *cycle)
         zone->flush_event.cancelable = 1;
 
         ngx_add_timer(&zone->flush_event, zone->flush);
+
+        if (ngx_http_projkey_beat_start(zone, cycle) != NGX_OK) {
+            return NGX_ERROR;
+        }
     }
 
     return NGX_OK;
@@ -830,6 +881,8 @@ ngx_http_projkey_zones_exit_process(ngx_cycle_t *cycle)
 
         projkey_store_close(zones[i]->ckpt);
         zones[i]->ckpt = NULL;
+
+        ngx_http_projkey_beat_stop(zones[i]);
     }
 }
 
@@ -862,6 +915,9 @@ ngx_http_projkey_sync_handler(ngx_event_t *ev)
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
 next:
+
+    /* what this sync or an admin call applied: in GET nodes soon */
+    ngx_http_projkey_beat_changed(zone, ev->log);
 
     ngx_add_timer(ev, zone->sync);
 }
@@ -907,6 +963,47 @@ ngx_http_projkey_zone_sync_locked(ngx_http_projkey_zone_t *zone,
 
     if (rc == PROJKEY_STORE_OK && zone->sh->missing) {
         ngx_http_projkey_zone_retry_locked(zone, load.loaded, log);
+    }
+}
+
+
+/*
+ * An admin call answers the revision of its write: the zone has every
+ * change up to it once the call returns, even if another process made
+ * changes just before it, which worker 0 would apply only at its next sync.
+ */
+
+void
+ngx_http_projkey_zone_catch_up_locked(ngx_http_projkey_zone_t *zone,
+    int64_t seq, ngx_log_t *log)
+{
+    int64_t                   last;
+    projkey_store_rc_e        rc;
+    ngx_http_projkey_load_t   load;
+
+    if (zone->sh->seq >= seq) {
+        return;
+    }
+
+    ngx_memzero(&load, sizeof(ngx_http_projkey_load_t));
+    load.zone = zone;
+    load.applied = zone->sh->seq;
+
+    rc = projkey_store_changes(zone->store, zone->sh->seq,
+                               ngx_http_projkey_sync_row, &load, &last);
+
+    if (rc == PROJKEY_STORE_OK && !load.failed) {
+        zone->sh->seq = last;
+
+    } else {
+        zone->sh->seq = load.applied;
+    }
+
+    if (rc != PROJKEY_STORE_OK) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "projkey_zone \"%V\": cannot read changes of "
+                      "database \"%V\": %s", &zone->name, &zone->db,
+                      projkey_store_errmsg(zone->store));
     }
 }
 

@@ -75,6 +75,10 @@ typedef enum {
     PROJKEY_SQL_ROW_JSON,
     PROJKEY_SQL_LIST_JSON,
     PROJKEY_SQL_AUDIT_JSON,
+    PROJKEY_SQL_NODE_BEAT,
+    PROJKEY_SQL_NODE_EXPIRE,
+    PROJKEY_SQL_NODES,
+    PROJKEY_SQL_NODES_JSON,
     PROJKEY_SQL_N
 } projkey_sql_e;
 
@@ -220,7 +224,29 @@ static const char  *projkey_store_sql[PROJKEY_SQL_N] = {
     "'events', (SELECT json_group_array(json(e)) FROM"
     " (SELECT e FROM page ORDER BY s DESC)),"
     " 'next', (SELECT min(s) FROM page WHERE EXISTS (SELECT 1 FROM audit"
-    " WHERE project = ?1 AND seq < (SELECT min(s) FROM page))))"
+    " WHERE project = ?1 AND seq < (SELECT min(s) FROM page))))",
+
+    /* one row a node name: the last heartbeat of that name wins */
+    "INSERT INTO nodes (name, revision, last_seen, zone_keys, zone_used,"
+    " zone_size) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+    " ON CONFLICT (name) DO UPDATE SET revision = excluded.revision,"
+    " last_seen = excluded.last_seen, zone_keys = excluded.zone_keys,"
+    " zone_used = excluded.zone_used, zone_size = excluded.zone_size",
+
+    "DELETE FROM nodes WHERE last_seen < ?1",
+
+    "SELECT name, revision, last_seen, zone_keys, zone_used, zone_size,"
+    " ?1 - last_seen >= ?2 FROM nodes ORDER BY name",
+
+    /* the counter and the nodes in one statement: one snapshot */
+    "SELECT json_object('revision', (SELECT v FROM meta WHERE k = 'seq'),"
+    " 'nodes', (SELECT json_group_array(json(n)) FROM"
+    " (SELECT json_object('node', name, 'revision', revision,"
+    " 'last_seen', strftime(" PROJKEY_RFC3339 ", last_seen, 'unixepoch'),"
+    " 'stale', json(CASE WHEN ?1 - last_seen >= ?2"
+    " THEN 'true' ELSE 'false' END),"
+    " 'zone', json_object('keys', zone_keys, 'used_bytes', zone_used,"
+    " 'size_bytes', zone_size)) AS n FROM nodes ORDER BY name)))"
 };
 
 
@@ -287,7 +313,20 @@ static const char  *projkey_store_migrations[] = {
     " INSERT INTO deleted (id, hash, project, seq)"
     " VALUES (OLD.id, OLD.hash, OLD.project,"
     " (SELECT v FROM meta WHERE k = 'seq'));"
-    " END;"
+    " END;",
+
+    /*
+     * 2 -> 3: the nginx instances following the database (GET nodes),
+     * each with the revision its zone has applied; heartbeats take no
+     * sequence number.
+     */
+    "CREATE TABLE nodes ("
+    " name TEXT PRIMARY KEY NOT NULL,"
+    " revision INTEGER NOT NULL,"
+    " last_seen INTEGER NOT NULL,"
+    " zone_keys INTEGER NOT NULL,"
+    " zone_used INTEGER NOT NULL,"
+    " zone_size INTEGER NOT NULL);"
 };
 
 #define PROJKEY_SCHEMA_VERSION                                                \
@@ -1734,6 +1773,9 @@ projkey_store_delete(projkey_store_t *st, const char *project,
         goto failed;
     }
 
+    /* the revision of the answer: the delete's, as changes() gives it */
+    snap.row.seq = seq;
+
     src = projkey_store_commit_cb(st, cb, data, &snap.row);
 
     free(snap.buf);
@@ -2368,6 +2410,149 @@ projkey_store_audit_json(projkey_store_t *st, const char *project,
     sqlite3_bind_int(s, 3, limit);
 
     return projkey_store_json(st, s, out, len);
+}
+
+
+projkey_store_rc_e
+projkey_store_nodes_json(projkey_store_t *st, int64_t now, char **out,
+    size_t *len)
+{
+    sqlite3_stmt       *s;
+    projkey_store_rc_e  rc;
+
+    s = projkey_store_stmt(st, PROJKEY_SQL_NODES_JSON, &rc);
+    if (s == NULL) {
+        *out = NULL;
+        return rc;
+    }
+
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int(s, 2, PROJKEY_NODE_STALE);
+
+    return projkey_store_json(st, s, out, len);
+}
+
+
+projkey_store_rc_e
+projkey_store_revision(projkey_store_t *st, int64_t *seq)
+{
+    return projkey_store_seq(st, PROJKEY_SQL_SEQ, seq);
+}
+
+
+projkey_store_rc_e
+projkey_store_heartbeat(projkey_store_t *st, const projkey_node_t *node)
+{
+    int                 rc;
+    sqlite3_stmt       *s;
+    projkey_store_rc_e  src;
+
+    if (node->name_len == 0 || node->name_len > PROJKEY_NODE_NAME_MAX) {
+        projkey_store_set_errmsg(st, "a node name is 1 to %d bytes",
+                                 PROJKEY_NODE_NAME_MAX);
+        return PROJKEY_STORE_INVALID;
+    }
+
+    src = projkey_store_begin(st, 1);
+    if (src != PROJKEY_STORE_OK) {
+        return src;
+    }
+
+    s = projkey_store_stmt(st, PROJKEY_SQL_NODE_BEAT, &src);
+    if (s == NULL) {
+        goto failed;
+    }
+
+    sqlite3_bind_text(s, 1, node->name, node->name_len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, node->revision);
+    sqlite3_bind_int64(s, 3, node->last_seen);
+    sqlite3_bind_int64(s, 4, node->keys);
+    sqlite3_bind_int64(s, 5, node->used_bytes);
+    sqlite3_bind_int64(s, 6, node->size_bytes);
+
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+
+    if (rc != SQLITE_DONE) {
+        src = projkey_store_fail(st, rc);
+        goto failed;
+    }
+
+    s = projkey_store_stmt(st, PROJKEY_SQL_NODE_EXPIRE, &src);
+    if (s == NULL) {
+        goto failed;
+    }
+
+    sqlite3_bind_int64(s, 1, node->last_seen - PROJKEY_NODE_EXPIRE);
+
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+
+    if (rc != SQLITE_DONE) {
+        src = projkey_store_fail(st, rc);
+        goto failed;
+    }
+
+    return projkey_store_commit(st);
+
+failed:
+
+    projkey_store_rollback(st);
+    return src;
+}
+
+
+projkey_store_rc_e
+projkey_store_nodes(projkey_store_t *st, int64_t now, projkey_node_pt cb,
+    void *data)
+{
+    int                 rc;
+    sqlite3_stmt       *s;
+    projkey_node_t      node;
+    projkey_store_rc_e  src;
+
+    s = projkey_store_stmt(st, PROJKEY_SQL_NODES, &src);
+    if (s == NULL) {
+        return src;
+    }
+
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int(s, 2, PROJKEY_NODE_STALE);
+
+    for ( ;; ) {
+        rc = sqlite3_step(s);
+
+        if (rc != SQLITE_ROW) {
+            break;
+        }
+
+        node.name = (const char *) sqlite3_column_text(s, 0);
+        node.name_len = sqlite3_column_bytes(s, 0);
+        node.revision = sqlite3_column_int64(s, 1);
+        node.last_seen = sqlite3_column_int64(s, 2);
+        node.keys = sqlite3_column_int64(s, 3);
+        node.used_bytes = sqlite3_column_int64(s, 4);
+        node.size_bytes = sqlite3_column_int64(s, 5);
+        node.stale = sqlite3_column_int(s, 6);
+
+        if (node.name == NULL) {
+            node.name = "";
+        }
+
+        if (cb(data, &node) != 0) {
+            sqlite3_reset(s);
+            projkey_store_set_errmsg(st, "stopped by the caller");
+            return PROJKEY_STORE_ERROR;
+        }
+    }
+
+    sqlite3_reset(s);
+
+    if (rc != SQLITE_DONE) {
+        return projkey_store_fail(st, rc);
+    }
+
+    return PROJKEY_STORE_OK;
 }
 
 

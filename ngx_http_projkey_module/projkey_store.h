@@ -195,7 +195,10 @@ projkey_store_rc_e projkey_store_update(projkey_store_t *st,
     const char *name, size_t name_len, int status,
     const projkey_actor_t *actor, projkey_row_pt cb, void *data);
 
-/* cb, if not NULL, receives the row as it was before it was deleted */
+/*
+ * cb, if not NULL, receives the row as it was before it was deleted, with
+ * the delete's sequence number
+ */
 projkey_store_rc_e projkey_store_delete(projkey_store_t *st,
     const char *project, size_t project_len, const char *id, size_t id_len,
     const projkey_actor_t *actor, projkey_row_pt cb, void *data);
@@ -216,6 +219,44 @@ projkey_store_rc_e projkey_store_checkpoint(projkey_store_t *st,
 /* records last use times in one transaction; no sequence number taken */
 projkey_store_rc_e projkey_store_touch(projkey_store_t *st,
     const projkey_touch_t *touch, size_t n);
+
+/*
+ * A node: an nginx instance following the database, as its heartbeat
+ * records it (GET nodes).  Its name is its own (projkey_zone node=): two
+ * instances of one name share one row, the last heartbeat's.
+ */
+#define PROJKEY_NODE_NAME_MAX    255    /* bytes */
+#define PROJKEY_NODE_STALE       60     /* seconds unseen: "stale" */
+#define PROJKEY_NODE_EXPIRE      (7 * 86400) /* seconds unseen: dropped */
+
+typedef struct {
+    const char           *name;
+    size_t                name_len;
+    int64_t               revision;      /* the sequence its zone applied */
+    int64_t               last_seen;     /* Unix seconds */
+    int64_t               keys;          /* of its zone */
+    int64_t               used_bytes;
+    int64_t               size_bytes;
+    int                   stale;         /* from projkey_store_nodes() */
+} projkey_node_t;
+
+/* returns 0 to go on; anything else stops the walk with PROJKEY_STORE_ERROR */
+typedef int (*projkey_node_pt)(void *data, const projkey_node_t *node);
+
+/* the current change sequence (the database's revision) */
+projkey_store_rc_e projkey_store_revision(projkey_store_t *st, int64_t *seq);
+
+/*
+ * Records a node's heartbeat (last_seen as given) in one transaction that
+ * also drops the nodes unseen for PROJKEY_NODE_EXPIRE; no sequence number
+ * taken.
+ */
+projkey_store_rc_e projkey_store_heartbeat(projkey_store_t *st,
+    const projkey_node_t *node);
+
+/* every node, by name; stale when unseen for PROJKEY_NODE_STALE at now */
+projkey_store_rc_e projkey_store_nodes(projkey_store_t *st, int64_t now,
+    projkey_node_pt cb, void *data);
 
 /* what projkey_store_check_text() finds */
 #define PROJKEY_TEXT_OK          0
@@ -256,6 +297,9 @@ void projkey_store_free_body(projkey_body_t *body);
  *   audit: {"events":[...],"next":N|null} of a project, newest first,
  *          at most limit events with sequence below before (0: from the
  *          newest)
+ *   nodes: {"revision":N,"nodes":[{"node","revision","last_seen","stale",
+ *          "zone":{"keys","used_bytes","size_bytes"}},...]} by name,
+ *          stale as of now
  */
 projkey_store_rc_e projkey_store_row_json(projkey_store_t *st,
     const projkey_row_t *row, char **out, size_t *len);
@@ -263,6 +307,8 @@ projkey_store_rc_e projkey_store_list_json(projkey_store_t *st,
     const char *project, size_t project_len, char **out, size_t *len);
 projkey_store_rc_e projkey_store_audit_json(projkey_store_t *st,
     const char *project, size_t project_len, int64_t before, int limit,
+    char **out, size_t *len);
+projkey_store_rc_e projkey_store_nodes_json(projkey_store_t *st, int64_t now,
     char **out, size_t *len);
 void projkey_store_free(void *p);
 

@@ -228,17 +228,18 @@ is($found, 0, 'no secret in the database nor its WAL');
 
 ($rc, $out) = projkey('--db', "$dir/init.db", 'init');
 is($rc, 0, 'init');
-like($out, qr/is ready \(schema version 2\)/, 'init says the schema');
+like($out, qr/is ready \(schema version 3\)/, 'init says the schema');
 ($rc, $out, $err) = projkey('--db', "$dir/missing.db", 'migrate');
 ok($rc == 1 && !-e "$dir/missing.db" && $err =~ /cannot migrate.*init/,
     'migrate of a missing file: exit 1, nothing created');
 system('sqlite3', "$dir/init.db", 'DROP TRIGGER keys_changed_by_hand; '
-    . 'DROP TRIGGER keys_deleted_by_hand; PRAGMA user_version=1;') == 0
+    . 'DROP TRIGGER keys_deleted_by_hand; DROP TABLE nodes; '
+    . 'PRAGMA user_version=1;') == 0
     or die "sqlite3 failed\n";
 ($rc, $out, $err) = projkey('--db', "$dir/init.db", 'list');
 ok($rc == 1 && $err =~ /schema version 1 is older .* run "projkey migrate"/,
     'another command leaves an older schema alone and says to migrate');
 ($rc, $out) = projkey('--db', "$dir/init.db", '--json', 'migrate');
-is($out, qq({"schema":2}\n), 'migrate: schema 1 to 2');
+is($out, qq({"schema":3}\n), 'migrate: schema 1 to 3');
 my $v = `sqlite3 '$dir/init.db' 'PRAGMA user_version'`;
-is($v, "2\n", 'the file is at version 2');
+is($v, "3\n", 'the file is at version 3');

@@ -21,7 +21,7 @@ use Projkey::Admin;
 
 ###############################################################################
 
-my $t = Projkey::Test->new()->plan(203);
+my $t = Projkey::Test->new()->plan(214);
 
 my ($rc, $hash) = $t->run_cmd('openssl', 'passwd', '-apr1', 'pw-of-admin');
 chomp $hash;
@@ -146,7 +146,9 @@ $r = $api->call('POST', 'keys', { name => 'first key' });
 is($r->{status}, 201, 'create: 201');
 no_store($r, 'create');
 like($r->{headers}{'content-type'}, qr{^application/json}, 'create: JSON');
-is(join(',', sort keys %{$r->{json}}), 'key,secret', 'create: key, secret');
+is(join(',', sort keys %{$r->{json}}), 'key,revision,secret',
+    'create: key, secret, revision');
+like($r->{json}{revision}, qr/^[1-9]\d*$/, 'create: revision, a number');
 key_shape($r->{json}{key}, 'create');
 
 my $key = $r->{json}{key};
@@ -188,7 +190,8 @@ push @later, $r;
 $r = $api->call('PATCH', "keys/$key->{id}", { name => 'renamed' });
 is($r->{status}, 200, 'rename: 200');
 no_store($r, 'rename');
-is(join(',', sort keys %{$r->{json}}), 'key,message', 'rename: key, message');
+is(join(',', sort keys %{$r->{json}}), 'key,message,revision',
+    'rename: key, message, revision');
 is($r->{json}{message}, 'The API key has been updated.', 'rename: message');
 key_shape($r->{json}{key}, 'rename');
 is($r->{json}{key}{name}, 'renamed', 'rename: new name');
@@ -240,6 +243,8 @@ my ($del) = $api->create('to delete');
 $r = $api->call('DELETE', "keys/$del->{id}");
 is($r->{status}, 204, 'delete: 204');
 is($r->{body}, '', 'delete: no body');
+like($r->{headers}{'x-projkey-revision'} // '', qr/^[1-9]\d*$/,
+    'delete: X-Projkey-Revision');
 no_store($r, 'delete');
 is_error($api->call('GET', "keys/$del->{id}"), 404, 'not_found',
     'get deleted');
@@ -253,7 +258,8 @@ ok(!grep({ $_->{id} eq $del->{id} } @{$api->list}), 'deleted not listed');
 
 for my $c (['keys', 'GET, POST', qw(PUT PATCH DELETE OPTIONS)],
     ["keys/$key->{id}", 'GET, PATCH, DELETE', qw(POST PUT OPTIONS)],
-    ['audit', 'GET', qw(POST PUT PATCH DELETE)])
+    ['audit', 'GET', qw(POST PUT PATCH DELETE)],
+    ['nodes', 'GET', qw(POST PUT PATCH DELETE)])
 {
     my ($path, $allow, @methods) = @$c;
     for my $m (@methods) {
@@ -269,7 +275,7 @@ is(count(), 4, '405s created nothing');
 # 404: paths and ids
 
 for my $path ('', 'nope', 'keysx', 'keys/short', "keys/$key->{id}/x",
-    "keys/$key->{id}x", 'keys/ABCDEFGHIJK!', 'audit/x', 'KEYS')
+    "keys/$key->{id}x", 'keys/ABCDEFGHIJK!', 'audit/x', 'nodes/x', 'KEYS')
 {
     is_error($api->call('GET', $path), 404, 'not_found', "GET '$path'");
 }

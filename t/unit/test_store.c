@@ -218,6 +218,7 @@ t_sql_int(const char *path, const char *sql, int *value)
 
 
 static void t_older_schema(void);
+static void t_nodes(void);
 
 
 static int
@@ -322,11 +323,11 @@ t_open_failures(void)
        "and says so: %s", projkey_store_errmsg(st));
     projkey_store_close(st);
 
-    t_sql(t_path("new.db"), "PRAGMA user_version=3");
+    t_sql(t_path("new.db"), "PRAGMA user_version=99");
     is_int(projkey_store_open(t_path("new.db"), 0, 100, &st),
            PROJKEY_STORE_ERROR, "a newer schema is refused");
-    is_str(projkey_store_errmsg(st), "database schema version 3 is newer "
-           "than this projkey (2)", "and says so");
+    is_str(projkey_store_errmsg(st), "database schema version 99 is newer "
+           "than this projkey (3)", "and says so");
     projkey_store_close(st);
 
     is_int(projkey_store_open(t_path("new.db"), PROJKEY_STORE_RDONLY, 100,
@@ -350,13 +351,14 @@ t_older_schema(void)
 
     t_sql(t_path("new.db"), "PRAGMA user_version=1; "
           "DROP TRIGGER keys_changed_by_hand; "
-          "DROP TRIGGER keys_deleted_by_hand");
+          "DROP TRIGGER keys_deleted_by_hand; "
+          "DROP TABLE nodes");
 
     is_int(projkey_store_open(t_path("new.db"), PROJKEY_STORE_CREATE, 100,
                               &st), PROJKEY_STORE_ERROR,
            "an older schema without MIGRATE is refused");
     is_str(projkey_store_errmsg(st), "database schema version 1 is older "
-           "than this projkey (2): run \"projkey migrate\"", "and says so");
+           "than this projkey (3): run \"projkey migrate\"", "and says so");
     projkey_store_close(st);
 
     is_int(projkey_store_open(t_path("new.db"), PROJKEY_STORE_RDONLY, 100,
@@ -377,7 +379,7 @@ t_older_schema(void)
 
     is_int(projkey_store_open(t_path("new.db"), PROJKEY_STORE_MIGRATE, 100,
                               &st), PROJKEY_STORE_OK, "MIGRATE migrates it");
-    is_int(projkey_store_schema(st), 2, "to version 2");
+    is_int(projkey_store_schema(st), 3, "to version 3");
     is_int(projkey_store_outdated(st), 0, "up to date");
     projkey_store_close(st);
 
@@ -627,6 +629,7 @@ t_crud(projkey_store_t *st)
                                 &actor, t_collect, &rows),
            PROJKEY_STORE_OK, "delete");
     is_str(rows.row[0].name, "second", "the callback gets the deleted row");
+    is_int(rows.row[0].seq, 8, "with the delete's sequence number");
     is_int(projkey_store_get(st, "default", 7, k[1].id, PROJKEY_ID_LEN,
                              NULL, NULL), PROJKEY_STORE_NOTFOUND,
            "a deleted key is gone");
@@ -1273,6 +1276,180 @@ t_checkpoint(void)
 }
 
 
+typedef struct {
+    char           name[PROJKEY_NODE_NAME_MAX + 1];
+    int64_t        revision;
+    int64_t        last_seen;
+    int            stale;
+} t_node_t;
+
+
+typedef struct {
+    t_node_t       node[T_ROWS_MAX];
+    int            n;
+} t_nodes_t;
+
+
+static int
+t_collect_node(void *data, const projkey_node_t *node)
+{
+    t_node_t   *n;
+    t_nodes_t  *nodes;
+
+    nodes = data;
+
+    if (nodes->n == T_ROWS_MAX) {
+        return 1;
+    }
+
+    n = &nodes->node[nodes->n++];
+    snprintf(n->name, sizeof(n->name), "%.*s", (int) node->name_len,
+             node->name);
+    n->revision = node->revision;
+    n->last_seen = node->last_seen;
+    n->stale = node->stale;
+
+    return 0;
+}
+
+
+/* heartbeats: one row a name, the last one wins; stale; old rows go */
+
+static void
+t_nodes(void)
+{
+    char              *json, *p;
+    size_t             len;
+    int64_t            seq, now;
+    t_key_t            k;
+    t_nodes_t          nodes;
+    projkey_node_t     node;
+    projkey_actor_t    actor;
+    projkey_store_t   *st, *ro;
+
+    actor.user = "alice";
+    actor.user_len = 5;
+    actor.addr = NULL;
+    actor.addr_len = 0;
+
+    if (projkey_store_open(t_path("nodes.db"), PROJKEY_STORE_CREATE, 1000,
+                           &st) != PROJKEY_STORE_OK)
+    {
+        bail_out("cannot open: %s", projkey_store_errmsg(st));
+    }
+
+    is_int(projkey_store_nodes_json(st, 1000, &json, &len), PROJKEY_STORE_OK,
+           "nodes of a new database");
+    is_str(json, "{\"revision\":0,\"nodes\":[]}", "none, at revision 0");
+    is_int(len, strlen(json), "its length");
+    projkey_store_free(json);
+
+    t_make_key(&k, "default", "one");
+    projkey_store_create(st, &k.new, &actor, NULL, NULL);
+    t_make_key(&k, "default", "two");
+    projkey_store_create(st, &k.new, &actor, NULL, NULL);
+
+    is_int(projkey_store_revision(st, &seq), PROJKEY_STORE_OK, "revision");
+    is_int(seq, 2, "is the change sequence");
+
+    now = 1795000000;
+
+    memset(&node, 0, sizeof(projkey_node_t));
+    node.name = "gw-b";
+    node.name_len = 4;
+    node.revision = 1;
+    node.last_seen = now - 10;
+    node.keys = 1;
+    node.used_bytes = 8192;
+    node.size_bytes = 4194304;
+
+    is_int(projkey_store_heartbeat(st, &node), PROJKEY_STORE_OK,
+           "a heartbeat");
+
+    node.revision = 2;
+    node.last_seen = now - 5;
+    node.keys = 2;
+    is_int(projkey_store_heartbeat(st, &node), PROJKEY_STORE_OK,
+           "the same node again");
+
+    node.name = "gw-a";
+    node.revision = 2;
+    node.last_seen = now - PROJKEY_NODE_STALE;
+    is_int(projkey_store_heartbeat(st, &node), PROJKEY_STORE_OK,
+           "another node");
+
+    projkey_store_revision(st, &seq);
+    is_int(seq, 2, "heartbeats take no sequence number");
+
+    memset(&nodes, 0, sizeof(nodes));
+    is_int(projkey_store_nodes(st, now, t_collect_node, &nodes),
+           PROJKEY_STORE_OK, "nodes");
+    is_int(nodes.n, 2, "two nodes: one row a name");
+    is_str(nodes.node[0].name, "gw-a", "by name");
+    is_int(nodes.node[0].stale, 1, "unseen for 60 s: stale");
+    is_str(nodes.node[1].name, "gw-b", "then the other");
+    is_int(nodes.node[1].revision, 2, "the last heartbeat wins");
+    is_int(nodes.node[1].last_seen, now - 5, "with its time");
+    is_int(nodes.node[1].stale, 0, "seen 5 s ago: not stale");
+
+    memset(&nodes, 0, sizeof(nodes));
+    projkey_store_nodes(st, now - 1, t_collect_node, &nodes);
+    is_int(nodes.node[0].stale, 0, "seen 59 s ago: not stale");
+
+    is_int(projkey_store_nodes_json(st, now, &json, &len), PROJKEY_STORE_OK,
+           "nodes as JSON");
+    is_str(t_jx(json, "$.revision"), "2", "revision: the database's");
+    is_str(t_jx(json, "$.nodes[0].node"), "gw-a", "node");
+    is_str(t_jx(json, "$.nodes[0].stale"), "1", "stale: true");
+    is_str(t_jx(json, "$.nodes[1].node"), "gw-b", "the other node");
+    is_str(t_jx(json, "$.nodes[1].revision"), "2", "its revision");
+    is_str(t_jx(json, "$.nodes[1].last_seen"), "2026-11-18T11:06:35Z",
+           "last_seen in RFC 3339 UTC");
+    is_str(t_jx(json, "$.nodes[1].stale"), "0", "stale: false");
+    is_str(t_jx(json, "$.nodes[1].zone.keys"), "2", "zone keys");
+    is_str(t_jx(json, "$.nodes[1].zone.used_bytes"), "8192", "used_bytes");
+    is_str(t_jx(json, "$.nodes[1].zone.size_bytes"), "4194304",
+           "size_bytes");
+    p = strstr(json, "\"stale\":false");
+    ok(p != NULL && strstr(json, "\"stale\":true") != NULL,
+       "stale is a JSON boolean: %s", json);
+    projkey_store_free(json);
+
+    /* a node unseen for a week goes at the next heartbeat */
+
+    t_sql(t_path("nodes.db"), "UPDATE nodes SET last_seen = 1000"
+          " WHERE name = 'gw-a'");
+    node.name = "gw-b";
+    node.last_seen = now;
+    projkey_store_heartbeat(st, &node);
+    memset(&nodes, 0, sizeof(nodes));
+    projkey_store_nodes(st, now, t_collect_node, &nodes);
+    is_int(nodes.n, 1, "a node unseen for 7 days is dropped");
+    is_str(nodes.node[0].name, "gw-b", "the other one stays");
+
+    node.name_len = 0;
+    is_int(projkey_store_heartbeat(st, &node), PROJKEY_STORE_INVALID,
+           "an empty node name is refused");
+    node.name_len = PROJKEY_NODE_NAME_MAX + 1;
+    is_int(projkey_store_heartbeat(st, &node), PROJKEY_STORE_INVALID,
+           "and one too long");
+
+    /* a read-only connection: the heartbeat fails, reads go on */
+
+    is_int(projkey_store_open(t_path("nodes.db"), PROJKEY_STORE_RDONLY, 100,
+                              &ro), PROJKEY_STORE_OK, "read-only open");
+    node.name_len = 4;
+    is_int(projkey_store_heartbeat(ro, &node), PROJKEY_STORE_READONLY,
+           "a heartbeat on it is READONLY");
+    is_int(projkey_store_nodes_json(ro, now, &json, &len), PROJKEY_STORE_OK,
+           "GET nodes still reads");
+    projkey_store_free(json);
+    projkey_store_close(ro);
+
+    projkey_store_close(st);
+}
+
+
 int
 main(void)
 {
@@ -1309,6 +1486,7 @@ main(void)
     projkey_store_close(NULL);
 
     t_secret();
+    t_nodes();
     t_checkpoint();
     t_by_hand();
     t_load_speed();
