@@ -982,6 +982,9 @@
 
         const button = $('detail-save');
 
+        // the count shown is of the previous write
+        stopWatch();
+        setText('detail-applied', '');
         setText('detail-message', '');
         setText('detail-error', '');
 
