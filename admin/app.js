@@ -864,6 +864,7 @@
         setText('detail-message', '');
         setText('detail-error', '');
         setText('detail-applied', '');
+        setText('roll-applied', '');
         setText('roll-error', '');
     }
 
@@ -985,6 +986,7 @@
         // the count shown is of the previous write
         stopWatch();
         setText('detail-applied', '');
+        setText('roll-applied', '');
         setText('detail-message', '');
         setText('detail-error', '');
 
@@ -1010,7 +1012,7 @@
             setText('detail-message', typeof data.message === 'string'
                 ? data.message : 'The API key has been updated.');
             if (changesAccess(body, key)) {
-                watchApplied(data.revision);
+                watchApplied(data.revision, 'detail-applied');
             }
         } catch (e) {
             if (seq === routeSeq) {
@@ -1082,24 +1084,27 @@
         fillDetail(data.key);
         list.keys = list.keys.map((k) => (k.id === key.id ? data.key : k));
         showSecret('detail', data.key, data.secret, rollNote(data.key));
-        watchApplied(data.revision);
+        watchApplied(data.revision, 'roll-applied');
     }
 
 
     // --- how many gateways have a change -------------------------------------
 
     // polls GET nodes until every live node has applied revision (or the
-    // bound passes: then the last count stays); a node that cannot be
-    // asked, or an answer without a revision, shows nothing
-    function watchApplied(revision) {
+    // bound passes: then the last count stays), shown in the element
+    // outId; a node list that cannot be read, or an answer without a
+    // revision, shows nothing
+    function watchApplied(revision, outId) {
         stopWatch();
         setText('detail-applied', '');
+        setText('roll-applied', '');
 
         if (typeof revision !== 'number' || !Number.isFinite(revision)) {
             return;
         }
         watch = {
             revision: revision,
+            outId: outId,
             until: Date.now() + APPLIED_GIVE_UP,
             timer: 0,
         };
@@ -1139,7 +1144,7 @@
 
         const n = appliedCount(data, w.revision);
         if (n.of > 0) {
-            setText('detail-applied', 'Applied on ' + n.done + ' of ' + n.of
+            setText(w.outId, 'Applied on ' + n.done + ' of ' + n.of
                 + ' gateways');
         }
         if ((n.of > 0 && n.done === n.of) || Date.now() >= w.until) {

@@ -90,7 +90,7 @@ describe('applied on two gateways', { concurrency: false }, () => {
         await page.getByText(TEXT.important, { exact: true }).waitFor();
         const secret = (await page.locator('#secret').textContent()).trim();
         assert.match(secret, SECRET_RE);
-        await page.locator('#detail-applied', { hasText: /^Applied on 2 of 2 gateways$/ })
+        await page.locator('#roll-applied', { hasText: /^Applied on 2 of 2 gateways$/ })
             .waitFor({ timeout: 15000 });
         await status(callB, secret, 200, 0);
         await status(callB, made.secret, 401, 0);

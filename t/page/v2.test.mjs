@@ -76,8 +76,9 @@ async function gotoDetail(id) {
     await page.waitForLoadState('networkidle');
 }
 
-async function waitForApplied(n, m) {
-    await page.locator('#detail-applied')
+// the count under the Save button (where = 'detail') or Roll key ('roll')
+async function waitForApplied(n, m, where = 'detail') {
+    await page.locator(`#${where}-applied`)
         .filter({ hasText: new RegExp(`^Applied on ${n} of ${m} gateways$`) })
         .waitFor({ timeout: 10000 });
 }
@@ -361,7 +362,7 @@ describe('the API keys page, version 2', { concurrency: false }, () => {
             assert.equal(await page.locator('#detail-preview').textContent(), key.preview);
             await page.locator('#detail-previous-text',
                                { hasText: `${made.key.preview}, stopped working on` }).waitFor();
-            await waitForApplied(1, 1);
+            await waitForApplied(1, 1, 'roll');
 
             // the same copy button as for a created key
             await page.locator('#view-detail').getByRole('button', { name: 'Copy' }).click();
@@ -398,7 +399,7 @@ describe('the API keys page, version 2', { concurrency: false }, () => {
                 await page.locator('#detail-previous-text', {
                     hasText: `${made.key.preview}, works until ${shown(key.previous_expires_at)}`,
                 }).waitFor();
-                await waitForApplied(1, 1);
+                await waitForApplied(1, 1, 'roll');
             });
         }
 
