@@ -73,6 +73,9 @@ typedef struct {
     int64_t                    seq;
     u_char                     instance[33];
 
+    /* worker 0's last read of the database worked; in padding, as below */
+    u_char                     store_up;
+
     /* keys of the database that did not fit at the last full resync */
     ngx_uint_t                 missing;
 
@@ -81,6 +84,12 @@ typedef struct {
 
     /* last_used times up to this one are written to the database */
     time_t                     flushed;
+
+    /* of nkeys, those disabled: counted where a status changes */
+    ngx_uint_t                 ndisabled;
+
+    /* when worker 0's last read of the database worked */
+    time_t                     store_contact;
 } ngx_http_projkey_shctx_t;
 
 
