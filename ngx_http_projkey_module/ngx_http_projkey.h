@@ -39,6 +39,12 @@
 /* by default, last use times reach the database at most this late */
 #define NGX_HTTP_PROJKEY_FLUSH       (30 * 1000)
 
+/* the values of ngx_http_projkey_status_e, NONE included */
+#define NGX_HTTP_PROJKEY_NSTATUS     8
+
+/* the codes the admin API answers, and one for any other */
+#define NGX_HTTP_PROJKEY_NADMIN      13
+
 
 typedef struct ngx_http_projkey_node_s  ngx_http_projkey_node_t;
 
@@ -62,6 +68,17 @@ struct ngx_http_projkey_node_s {
 #define ngx_http_projkey_node_size(project_len, name_len)                     \
     (offsetof(ngx_http_projkey_node_t, data)                                  \
      + PROJKEY_ID_LEN + (project_len) + (name_len))
+
+
+/*
+ * One worker's counters, in shared memory so that they add up across the
+ * workers and outlive them.  Each worker has a slot of whole cache lines:
+ * a request writes no line another worker writes.
+ */
+typedef struct {
+    ngx_atomic_t               requests[NGX_HTTP_PROJKEY_NSTATUS];
+    ngx_atomic_t               admin[NGX_HTTP_PROJKEY_NADMIN];
+} ngx_http_projkey_counters_t;
 
 
 typedef struct {
@@ -90,6 +107,15 @@ typedef struct {
 
     /* when worker 0's last read of the database worked */
     time_t                     store_contact;
+
+    /* the workers' counters: nslots cache line aligned slots */
+    u_char                    *slots;
+    ngx_uint_t                 nslots;
+
+    /*
+     * No more: at 128 bytes the context shares a slab page with nothing a
+     * key needs (t/15-zone-full.t counts on a 32k zone's pages).
+     */
 } ngx_http_projkey_shctx_t;
 
 
@@ -141,6 +167,9 @@ typedef struct {
 #if (NGX_THREADS)
     ngx_thread_pool_t         *thread_pool;
 #endif
+
+    /* this worker's slot in sh->slots */
+    ngx_http_projkey_counters_t  *counters;
 } ngx_http_projkey_zone_t;
 
 
@@ -196,6 +225,9 @@ typedef struct {
     unsigned                   reject:1;
     unsigned                   replace_body:2;
 
+    /* in projkey_requests_total, once however many locations check it */
+    unsigned                   counted:1;
+
     ngx_str_t                  id;
     ngx_str_t                  name;
     ngx_str_t                  project;
@@ -244,6 +276,22 @@ void ngx_http_projkey_zone_sweep_locked(ngx_http_projkey_zone_t *zone);
 char *ngx_http_projkey_admin_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 void ngx_http_projkey_admin_exit_process(ngx_cycle_t *cycle);
+
+/* ngx_http_projkey_metrics.c */
+char *ngx_http_projkey_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_projkey_metrics_init_zone(ngx_http_projkey_zone_t *zone,
+    ngx_cycle_t *cycle);
+void ngx_http_projkey_metrics_init_process(ngx_cycle_t *cycle);
+void ngx_http_projkey_metrics_admin(ngx_http_projkey_zone_t *zone,
+    ngx_uint_t status);
+
+/*
+ * Atomic: on a reload, an old and a new worker of the same number write
+ * the same slot for a while, and a plain add would lose counts.
+ */
+#define ngx_http_projkey_metrics_count(zone, status)                          \
+    (void) ngx_atomic_fetch_add(&(zone)->counters->requests[status], 1)
 
 
 extern ngx_module_t  ngx_http_projkey_module;

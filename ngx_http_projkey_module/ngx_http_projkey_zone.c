@@ -501,6 +501,10 @@ ngx_http_projkey_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     sh->mask = n - 1;
 
+    if (ngx_http_projkey_metrics_init_zone(zone, zone->cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     len = sizeof(" in projkey zone \"\"") + shm_zone->shm.name.len;
 
     shpool->log_ctx = ngx_slab_alloc(shpool, len);
