@@ -90,7 +90,7 @@ typedef struct {
     int64_t                    seq;
     u_char                     instance[33];
 
-    /* worker 0's last read of the database worked; in padding, as below */
+    /* worker 0's last read of the database worked (in instance's padding) */
     u_char                     store_up;
 
     /* keys of the database that did not fit at the last full resync */
@@ -283,8 +283,7 @@ char *ngx_http_projkey_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t ngx_http_projkey_metrics_init_zone(ngx_http_projkey_zone_t *zone,
     ngx_cycle_t *cycle);
 void ngx_http_projkey_metrics_init_process(ngx_cycle_t *cycle);
-void ngx_http_projkey_metrics_admin(ngx_http_projkey_zone_t *zone,
-    ngx_uint_t status);
+void ngx_http_projkey_metrics_admin(ngx_http_request_t *r, ngx_uint_t status);
 
 /*
  * Atomic: on a reload, an old and a new worker of the same number write

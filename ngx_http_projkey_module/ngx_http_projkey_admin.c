@@ -849,11 +849,10 @@ static ngx_int_t
 ngx_http_projkey_admin_send(ngx_http_request_t *r, ngx_uint_t status,
     u_char *data, size_t len, ngx_flag_t wipe)
 {
-    ngx_int_t                     rc;
-    ngx_buf_t                    *b;
-    ngx_chain_t                   out;
-    ngx_pool_cleanup_t           *cln;
-    ngx_http_projkey_loc_conf_t  *plcf;
+    ngx_int_t            rc;
+    ngx_buf_t           *b;
+    ngx_chain_t          out;
+    ngx_pool_cleanup_t  *cln;
 
     if (wipe) {
         /* the only copy of a secret: gone with the request */
@@ -871,8 +870,7 @@ ngx_http_projkey_admin_send(ngx_http_request_t *r, ngx_uint_t status,
     r->headers_out.status = status;
     r->headers_out.content_length_n = len;
 
-    plcf = ngx_http_get_module_loc_conf(r, ngx_http_projkey_module);
-    ngx_http_projkey_metrics_admin(plcf->admin_zone->data, status);
+    ngx_http_projkey_metrics_admin(r, status);
 
     if (len) {
         r->headers_out.content_type = ngx_http_projkey_json_type;

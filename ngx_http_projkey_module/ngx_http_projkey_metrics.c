@@ -151,6 +151,10 @@ ngx_http_projkey_metrics_init_zone(ngx_http_projkey_zone_t *zone,
     p = ngx_slab_calloc(zone->shpool,
                         n * NGX_HTTP_PROJKEY_SLOT_SIZE + NGX_CPU_CACHE_LINE);
     if (p == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "projkey_zone \"%V\" is too small for the counters "
+                      "of %ui workers in %V:%ui", &zone->name, n,
+                      &zone->file, zone->line);
         return NGX_ERROR;
     }
 
@@ -187,11 +191,17 @@ ngx_http_projkey_metrics_init_process(ngx_cycle_t *cycle)
 }
 
 
+/* the admin API's answer, its code final: a request of its location */
+
 void
-ngx_http_projkey_metrics_admin(ngx_http_projkey_zone_t *zone,
-    ngx_uint_t status)
+ngx_http_projkey_metrics_admin(ngx_http_request_t *r, ngx_uint_t status)
 {
-    ngx_uint_t  i;
+    ngx_uint_t                    i;
+    ngx_http_projkey_zone_t      *zone;
+    ngx_http_projkey_loc_conf_t  *plcf;
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_projkey_module);
+    zone = plcf->admin_zone->data;
 
     for (i = 0; i < NGX_HTTP_PROJKEY_NADMIN - 1; i++) {
         if (ngx_http_projkey_metrics_codes[i] == status) {
