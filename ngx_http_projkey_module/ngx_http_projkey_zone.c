@@ -92,7 +92,7 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     u_char                    *p;
     ssize_t                    size;
-    ngx_str_t                 *value, name, s, db, node;
+    ngx_str_t                 *value, name, s, db, node, pool;
     ngx_int_t                  sync, flush;
     ngx_uint_t                 i;
     ngx_shm_zone_t            *shm_zone;
@@ -132,6 +132,7 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     ngx_str_null(&db);
+    ngx_str_null(&pool);
     node = cf->cycle->hostname;
     sync = 1000;
     flush = NGX_HTTP_PROJKEY_FLUSH;
@@ -185,6 +186,14 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
                 return NGX_CONF_ERROR;
             }
 
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "thread_pool=", 12) == 0
+            && value[i].len > 12)
+        {
+            pool.data = value[i].data + 12;
+            pool.len = value[i].len - 12;
             continue;
         }
 
@@ -272,8 +281,16 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     zone->failed_seq = -1;
 
 #if (NGX_THREADS)
-    zone->thread_pool = ngx_thread_pool_add(cf, NULL);
+    /* a pool of that name must be declared: nginx says so at -t */
+    zone->thread_pool = ngx_thread_pool_add(cf, pool.len ? &pool : NULL);
     if (zone->thread_pool == NULL) {
+        return NGX_CONF_ERROR;
+    }
+#else
+    if (pool.len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"thread_pool=\" needs nginx built with "
+                           "thread pools");
         return NGX_CONF_ERROR;
     }
 #endif
