@@ -39,6 +39,12 @@
 /* by default, last use times reach the database at most this late */
 #define NGX_HTTP_PROJKEY_FLUSH       (30 * 1000)
 
+/* the values of ngx_http_projkey_status_e, NONE included */
+#define NGX_HTTP_PROJKEY_NSTATUS     8
+
+/* the codes the admin API answers, and one for any other */
+#define NGX_HTTP_PROJKEY_NADMIN      13
+
 
 typedef struct ngx_http_projkey_node_s  ngx_http_projkey_node_t;
 typedef struct ngx_http_projkey_beat_s  ngx_http_projkey_beat_t;
@@ -65,6 +71,17 @@ struct ngx_http_projkey_node_s {
      + PROJKEY_ID_LEN + (project_len) + (name_len))
 
 
+/*
+ * One worker's counters, in shared memory so that they add up across the
+ * workers and outlive them.  Each worker has a slot of whole cache lines:
+ * a request writes no line another worker writes.
+ */
+typedef struct {
+    ngx_atomic_t               requests[NGX_HTTP_PROJKEY_NSTATUS];
+    ngx_atomic_t               admin[NGX_HTTP_PROJKEY_NADMIN];
+} ngx_http_projkey_counters_t;
+
+
 typedef struct {
     ngx_http_projkey_node_t  **buckets;
     ngx_uint_t                 mask;
@@ -74,6 +91,9 @@ typedef struct {
     int64_t                    seq;
     u_char                     instance[33];
 
+    /* worker 0's last read of the database worked (in instance's padding) */
+    u_char                     store_up;
+
     /* keys of the database that did not fit at the last full resync */
     ngx_uint_t                 missing;
 
@@ -82,6 +102,21 @@ typedef struct {
 
     /* last_used times up to this one are written to the database */
     time_t                     flushed;
+
+    /* of nkeys, those disabled: counted where a status changes */
+    ngx_uint_t                 ndisabled;
+
+    /* when worker 0's last read of the database worked */
+    time_t                     store_contact;
+
+    /* the workers' counters: nslots cache line aligned slots */
+    u_char                    *slots;
+    ngx_uint_t                 nslots;
+
+    /*
+     * No more: at 128 bytes the context shares a slab page with nothing a
+     * key needs (t/15-zone-full.t counts on a 32k zone's pages).
+     */
 } ngx_http_projkey_shctx_t;
 
 
@@ -137,6 +172,9 @@ typedef struct {
 #if (NGX_THREADS)
     ngx_thread_pool_t         *thread_pool;
 #endif
+
+    /* this worker's slot in sh->slots */
+    ngx_http_projkey_counters_t  *counters;
 } ngx_http_projkey_zone_t;
 
 
@@ -175,7 +213,9 @@ typedef enum {
     NGX_HTTP_PROJKEY_MISSING,
     NGX_HTTP_PROJKEY_MALFORMED,
     NGX_HTTP_PROJKEY_UNKNOWN,
-    NGX_HTTP_PROJKEY_KEY_DISABLED
+    NGX_HTTP_PROJKEY_KEY_DISABLED,
+    NGX_HTTP_PROJKEY_KEY_EXPIRED,
+    NGX_HTTP_PROJKEY_UNAVAILABLE
 } ngx_http_projkey_status_e;
 
 
@@ -190,6 +230,9 @@ typedef struct {
     /* the 401 body replaces nginx's own page for this request */
     unsigned                   reject:1;
     unsigned                   replace_body:2;
+
+    /* in projkey_requests_total, once however many locations check it */
+    unsigned                   counted:1;
 
     ngx_str_t                  id;
     ngx_str_t                  name;
@@ -254,6 +297,21 @@ ngx_int_t ngx_http_projkey_identity_headers(ngx_http_request_t *r,
 char *ngx_http_projkey_admin_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 void ngx_http_projkey_admin_exit_process(ngx_cycle_t *cycle);
+
+/* ngx_http_projkey_metrics.c */
+char *ngx_http_projkey_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_projkey_metrics_init_zone(ngx_http_projkey_zone_t *zone,
+    ngx_cycle_t *cycle);
+void ngx_http_projkey_metrics_init_process(ngx_cycle_t *cycle);
+void ngx_http_projkey_metrics_admin(ngx_http_request_t *r, ngx_uint_t status);
+
+/*
+ * Atomic: on a reload, an old and a new worker of the same number write
+ * the same slot for a while, and a plain add would lose counts.
+ */
+#define ngx_http_projkey_metrics_count(zone, status)                          \
+    (void) ngx_atomic_fetch_add(&(zone)->counters->requests[status], 1)
 
 
 extern ngx_module_t  ngx_http_projkey_module;

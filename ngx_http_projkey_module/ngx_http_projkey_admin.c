@@ -903,6 +903,8 @@ ngx_http_projkey_admin_send(ngx_http_request_t *r, ngx_uint_t status,
     r->headers_out.status = status;
     r->headers_out.content_length_n = len;
 
+    ngx_http_projkey_metrics_admin(r, status);
+
     if (len) {
         r->headers_out.content_type = ngx_http_projkey_json_type;
         r->headers_out.content_type_len = ngx_http_projkey_json_type.len;

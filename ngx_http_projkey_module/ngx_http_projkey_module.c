@@ -122,6 +122,13 @@ static ngx_command_t  ngx_http_projkey_commands[] = {
       offsetof(ngx_http_projkey_loc_conf_t, admin_project),
       NULL },
 
+    { ngx_string("projkey_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_projkey_metrics_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -226,6 +233,7 @@ ngx_http_projkey_handler(ngx_http_request_t *r)
 {
     ngx_int_t                     rc;
     ngx_http_projkey_ctx_t       *ctx;
+    ngx_http_projkey_zone_t      *zone;
     ngx_http_projkey_loc_conf_t  *plcf;
 
     plcf = ngx_http_get_module_loc_conf(r, ngx_http_projkey_module);
@@ -241,6 +249,12 @@ ngx_http_projkey_handler(ngx_http_request_t *r)
         }
 
         rc = ngx_http_projkey_check(r, plcf, ctx);
+
+        if (!ctx->counted) {
+            ctx->counted = 1;
+            zone = plcf->zone->data;
+            ngx_http_projkey_metrics_count(zone, ctx->status);
+        }
     }
 
     /* also where "projkey off": the client's headers go all the same */
@@ -955,6 +969,8 @@ ngx_http_projkey_init(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_projkey_init_process(ngx_cycle_t *cycle)
 {
+    ngx_http_projkey_metrics_init_process(cycle);
+
     return ngx_http_projkey_zones_init_process(cycle);
 }
 

@@ -15,6 +15,18 @@
 #include <pwd.h>
 
 
+/* projkey_keys' disabled count follows every status change */
+#define ngx_http_projkey_count_disabled(sh, from, to)                         \
+    if ((from) != (to)) {                                                     \
+        if ((from) == NGX_HTTP_PROJKEY_DISABLED) {                            \
+            (sh)->ndisabled--;                                                \
+        }                                                                     \
+        if ((to) == NGX_HTTP_PROJKEY_DISABLED) {                              \
+            (sh)->ndisabled++;                                                \
+        }                                                                     \
+    }
+
+
 typedef struct {
     ngx_http_projkey_zone_t   *zone;
     u_char                    *hashes;
@@ -80,7 +92,7 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     u_char                    *p;
     ssize_t                    size;
-    ngx_str_t                 *value, name, s, db, node;
+    ngx_str_t                 *value, name, s, db, node, pool;
     ngx_int_t                  sync, flush;
     ngx_uint_t                 i;
     ngx_shm_zone_t            *shm_zone;
@@ -120,6 +132,7 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     ngx_str_null(&db);
+    ngx_str_null(&pool);
     node = cf->cycle->hostname;
     sync = 1000;
     flush = NGX_HTTP_PROJKEY_FLUSH;
@@ -173,6 +186,14 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
                 return NGX_CONF_ERROR;
             }
 
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "thread_pool=", 12) == 0
+            && value[i].len > 12)
+        {
+            pool.data = value[i].data + 12;
+            pool.len = value[i].len - 12;
             continue;
         }
 
@@ -260,8 +281,16 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     zone->failed_seq = -1;
 
 #if (NGX_THREADS)
-    zone->thread_pool = ngx_thread_pool_add(cf, NULL);
+    /* a pool of that name must be declared: nginx says so at -t */
+    zone->thread_pool = ngx_thread_pool_add(cf, pool.len ? &pool : NULL);
     if (zone->thread_pool == NULL) {
+        return NGX_CONF_ERROR;
+    }
+#else
+    if (pool.len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"thread_pool=\" needs nginx built with "
+                           "thread pools");
         return NGX_CONF_ERROR;
     }
 #endif
@@ -536,6 +565,10 @@ ngx_http_projkey_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     sh->mask = n - 1;
 
+    if (ngx_http_projkey_metrics_init_zone(zone, zone->cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     len = sizeof(" in projkey zone \"\"") + shm_zone->shm.name.len;
 
     shpool->log_ctx = ngx_slab_alloc(shpool, len);
@@ -621,6 +654,9 @@ ngx_http_projkey_zone_load(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
 
     /* a use within this very second is newer than the load */
     zone->sh->flushed = ngx_time() - 1;
+
+    zone->sh->store_up = 1;
+    zone->sh->store_contact = ngx_time();
 
     ngx_log_error(NGX_LOG_INFO, log, 0,
                   "projkey_zone \"%V\": %ui keys loaded from \"%V\"",
@@ -910,6 +946,9 @@ ngx_http_projkey_sync_handler(ngx_event_t *ev)
 
     if (ngx_http_projkey_zone_store_locked(zone, ev->log) == NGX_OK) {
         ngx_http_projkey_zone_sync_locked(zone, ev->log);
+
+    } else {
+        zone->sh->store_up = 0;
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
@@ -937,6 +976,12 @@ ngx_http_projkey_zone_sync_locked(ngx_http_projkey_zone_t *zone,
 
     rc = projkey_store_changes(zone->store, zone->sh->seq,
                                ngx_http_projkey_sync_row, &load, &seq);
+
+    zone->sh->store_up = (rc == PROJKEY_STORE_OK);
+
+    if (rc == PROJKEY_STORE_OK) {
+        zone->sh->store_contact = ngx_time();
+    }
 
     if (rc == PROJKEY_STORE_OK && !load.failed) {
         zone->sh->seq = seq;
@@ -1510,7 +1555,7 @@ ngx_http_projkey_zone_resync_locked(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log)
 {
     int64_t                    seq, last;
-    ngx_uint_t                 i, removed;
+    ngx_uint_t                 i, removed, disabled;
     projkey_store_rc_e         rc;
     ngx_http_projkey_node_t   *node, **np;
     ngx_http_projkey_shctx_t  *sh;
@@ -1548,6 +1593,7 @@ ngx_http_projkey_zone_resync_locked(ngx_http_projkey_zone_t *zone,
     }
 
     removed = 0;
+    disabled = 0;
 
     for (i = 0; i <= sh->mask; i++) {
         np = &sh->buckets[i];
@@ -1561,6 +1607,7 @@ ngx_http_projkey_zone_resync_locked(ngx_http_projkey_zone_t *zone,
                            ngx_http_projkey_hash_cmp)
                    != NULL)
             {
+                disabled += (node->status == NGX_HTTP_PROJKEY_DISABLED);
                 np = &node->next;
                 continue;
             }
@@ -1569,6 +1616,9 @@ ngx_http_projkey_zone_resync_locked(ngx_http_projkey_zone_t *zone,
             removed++;
         }
     }
+
+    /* counted again while the walk is here: a killed writer's miscount ends */
+    sh->ndisabled = disabled;
 
     free(rs.hashes);
 
@@ -1738,10 +1788,15 @@ ngx_http_projkey_node_link_locked(ngx_http_projkey_zone_t *zone,
             node->last_used = old->last_used;
         }
 
+        ngx_http_projkey_count_disabled(zone->sh, old->status, node->status);
+
     } else {
         np = &zone->sh->buckets[*(uint64_t *) node->hash & zone->sh->mask];
         node->next = *np;
         zone->sh->nkeys++;
+
+        ngx_http_projkey_count_disabled(zone->sh, NGX_HTTP_PROJKEY_DEAD,
+                                        node->status);
     }
 
     ngx_memory_barrier();
@@ -1806,6 +1861,9 @@ ngx_http_projkey_node_unlink_locked(ngx_http_projkey_zone_t *zone,
     *np = node->next;
     zone->sh->nkeys--;
 
+    ngx_http_projkey_count_disabled(zone->sh, node->status,
+                                    NGX_HTTP_PROJKEY_DEAD);
+
     ngx_memory_barrier();
 
     ngx_http_projkey_node_free_locked(zone, node);
@@ -1823,6 +1881,8 @@ ngx_http_projkey_zone_set_status_locked(ngx_http_projkey_zone_t *zone,
     if (*np == NULL) {
         return NGX_DECLINED;
     }
+
+    ngx_http_projkey_count_disabled(zone->sh, (*np)->status, status);
 
     (*np)->status = (u_char) status;
 
@@ -1893,6 +1953,8 @@ ngx_http_projkey_zone_apply_locked(ngx_http_projkey_zone_t *zone,
                           row->project_len) == 0
             && ngx_memcmp(p, row->name, row->name_len) == 0)
         {
+            ngx_http_projkey_count_disabled(zone->sh, node->status,
+                                            row->status);
             node->status = (u_char) row->status;
             return NGX_OK;
         }
