@@ -57,7 +57,8 @@
         page: 0,
         next: null,
         keys: [],
-        loaded: false,
+        loaded: false,      // a page has been shown
+        loading: false,     // a page is on its way
     };
 
     let current = null;     // the key of the detail view
@@ -498,10 +499,8 @@
 
         // a pager button that is now disabled cannot keep the focus
         if ((focused === prev || focused === next) && focused.disabled) {
-            (prev.disabled ? next : prev).focus();
-            if (prev.disabled && next.disabled) {
-                $('list-title').focus();
-            }
+            const other = focused === prev ? next : prev;
+            (other.disabled ? $('list-title') : other).focus();
         }
     }
 
@@ -552,6 +551,7 @@
     async function loadKeys() {
         const seq = ++loadSeq;
 
+        list.loading = true;
         if (list.loaded) {
             $('keys').setAttribute('aria-busy', 'true');
         }
@@ -561,6 +561,7 @@
             if (seq !== loadSeq) {
                 return;
             }
+            list.loading = false;
             if (!Array.isArray(data.keys)) {
                 throw new ApiError(UNREADABLE, 200);
             }
@@ -582,6 +583,7 @@
             if (seq !== loadSeq) {
                 return;
             }
+            list.loading = false;
             $('loading').hidden = true;
             $('keys').removeAttribute('aria-busy');
             showPageError('The API keys could not be loaded. ' + e.message,
@@ -599,8 +601,9 @@
         list.next = null;
     }
 
+    // a click while a page is on its way is not one more page
     function nextPage() {
-        if (list.next === null) {
+        if (list.next === null || list.loading) {
             return;
         }
         list.cursors.length = list.page + 1;
@@ -610,7 +613,7 @@
     }
 
     function previousPage() {
-        if (list.page === 0) {
+        if (list.page === 0 || list.loading) {
             return;
         }
         list.page--;
