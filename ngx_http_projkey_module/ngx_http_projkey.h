@@ -28,6 +28,17 @@
 #define NGX_HTTP_PROJKEY_ACTIVE      PROJKEY_STATUS_ACTIVE
 #define NGX_HTTP_PROJKEY_DISABLED    PROJKEY_STATUS_DISABLED
 
+/*
+ * Flags of a node's status, above the status itself: an active key that
+ * never expires is exactly NGX_HTTP_PROJKEY_ACTIVE, so that its check
+ * stays one compare.  EXPIRES: the key stops working at the uint32 Unix
+ * time stored after the name.  PREVIOUS: the node is the previous secret
+ * of a rolled key (it always expires).
+ */
+#define NGX_HTTP_PROJKEY_STATUS_MASK 0x0f
+#define NGX_HTTP_PROJKEY_EXPIRES     0x10
+#define NGX_HTTP_PROJKEY_PREVIOUS    0x20
+
 /* an unlinked node is freed only after readers are surely done with it */
 #define NGX_HTTP_PROJKEY_GRACE       2
 
@@ -47,7 +58,9 @@ typedef struct ngx_http_projkey_node_s  ngx_http_projkey_node_t;
  * writer (holding shpool->mutex) publishes a fully built node with a single
  * pointer store and never frees a node that a reader may still hold before
  * NGX_HTTP_PROJKEY_GRACE seconds have passed.  data holds the id
- * (PROJKEY_ID_LEN bytes), the project, then the name.
+ * (PROJKEY_ID_LEN bytes), the project, the name, then, with the
+ * NGX_HTTP_PROJKEY_EXPIRES flag only, the expiry (4 bytes, unaligned),
+ * which a node never changes: another expiry is another node.
  */
 struct ngx_http_projkey_node_s {
     ngx_http_projkey_node_t   *next;
@@ -62,6 +75,17 @@ struct ngx_http_projkey_node_s {
 #define ngx_http_projkey_node_size(project_len, name_len)                     \
     (offsetof(ngx_http_projkey_node_t, data)                                  \
      + PROJKEY_ID_LEN + (project_len) + (name_len))
+
+
+/* the nodes a row needs, made before a commit and published after it */
+typedef struct {
+    ngx_http_projkey_node_t   *node[2];        /* NULL: status only */
+    u_char                     hash[2][NGX_HTTP_PROJKEY_HASH_LEN];
+    u_char                     status[2];
+    ngx_uint_t                 n;
+    u_char                     retired[NGX_HTTP_PROJKEY_HASH_LEN];
+    unsigned                   has_retired:1;
+} ngx_http_projkey_prep_t;
 
 
 typedef struct {
@@ -169,7 +193,9 @@ typedef enum {
     NGX_HTTP_PROJKEY_MISSING,
     NGX_HTTP_PROJKEY_MALFORMED,
     NGX_HTTP_PROJKEY_UNKNOWN,
-    NGX_HTTP_PROJKEY_KEY_DISABLED
+    NGX_HTTP_PROJKEY_KEY_DISABLED,
+    NGX_HTTP_PROJKEY_KEY_EXPIRED,
+    NGX_HTTP_PROJKEY_UNAVAILABLE
 } ngx_http_projkey_status_e;
 
 
@@ -211,6 +237,7 @@ ngx_int_t ngx_http_projkey_zone_store_locked(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log);
 ngx_http_projkey_node_t *ngx_http_projkey_zone_lookup(
     ngx_http_projkey_zone_t *zone, u_char *hash);
+time_t ngx_http_projkey_node_expires(ngx_http_projkey_node_t *node);
 
 /* the caller holds shpool->mutex */
 ngx_http_projkey_node_t *ngx_http_projkey_node_alloc_locked(
@@ -228,6 +255,15 @@ void ngx_http_projkey_zone_remove_locked(ngx_http_projkey_zone_t *zone,
 ngx_int_t ngx_http_projkey_zone_set_status_locked(
     ngx_http_projkey_zone_t *zone, const u_char *hash, ngx_uint_t status);
 void ngx_http_projkey_zone_sweep_locked(ngx_http_projkey_zone_t *zone);
+ngx_http_projkey_node_t *ngx_http_projkey_node_alloc_ex_locked(
+    ngx_http_projkey_zone_t *zone, size_t project_len, size_t name_len,
+    ngx_flag_t expires);
+ngx_int_t ngx_http_projkey_zone_prepare_locked(ngx_http_projkey_zone_t *zone,
+    const projkey_row_t *row, ngx_http_projkey_prep_t *prep);
+void ngx_http_projkey_zone_publish_locked(ngx_http_projkey_zone_t *zone,
+    ngx_http_projkey_prep_t *prep);
+void ngx_http_projkey_zone_discard_locked(ngx_http_projkey_zone_t *zone,
+    ngx_http_projkey_prep_t *prep);
 
 /* ngx_http_projkey_admin.c */
 char *ngx_http_projkey_admin_directive(ngx_conf_t *cf, ngx_command_t *cmd,
