@@ -56,8 +56,8 @@ sub slurp {
 }
 
 my $key_re = qr/sk-project-[0-9A-Za-z]{48}/;
-my @members = qw(created_at created_by id last_used_at name preview project
-    status updated_at);
+my @members = qw(created_at created_by expires_at id last_used_at name
+    preview previous_expires_at previous_preview project status updated_at);
 
 my ($rc, $out, $err);
 
@@ -228,17 +228,23 @@ is($found, 0, 'no secret in the database nor its WAL');
 
 ($rc, $out) = projkey('--db', "$dir/init.db", 'init');
 is($rc, 0, 'init');
-like($out, qr/is ready \(schema version 2\)/, 'init says the schema');
+like($out, qr/is ready \(schema version 3\)/, 'init says the schema');
 ($rc, $out, $err) = projkey('--db', "$dir/missing.db", 'migrate');
 ok($rc == 1 && !-e "$dir/missing.db" && $err =~ /cannot migrate.*init/,
     'migrate of a missing file: exit 1, nothing created');
+# a database of schema 1: what later steps added taken out again
 system('sqlite3', "$dir/init.db", 'DROP TRIGGER keys_changed_by_hand; '
-    . 'DROP TRIGGER keys_deleted_by_hand; PRAGMA user_version=1;') == 0
+    . 'DROP TRIGGER keys_deleted_by_hand; DROP INDEX keys_prev_expires; '
+    . 'ALTER TABLE keys DROP COLUMN expires_at; '
+    . 'ALTER TABLE keys DROP COLUMN prev_hash; '
+    . 'ALTER TABLE keys DROP COLUMN prev_preview; '
+    . 'ALTER TABLE keys DROP COLUMN prev_expires_at; DROP TABLE retired; '
+    . 'PRAGMA user_version=1;') == 0
     or die "sqlite3 failed\n";
 ($rc, $out, $err) = projkey('--db', "$dir/init.db", 'list');
 ok($rc == 1 && $err =~ /schema version 1 is older .* run "projkey migrate"/,
     'another command leaves an older schema alone and says to migrate');
 ($rc, $out) = projkey('--db', "$dir/init.db", '--json', 'migrate');
-is($out, qq({"schema":2}\n), 'migrate: schema 1 to 2');
+is($out, qq({"schema":3}\n), 'migrate: schema 1 to 3');
 my $v = `sqlite3 '$dir/init.db' 'PRAGMA user_version'`;
-is($v, "2\n", 'the file is at version 2');
+is($v, "3\n", 'the file is at version 3');

@@ -112,8 +112,14 @@ is($rc, 0, 'projkey_admin_user inherited from the location above')
 my $old = "$d/v1.db";
 ($rc) = $t->cli({ db => $old }, 'create', 'old key');
 die "projkey create failed\n" if $rc;
+# schema 1: what later steps added taken out again
 ($rc) = $t->run_cmd('sqlite3', $old, 'DROP TRIGGER keys_changed_by_hand; '
-    . 'DROP TRIGGER keys_deleted_by_hand; PRAGMA user_version=1; '
+    . 'DROP TRIGGER keys_deleted_by_hand; DROP INDEX keys_prev_expires; '
+    . 'ALTER TABLE keys DROP COLUMN expires_at; '
+    . 'ALTER TABLE keys DROP COLUMN prev_hash; '
+    . 'ALTER TABLE keys DROP COLUMN prev_preview; '
+    . 'ALTER TABLE keys DROP COLUMN prev_expires_at; DROP TABLE retired; '
+    . 'PRAGMA user_version=1; '
     . 'PRAGMA wal_checkpoint(TRUNCATE);');
 die "sqlite3 failed\n" if $rc;
 my $before = file_state($old);
@@ -124,7 +130,7 @@ is(file_state($old), $before, 'nginx -t: the file is unchanged');
 is(schema($old), 1, 'nginx -t: the schema is not migrated');
 
 $t->run();
-is(schema($old), 2, 'a real start migrates the schema');
+is(schema($old), 3, 'a real start migrates the schema');
 
 # a reload never puts an empty database in place of a missing one
 rename $old, "$old.away" or die "rename: $!\n";
@@ -138,7 +144,7 @@ rename "$old.away", $old or die "rename: $!\n";
 $t->stop();
 
 ($rc, $out) = test_conf(zone('projkey_zone keys:4m db=%%TESTDIR%%/new.db;'));
-ok($rc == 0 && schema("$d/new.db") == 2,
+ok($rc == 0 && schema("$d/new.db") == 3,
     'nginx -t creates a missing database with its schema') or diag($out);
 
 ###############################################################################
