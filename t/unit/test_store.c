@@ -1098,8 +1098,8 @@ t_bodies(projkey_store_t *st)
            "01234567890123456789012345678901234567890123456789"
            "01234567890\"}", 0, "The name must be at most 100 characters.",
            NULL, 0);
-    t_body(st, "{}", 1, "Nothing to change: give a name, a status or an expiry.", NULL,
-           0);
+    t_body(st, "{}", 1, "Nothing to change: give a name, a status or an "
+           "expiry.", NULL, 0);
 
     t_body(st, "{}", 0, NULL, NULL, 0);
     t_body(st, "{\"name\":\" Prod key \"}", 0, NULL, "Prod key", 0);
@@ -1377,7 +1377,8 @@ t_times(void)
         "2026-11-27T05:35:01ZZ", "2026-13-01T00:00:00Z",
         "2026-02-29T00:00:00Z", "2026-11-31T00:00:00Z",
         "2026-11-27T24:00:00Z", "2026-11-27T05:60:00Z",
-        "2026-11-27T05:35:60Z", "1969-12-31T23:59:59Z", "2026-11-27T05:35:01.Z",
+        "2026-11-27T05:35:60Z", "1969-12-31T23:59:59Z",
+        "2026-11-27T05:35:01.Z",
         "26-11-27T05:35:01Z", "2026-1-27T05:35:01Z", "+2026-11-27T05:35:01Z",
         "2026-11-27T05:35:0xZ", "1764221701", "tomorrow"
     };
