@@ -25,13 +25,15 @@ use Projkey::Admin;
 
 ###############################################################################
 
-my $t = Projkey::Test->new()->plan(61);
+my $t = Projkey::Test->new()->plan(64)
+    ->expect_errors(qr/\[crit\] .*projkey_zone "small" is full: /);
 
 $t->write_config(<<'EOF')->run();
 worker_processes 2;
 
 http {
     projkey_zone keys:4m db=%%TESTDIR%%/keys.db sync=200ms flush=1s;
+    projkey_zone small:32k db=%%TESTDIR%%/small.db;
 
     server {
         listen 127.0.0.1:%%PORT_0%% reuseport;
@@ -40,6 +42,17 @@ http {
             projkey_admin         keys;
             projkey_admin_user    $http_x_user;
             projkey_admin_project $http_x_project;
+        }
+
+        location /small/admin/ {
+            projkey_admin         small;
+            projkey_admin_user    $http_x_user;
+            projkey_admin_project $http_x_project;
+        }
+
+        location /small/api/ {
+            projkey small;
+            return 200 "small ok\n";
         }
 
         location /api/ {
@@ -200,6 +213,26 @@ ok(call($d0) =~ /"api_key_disabled"/ && call($d1) =~ /"api_key_disabled"/,
     'both secrets rejected as disabled');
 $api->call('PATCH', "keys/$d->{id}", { status => 'active' });
 ok(call($d0) =~ / 200 / && call($d1) =~ / 200 /, 'enabled: both work');
+
+# a full zone: the roll is 507 and changes nothing
+
+my $small = $api->as(prefix => '/small/admin/');
+my ($fk, $fs) = $small->create('k-0');
+push @secrets, $fs;
+my $full;
+for my $i (1 .. 2000) {
+    my $x = $small->call('POST', 'keys', { name => "k-$i" });
+    push @secrets, $x->{json}{secret} if $x->{status} == 201;
+    $full = $x, last if $x->{status} != 201;
+}
+is($full && $full->{status}, 507, 'the small zone fills up: 507');
+$r = $small->call('POST', "keys/$fk->{id}/roll",
+    { previous_expires_at => ts(time + 60) });
+ok($r->{status} == 507 && code($r) eq 'zone_full'
+    && !defined $r->{json}{secret}, 'roll in a full zone: 507, no secret');
+ok($t->get('/small/api/', Authorization => "Bearer $fs") =~ / 200 /
+    && !defined $small->call('GET', "keys/$fk->{id}")->{json}{key}
+        {previous_preview}, 'and nothing changed');
 
 # the audit trail
 
