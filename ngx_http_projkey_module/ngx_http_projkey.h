@@ -116,6 +116,9 @@ typedef struct {
     /* worker 0's last read of the database worked (in instance's padding) */
     u_char                     store_up;
 
+    /* of nexpired, those disabled (in instance's padding too) */
+    uint32_t                   nexpired_disabled;
+
     /* keys of the database that did not fit at the last full resync */
     ngx_uint_t                 missing;
 
@@ -133,7 +136,10 @@ typedef struct {
 
     /* the workers' counters: nslots cache line aligned slots */
     u_char                    *slots;
-    ngx_uint_t                 nslots;
+    uint32_t                   nslots;
+
+    /* keys past their expiry at worker 0's last walk (each flush) */
+    uint32_t                   nexpired;
 
     /*
      * No more: at 128 bytes the context shares a slab page with nothing a

@@ -1232,7 +1232,7 @@ ngx_http_projkey_flush(void *data, ngx_log_t *log)
     dev_t                      dev;
     time_t                     since, now;
     size_t                     n, size, purged;
-    ngx_uint_t                 i;
+    ngx_uint_t                 i, expired, expired_disabled;
     projkey_touch_t           *touch, *more;
     projkey_store_rc_e         rc;
     ngx_http_projkey_node_t   *node;
@@ -1276,9 +1276,24 @@ ngx_http_projkey_flush(void *data, ngx_log_t *log)
     }
 
     since = sh->flushed;
+    expired = 0;
+    expired_disabled = 0;
 
     for (i = 0; i <= sh->mask; i++) {
         for (node = sh->buckets[i]; node; node = node->next) {
+
+            /* projkey_keys' expired count: the walk is here anyway */
+
+            if ((node->status
+                 & (NGX_HTTP_PROJKEY_EXPIRES|NGX_HTTP_PROJKEY_PREVIOUS))
+                   == NGX_HTTP_PROJKEY_EXPIRES
+                && now >= ngx_http_projkey_node_expires(node))
+            {
+                expired++;
+                expired_disabled += ((node->status
+                                      & NGX_HTTP_PROJKEY_STATUS_MASK)
+                                     == NGX_HTTP_PROJKEY_DISABLED);
+            }
 
             if ((time_t) node->last_used <= since) {
                 continue;
@@ -1301,6 +1316,9 @@ ngx_http_projkey_flush(void *data, ngx_log_t *log)
             n++;
         }
     }
+
+    sh->nexpired = (uint32_t) expired;
+    sh->nexpired_disabled = (uint32_t) expired_disabled;
 
     if (n == 0) {
         /* a use within this very second may come after the scan */
