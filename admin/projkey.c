@@ -41,9 +41,12 @@ typedef struct {
     const char          *project;
     const char          *by;
     const char          *secrets;
+    const char          *expires;
+    const char          *previous;
     const char          *command;
     const char          *arg[2];
     long                 count;
+    int64_t              count_expires;
     int                  nargs;
     int                  json;
     projkey_store_t     *st;
@@ -67,6 +70,8 @@ typedef struct {
     char                *created_by;
     char                *created_at;
     char                *last_used;
+    char                *expires;
+    char                *previous;
 } projkey_line_t;
 
 
@@ -98,6 +103,10 @@ static int projkey_delete(projkey_cli_t *cli);
 static int projkey_nodes(projkey_cli_t *cli);
 static int projkey_node_width(void *data, const projkey_node_t *node);
 static int projkey_node_line(void *data, const projkey_node_t *node);
+static int projkey_roll(projkey_cli_t *cli);
+static int projkey_expire(projkey_cli_t *cli);
+static int projkey_cli_time(projkey_cli_t *cli, const char *text,
+    int64_t *t);
 static int projkey_update(projkey_cli_t *cli, const char *name,
     size_t name_len, int status);
 static int projkey_row_json(void *data, const projkey_row_t *row);
@@ -120,6 +129,8 @@ static const projkey_command_t  projkey_commands[] = {
     { "enable", 1, projkey_enable },
     { "delete", 1, projkey_delete },
     { "nodes", 0, projkey_nodes },
+    { "roll", 1, projkey_roll },
+    { "expire", 2, projkey_expire },
     { NULL, 0, NULL }
 };
 
@@ -130,15 +141,18 @@ static const char  projkey_usage_text[] =
     "commands:\n"
     "  init                 create the database with its schema\n"
     "  migrate              bring an existing database's schema up to date\n"
-    "  create NAME [--by WHO] [--count N] [--secrets FILE]\n"
+    "  create NAME [--by WHO] [--count N] [--secrets FILE] [--expires TIME]\n"
     "  list\n"
     "  show ID\n"
     "  rename ID NAME\n"
     "  disable ID\n"
     "  enable ID\n"
+    "  expire ID TIME|never\n"
+    "  roll ID [--previous-expires TIME]\n"
     "  delete ID\n"
     "  nodes                the nginx instances following the database\n"
     "\n"
+    "TIME is RFC 3339 in UTC, e.g. 2026-11-27T05:35:01Z.\n"
     "options may come before or after the command; --db defaults to\n"
     "$PROJKEY_DB, --project to \"default\", --by to $SUDO_USER, $USER or\n"
     "\"cli\".  Exit codes: 0 done, 1 database or I/O error, 2 usage error,\n"
@@ -188,6 +202,14 @@ main(int argc, char **argv)
 
     if (cli.secrets != NULL && cli.count == 0) {
         return projkey_usage("--secrets goes with --count");
+    }
+
+    if (cli.expires != NULL && cmd->handler != projkey_create) {
+        return projkey_usage("--expires is for create only");
+    }
+
+    if (cli.previous != NULL && cmd->handler != projkey_roll) {
+        return projkey_usage("--previous-expires is for roll only");
     }
 
     if (projkey_init() != 0) {
@@ -298,6 +320,12 @@ projkey_parse_args(projkey_cli_t *cli, int argc, char **argv)
 
         } else if (n == 9 && strncmp(arg, "--secrets", n) == 0) {
             slot = &cli->secrets;
+
+        } else if (n == 9 && strncmp(arg, "--expires", n) == 0) {
+            slot = &cli->expires;
+
+        } else if (n == 18 && strncmp(arg, "--previous-expires", n) == 0) {
+            slot = &cli->previous;
 
         } else if (n == 7 && strncmp(arg, "--count", n) == 0) {
             slot = NULL;
@@ -426,6 +454,7 @@ projkey_create(projkey_cli_t *cli)
     int                 rc;
     char                id[PROJKEY_ID_LEN + 1];
     size_t              name_len;
+    int64_t             expires;
     const char         *name;
     projkey_out_t       out;
     projkey_new_t       key;
@@ -439,7 +468,22 @@ projkey_create(projkey_cli_t *cli)
         return projkey_fail(cli, src);
     }
 
+    expires = 0;
+
+    if (cli->expires != NULL) {
+        rc = projkey_cli_time(cli, cli->expires, &expires);
+        if (rc != PROJKEY_EXIT_OK) {
+            return rc;
+        }
+
+        src = projkey_store_check_expires(cli->st, expires, time(NULL));
+        if (src != PROJKEY_STORE_OK) {
+            return projkey_fail(cli, src);
+        }
+    }
+
     if (cli->count != 0) {
+        cli->count_expires = expires;
         return projkey_create_many(cli, name, name_len);
     }
 
@@ -449,6 +493,7 @@ projkey_create(projkey_cli_t *cli)
     projkey_generate_id((unsigned char *) id);
     id[PROJKEY_ID_LEN] = '\0';
 
+    memset(&key, 0, sizeof(projkey_new_t));
     key.id = id;
     key.project = cli->project;
     key.project_len = strlen(cli->project);
@@ -457,6 +502,7 @@ projkey_create(projkey_cli_t *cli)
     key.hash = hash;
     key.preview = preview;
     key.status = PROJKEY_STATUS_ACTIVE;
+    key.expires_at = expires;
 
     memset(&out, 0, sizeof(projkey_out_t));
     out.cli = cli;
@@ -593,6 +639,7 @@ projkey_create_many(projkey_cli_t *cli, const char *name, size_t name_len)
             keys[j].hash = hashes + j * PROJKEY_HASH_LEN;
             keys[j].preview = previews + j * PROJKEY_PREVIEW_LEN;
             keys[j].status = PROJKEY_STATUS_ACTIVE;
+            keys[j].expires_at = cli->count_expires;
         }
 
         off = 0;
@@ -837,9 +884,12 @@ projkey_show(projkey_cli_t *cli)
            "Project:     %s\n"
            "Created by:  %s\n"
            "Created at:  %s\n"
-           "Last used:   %s\n",
+           "Last used:   %s\n"
+           "Expires:     %s\n"
+           "Previous:    %s\n",
            l->id, l->name, l->preview, l->status, cli->project,
-           l->created_by, l->created_at, l->last_used);
+           l->created_by, l->created_at, l->last_used, l->expires,
+           l->previous);
 
     projkey_free_lines(&out);
 
@@ -915,6 +965,165 @@ projkey_update(projkey_cli_t *cli, const char *name, size_t name_len,
 }
 
 
+/* expire ID TIME|never */
+
+static int
+projkey_expire(projkey_cli_t *cli)
+{
+    int                 rc;
+    projkey_out_t       out;
+    projkey_change_t    change;
+    projkey_store_rc_e  src;
+
+    memset(&change, 0, sizeof(projkey_change_t));
+    change.set_expires = 1;
+
+    if (strcmp(cli->arg[1], "never") != 0) {
+        rc = projkey_cli_time(cli, cli->arg[1], &change.expires_at);
+        if (rc != PROJKEY_EXIT_OK) {
+            return rc;
+        }
+
+        src = projkey_store_check_expires(cli->st, change.expires_at,
+                                          time(NULL));
+        if (src != PROJKEY_STORE_OK) {
+            return projkey_fail(cli, src);
+        }
+    }
+
+    memset(&out, 0, sizeof(projkey_out_t));
+    out.cli = cli;
+
+    src = projkey_store_change(cli->st, cli->project, strlen(cli->project),
+                               cli->arg[0], strlen(cli->arg[0]), &change,
+                               &cli->actor, NULL,
+                               cli->json ? projkey_row_json : NULL, &out);
+
+    if (src == PROJKEY_STORE_NOTFOUND) {
+        return projkey_not_found(cli, cli->arg[0]);
+    }
+
+    if (src != PROJKEY_STORE_OK) {
+        projkey_store_free(out.json);
+        return projkey_fail(cli, src);
+    }
+
+    if (cli->json) {
+        printf("{\"key\":%s,\"message\":\"" PROJKEY_UPDATED "\"}\n",
+               out.json);
+        projkey_store_free(out.json);
+
+    } else {
+        printf(PROJKEY_UPDATED "\n");
+    }
+
+    return PROJKEY_EXIT_OK;
+}
+
+
+/* roll ID [--previous-expires TIME]: a new secret, shown once */
+
+static int
+projkey_roll(projkey_cli_t *cli)
+{
+    int                 rc;
+    int64_t             until;
+    projkey_out_t       out, lines;
+    projkey_line_t     *l;
+    unsigned char       secret[PROJKEY_LEN], hash[PROJKEY_HASH_LEN];
+    unsigned char       preview[PROJKEY_PREVIEW_LEN];
+    projkey_store_rc_e  src;
+
+    until = 0;
+
+    if (cli->previous != NULL) {
+        rc = projkey_cli_time(cli, cli->previous, &until);
+        if (rc != PROJKEY_EXIT_OK) {
+            return rc;
+        }
+
+        src = projkey_store_check_previous(cli->st, &until, time(NULL));
+        if (src != PROJKEY_STORE_OK) {
+            return projkey_fail(cli, src);
+        }
+    }
+
+    projkey_generate(secret);
+    projkey_hash(secret, PROJKEY_LEN, hash);
+    projkey_preview(secret, PROJKEY_LEN, preview);
+
+    memset(&out, 0, sizeof(projkey_out_t));
+    out.cli = cli;
+    memset(&lines, 0, sizeof(projkey_out_t));
+    lines.cli = cli;
+
+    src = projkey_store_roll(cli->st, cli->project, strlen(cli->project),
+                             cli->arg[0], strlen(cli->arg[0]), hash, preview,
+                             until, &cli->actor, NULL,
+                             cli->json ? projkey_row_json : projkey_row_line,
+                             cli->json ? &out : &lines);
+
+    if (src != PROJKEY_STORE_OK || out.failed || lines.failed) {
+        projkey_wipe(secret, sizeof(secret));
+        projkey_store_free(out.json);
+        projkey_free_lines(&lines);
+
+        if (src == PROJKEY_STORE_NOTFOUND) {
+            return projkey_not_found(cli, cli->arg[0]);
+        }
+
+        if (src == PROJKEY_STORE_OK) {
+            fprintf(stderr, "projkey: out of memory (the key was rolled)\n");
+            return PROJKEY_EXIT_ERROR;
+        }
+
+        return projkey_fail(cli, src);
+    }
+
+    /* the only place the new secret is ever shown */
+
+    if (cli->json) {
+        printf("{\"key\":%s,\"secret\":\"%.*s\"}\n", out.json,
+               (int) PROJKEY_LEN, secret);
+        projkey_store_free(out.json);
+
+    } else {
+        l = &lines.lines[0];
+        printf("Rolled API key %s \"%s\" (%s).\n"
+               "Secret: %.*s\n"
+               "Copy it now: it will not be shown again.\n"
+               "Previous secret: %s.\n",
+               l->id, l->name, l->preview, (int) PROJKEY_LEN, secret,
+               l->previous);
+        projkey_free_lines(&lines);
+    }
+
+    fflush(stdout);
+    projkey_wipe(secret, sizeof(secret));
+
+    return PROJKEY_EXIT_OK;
+}
+
+
+/* a TIME argument; a bad one is invalid input */
+
+static int
+projkey_cli_time(projkey_cli_t *cli, const char *text, int64_t *t)
+{
+    projkey_store_rc_e  src;
+
+    src = projkey_store_parse_time(cli->st, text, strlen(text), t);
+
+    if (src != PROJKEY_STORE_OK) {
+        fprintf(stderr, "projkey: \"%s\": %s\n", text,
+                projkey_store_errmsg(cli->st));
+        return PROJKEY_EXIT_INVALID;
+    }
+
+    return PROJKEY_EXIT_OK;
+}
+
+
 static int
 projkey_delete(projkey_cli_t *cli)
 {
@@ -974,7 +1183,8 @@ projkey_row_json(void *data, const projkey_row_t *row)
 static int
 projkey_row_line(void *data, const projkey_row_t *row)
 {
-    size_t           size;
+    char            *prev;
+    size_t           size, n;
     projkey_out_t   *out;
     projkey_line_t  *l, *lines;
 
@@ -994,21 +1204,50 @@ projkey_row_line(void *data, const projkey_row_t *row)
     }
 
     l = &out->lines[out->n++];
+    memset(l, 0, sizeof(projkey_line_t));
 
     l->id = projkey_strndup(row->id, strlen(row->id));
     l->name = projkey_strndup(row->name, row->name_len);
     l->preview = projkey_strndup(row->preview, strlen(row->preview));
-    l->status = projkey_strndup(row->status == PROJKEY_STATUS_ACTIVE
-                                ? "active" : "disabled",
-                                row->status == PROJKEY_STATUS_ACTIVE ? 6 : 8);
+    if (row->expires_at > 0 && row->expires_at <= (int64_t) time(NULL)) {
+        l->status = projkey_strndup("expired", 7);
+
+    } else {
+        l->status = projkey_strndup(row->status == PROJKEY_STATUS_ACTIVE
+                                    ? "active" : "disabled",
+                                    row->status == PROJKEY_STATUS_ACTIVE
+                                    ? 6 : 8);
+    }
     l->created_by = projkey_strndup(row->created_by, strlen(row->created_by));
     l->created_at = projkey_time(row->created_at);
     l->last_used = row->last_used_at > 0 ? projkey_time(row->last_used_at)
                                          : projkey_strndup("never", 5);
+    l->expires = row->expires_at > 0 ? projkey_time(row->expires_at)
+                                     : projkey_strndup("never", 5);
+
+    if (row->prev_hash != NULL && row->prev_preview != NULL) {
+        prev = projkey_time(row->prev_expires_at);
+        l->previous = NULL;
+
+        if (prev != NULL) {
+            n = strlen(row->prev_preview) + strlen(prev) + 16;
+            l->previous = malloc(n);
+
+            if (l->previous != NULL) {
+                snprintf(l->previous, n, "%s until %s", row->prev_preview,
+                         prev);
+            }
+
+            free(prev);
+        }
+
+    } else {
+        l->previous = projkey_strndup("none", 4);
+    }
 
     if (l->id == NULL || l->name == NULL || l->preview == NULL
         || l->status == NULL || l->created_by == NULL || l->created_at == NULL
-        || l->last_used == NULL)
+        || l->last_used == NULL || l->expires == NULL || l->previous == NULL)
     {
         out->failed = 1;
         return 1;
@@ -1034,6 +1273,8 @@ projkey_free_lines(projkey_out_t *out)
         free(l->created_by);
         free(l->created_at);
         free(l->last_used);
+        free(l->expires);
+        free(l->previous);
     }
 
     free(out->lines);

@@ -28,6 +28,17 @@
 #define NGX_HTTP_PROJKEY_ACTIVE      PROJKEY_STATUS_ACTIVE
 #define NGX_HTTP_PROJKEY_DISABLED    PROJKEY_STATUS_DISABLED
 
+/*
+ * Flags of a node's status, above the status itself: an active key that
+ * never expires is exactly NGX_HTTP_PROJKEY_ACTIVE, so that its check
+ * stays one compare.  EXPIRES: the key stops working at the uint32 Unix
+ * time stored after the name.  PREVIOUS: the node is the previous secret
+ * of a rolled key (it always expires).
+ */
+#define NGX_HTTP_PROJKEY_STATUS_MASK 0x0f
+#define NGX_HTTP_PROJKEY_EXPIRES     0x10
+#define NGX_HTTP_PROJKEY_PREVIOUS    0x20
+
 /* an unlinked node is freed only after readers are surely done with it */
 #define NGX_HTTP_PROJKEY_GRACE       2
 
@@ -54,7 +65,9 @@ typedef struct ngx_http_projkey_beat_s  ngx_http_projkey_beat_t;
  * writer (holding shpool->mutex) publishes a fully built node with a single
  * pointer store and never frees a node that a reader may still hold before
  * NGX_HTTP_PROJKEY_GRACE seconds have passed.  data holds the id
- * (PROJKEY_ID_LEN bytes), the project, then the name.
+ * (PROJKEY_ID_LEN bytes), the project, the name, then, with the
+ * NGX_HTTP_PROJKEY_EXPIRES flag only, the expiry (4 bytes, unaligned),
+ * which a node never changes: another expiry is another node.
  */
 struct ngx_http_projkey_node_s {
     ngx_http_projkey_node_t   *next;
@@ -80,6 +93,15 @@ typedef struct {
     ngx_atomic_t               requests[NGX_HTTP_PROJKEY_NSTATUS];
     ngx_atomic_t               admin[NGX_HTTP_PROJKEY_NADMIN];
 } ngx_http_projkey_counters_t;
+/* the nodes a row needs, made before a commit and published after it */
+typedef struct {
+    ngx_http_projkey_node_t   *node[2];        /* NULL: status only */
+    u_char                     hash[2][NGX_HTTP_PROJKEY_HASH_LEN];
+    u_char                     status[2];
+    ngx_uint_t                 n;
+    u_char                     retired[NGX_HTTP_PROJKEY_HASH_LEN];
+    unsigned                   has_retired:1;
+} ngx_http_projkey_prep_t;
 
 
 typedef struct {
@@ -93,6 +115,9 @@ typedef struct {
 
     /* worker 0's last read of the database worked (in instance's padding) */
     u_char                     store_up;
+
+    /* of nexpired, those disabled (in instance's padding too) */
+    uint32_t                   nexpired_disabled;
 
     /* keys of the database that did not fit at the last full resync */
     ngx_uint_t                 missing;
@@ -111,7 +136,10 @@ typedef struct {
 
     /* the workers' counters: nslots cache line aligned slots */
     u_char                    *slots;
-    ngx_uint_t                 nslots;
+    uint32_t                   nslots;
+
+    /* keys past their expiry at worker 0's last walk (each flush) */
+    uint32_t                   nexpired;
 
     /*
      * No more: at 128 bytes the context shares a slab page with nothing a
@@ -260,6 +288,7 @@ ngx_int_t ngx_http_projkey_zone_store_locked(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log);
 ngx_http_projkey_node_t *ngx_http_projkey_zone_lookup(
     ngx_http_projkey_zone_t *zone, u_char *hash);
+time_t ngx_http_projkey_node_expires(ngx_http_projkey_node_t *node);
 
 /* the caller holds shpool->mutex */
 ngx_http_projkey_node_t *ngx_http_projkey_node_alloc_locked(
@@ -292,6 +321,15 @@ char *ngx_http_projkey_identity_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_http_projkey_identity_headers(ngx_http_request_t *r,
     ngx_int_t rc);
+ngx_http_projkey_node_t *ngx_http_projkey_node_alloc_ex_locked(
+    ngx_http_projkey_zone_t *zone, size_t project_len, size_t name_len,
+    ngx_flag_t expires);
+ngx_int_t ngx_http_projkey_zone_prepare_locked(ngx_http_projkey_zone_t *zone,
+    const projkey_row_t *row, ngx_http_projkey_prep_t *prep);
+void ngx_http_projkey_zone_publish_locked(ngx_http_projkey_zone_t *zone,
+    ngx_http_projkey_prep_t *prep);
+void ngx_http_projkey_zone_discard_locked(ngx_http_projkey_zone_t *zone,
+    ngx_http_projkey_prep_t *prep);
 
 /* ngx_http_projkey_admin.c */
 char *ngx_http_projkey_admin_directive(ngx_conf_t *cf, ngx_command_t *cmd,

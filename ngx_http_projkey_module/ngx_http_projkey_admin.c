@@ -21,7 +21,8 @@ typedef enum {
     NGX_HTTP_PROJKEY_UPDATE,
     NGX_HTTP_PROJKEY_DELETE,
     NGX_HTTP_PROJKEY_AUDIT,
-    NGX_HTTP_PROJKEY_NODES
+    NGX_HTTP_PROJKEY_NODES,
+    NGX_HTTP_PROJKEY_ROLL
 } ngx_http_projkey_op_e;
 
 
@@ -43,6 +44,9 @@ typedef struct {
     int                        to_status;      /* a new status, or 0 */
     int64_t                    before;
     int                        limit;
+    int64_t                    expires_at;     /* 0: never */
+    int64_t                    prev_expires_at;
+    unsigned                   has_expires:1;
 
     /* the result: a status and a malloc()ed JSON body */
     ngx_uint_t                 status;
@@ -64,6 +68,13 @@ typedef struct {
     u_char                     row_hash[PROJKEY_HASH_LEN];
     ngx_http_projkey_node_t   *node;
     unsigned                   found:1;
+
+    /* the nodes of a change, made inside its transaction */
+    ngx_http_projkey_prep_t    prep;
+    u_char                     row_prev_hash[PROJKEY_HASH_LEN];
+    unsigned                   has_prev:1;
+    unsigned                   prepared:1;
+    unsigned                   full:1;
 } ngx_http_projkey_admin_task_t;
 
 
@@ -98,6 +109,11 @@ static void ngx_http_projkey_admin_update(ngx_http_projkey_admin_task_t *t);
 static void ngx_http_projkey_admin_delete(ngx_http_projkey_admin_task_t *t);
 static void ngx_http_projkey_admin_audit(ngx_http_projkey_admin_task_t *t);
 static void ngx_http_projkey_admin_nodes(ngx_http_projkey_admin_task_t *t);
+static void ngx_http_projkey_admin_roll(ngx_http_projkey_admin_task_t *t);
+static int ngx_http_projkey_admin_prepare(void *data,
+    const projkey_row_t *row);
+static void ngx_http_projkey_admin_changed(ngx_http_projkey_admin_task_t *t,
+    projkey_store_rc_e rc, const char *what);
 static int ngx_http_projkey_admin_keep_row(void *data,
     const projkey_row_t *row);
 static void ngx_http_projkey_admin_store_error(
@@ -238,7 +254,8 @@ ngx_http_projkey_admin_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    if (t->op == NGX_HTTP_PROJKEY_CREATE || t->op == NGX_HTTP_PROJKEY_UPDATE)
+    if (t->op == NGX_HTTP_PROJKEY_CREATE || t->op == NGX_HTTP_PROJKEY_UPDATE
+        || t->op == NGX_HTTP_PROJKEY_ROLL)
     {
         return ngx_http_projkey_admin_read_body(r, t);
     }
@@ -329,6 +346,28 @@ ngx_http_projkey_admin_route(ngx_http_request_t *r,
         t->id = path.data + 5;
         t->id_len = last - t->id;
 
+        if (t->id_len == PROJKEY_ID_LEN + 5
+            && ngx_strncmp(t->id + PROJKEY_ID_LEN, "/roll", 5) == 0
+            && ngx_strlchr(t->id, t->id + PROJKEY_ID_LEN, '/') == NULL)
+        {
+            t->id_len = PROJKEY_ID_LEN;
+
+            t->id = ngx_pnalloc(r->pool, t->id_len + 1);
+            if (t->id == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            *ngx_cpymem(t->id, path.data + 5, t->id_len) = '\0';
+
+            if (r->method == NGX_HTTP_POST) {
+                t->op = NGX_HTTP_PROJKEY_ROLL;
+                return NGX_OK;
+            }
+
+            p = (u_char *) "POST";
+            goto not_allowed;
+        }
+
         if (t->id_len != PROJKEY_ID_LEN
             || ngx_strlchr(t->id, last, '/') != NULL)
         {
@@ -411,7 +450,8 @@ ngx_http_projkey_admin_route(ngx_http_request_t *r,
     }
 
     ngx_http_projkey_admin_set_error(t, NGX_HTTP_NOT_FOUND, "not_found",
-        "No such admin API path: use keys, keys/ID, audit or nodes.");
+        "No such admin API path: use keys, keys/ID, keys/ID/roll, audit "
+        "or nodes.");
     return NGX_DECLINED;
 
 not_allowed:
@@ -608,9 +648,16 @@ ngx_http_projkey_admin_parse(ngx_http_request_t *r,
         }
     }
 
-    rc = projkey_store_parse_body(ngx_http_projkey_admin_json, (char *) body,
-                                  len, t->op == NGX_HTTP_PROJKEY_UPDATE,
-                                  &parsed);
+    if (t->op == NGX_HTTP_PROJKEY_ROLL) {
+        rc = projkey_store_parse_roll(ngx_http_projkey_admin_json,
+                                      (char *) body, len, &parsed);
+
+    } else {
+        rc = projkey_store_parse_body(ngx_http_projkey_admin_json,
+                                      (char *) body, len,
+                                      t->op == NGX_HTTP_PROJKEY_UPDATE,
+                                      &parsed);
+    }
 
     if (rc == PROJKEY_STORE_INVALID) {
         ngx_http_projkey_admin_set_error(t, NGX_HTTP_BAD_REQUEST,
@@ -645,6 +692,9 @@ ngx_http_projkey_admin_parse(ngx_http_request_t *r,
     }
 
     t->to_status = parsed.status;
+    t->has_expires = parsed.has_expires;
+    t->expires_at = parsed.expires_at;
+    t->prev_expires_at = parsed.prev_expires_at;
 
     projkey_store_free_body(&parsed);
 
@@ -1006,6 +1056,10 @@ ngx_http_projkey_admin_run(void *data, ngx_log_t *log)
     case NGX_HTTP_PROJKEY_NODES:
         ngx_http_projkey_admin_nodes(t);
         break;
+
+    case NGX_HTTP_PROJKEY_ROLL:
+        ngx_http_projkey_admin_roll(t);
+        break;
     }
 
     /* this node has the write's revision before the answer says it */
@@ -1072,6 +1126,11 @@ ngx_http_projkey_admin_keep_row(void *data, const projkey_row_t *row)
     t->row.status = row->status;
     ngx_memcpy(t->row_hash, row->hash, PROJKEY_HASH_LEN);
 
+    if (row->prev_hash != NULL) {
+        ngx_memcpy(t->row_prev_hash, row->prev_hash, PROJKEY_HASH_LEN);
+        t->has_prev = 1;
+    }
+
     if (t->node) {
         ngx_http_projkey_node_fill(t->node, row);
     }
@@ -1107,8 +1166,9 @@ ngx_http_projkey_admin_create(ngx_http_projkey_admin_task_t *t)
 
     /* the room in the zone first: a full zone changes nothing */
 
-    t->node = ngx_http_projkey_node_alloc_locked(zone, t->project_len,
-                                                 t->name_len);
+    t->node = ngx_http_projkey_node_alloc_ex_locked(zone, t->project_len,
+                                                    t->name_len,
+                                                    t->expires_at > 0);
     if (t->node == NULL) {
         ngx_http_projkey_admin_set_error(t, NGX_HTTP_INSUFFICIENT_STORAGE,
             "zone_full",
@@ -1135,6 +1195,7 @@ ngx_http_projkey_admin_create(ngx_http_projkey_admin_task_t *t)
     key.hash = hash;
     key.preview = preview;
     key.status = t->to_status ? t->to_status : PROJKEY_STATUS_ACTIVE;
+    key.expires_at = t->expires_at;
 
     actor.user = (char *) t->user;
     actor.user_len = t->user_len;
@@ -1168,23 +1229,11 @@ ngx_http_projkey_admin_update(ngx_http_projkey_admin_task_t *t)
 {
     int64_t                   before;
     projkey_actor_t           actor;
+    projkey_change_t          change;
     projkey_store_rc_e        rc;
     ngx_http_projkey_zone_t  *zone;
 
     zone = t->zone;
-
-    if (t->name) {
-        /* a new name is a new node: its room is taken before the commit */
-        t->node = ngx_http_projkey_node_alloc_locked(zone, t->project_len,
-                                                     t->name_len);
-        if (t->node == NULL) {
-            ngx_http_projkey_admin_set_error(t,
-                NGX_HTTP_INSUFFICIENT_STORAGE, "zone_full",
-                "The key zone is full: the key was not changed. "
-                "Make the projkey_zone larger.");
-            return;
-        }
-    }
 
     actor.user = (char *) t->user;
     actor.user_len = t->user_len;
@@ -1195,48 +1244,140 @@ ngx_http_projkey_admin_update(ngx_http_projkey_admin_task_t *t)
 
     rc = projkey_store_revision(zone->store, &before);
     if (rc != PROJKEY_STORE_OK) {
-        if (t->node) {
-            ngx_slab_free_locked(zone->shpool, t->node);
-            t->node = NULL;
-        }
-
         ngx_http_projkey_admin_store_error(t, rc);
         return;
     }
 
-    rc = projkey_store_update(zone->store, (char *) t->project,
+    ngx_memzero(&change, sizeof(projkey_change_t));
+    change.name = (char *) t->name;
+    change.name_len = t->name_len;
+    change.status = t->to_status;
+    change.set_expires = t->has_expires;
+    change.expires_at = t->expires_at;
+
+    /* a new name or expiry is a new node: its room is taken before commit */
+
+    rc = projkey_store_change(zone->store, (char *) t->project,
                               t->project_len, (char *) t->id, t->id_len,
-                              (char *) t->name, t->name_len, t->to_status,
-                              &actor, ngx_http_projkey_admin_keep_row, t);
+                              &change, &actor, ngx_http_projkey_admin_prepare,
+                              ngx_http_projkey_admin_keep_row, t);
+
+    ngx_http_projkey_admin_changed(t, rc, "the key was not changed");
+
+    if (t->code == NULL) {
+        t->revision = ngx_max(t->row.seq, before);
+        t->status = NGX_HTTP_OK;
+    }
+}
+
+
+/*
+ * A new secret, the current one kept as the previous one until its end:
+ * answered as a created key is.
+ */
+
+static void
+ngx_http_projkey_admin_roll(ngx_http_projkey_admin_task_t *t)
+{
+    u_char                    hash[PROJKEY_HASH_LEN];
+    u_char                    preview[PROJKEY_PREVIEW_LEN];
+    projkey_actor_t           actor;
+    projkey_store_rc_e        rc;
+    ngx_http_projkey_zone_t  *zone;
+
+    zone = t->zone;
+
+    actor.user = (char *) t->user;
+    actor.user_len = t->user_len;
+    actor.addr = (char *) t->addr;
+    actor.addr_len = t->addr_len;
+
+    projkey_generate(t->secret);
+    projkey_hash(t->secret, PROJKEY_LEN, hash);
+    projkey_preview(t->secret, PROJKEY_LEN, preview);
+
+    rc = projkey_store_roll(zone->store, (char *) t->project, t->project_len,
+                            (char *) t->id, t->id_len, hash, preview,
+                            t->prev_expires_at, &actor,
+                            ngx_http_projkey_admin_prepare,
+                            ngx_http_projkey_admin_keep_row, t);
+
+    ngx_explicit_memzero(hash, PROJKEY_HASH_LEN);
+
+    ngx_http_projkey_admin_changed(t, rc, "the key was not rolled");
+
+    if (t->code != NULL) {
+        projkey_wipe(t->secret, PROJKEY_LEN);
+        return;
+    }
+
+    t->has_secret = 1;
+    t->revision = t->row.seq;
+    t->status = NGX_HTTP_CREATED;
+}
+
+
+/* inside the transaction: the zone's room for the change, or a rollback */
+
+static int
+ngx_http_projkey_admin_prepare(void *data, const projkey_row_t *row)
+{
+    ngx_http_projkey_admin_task_t *t = data;
+
+    if (ngx_http_projkey_zone_prepare_locked(t->zone, row, &t->prep)
+        != NGX_OK)
+    {
+        t->full = 1;
+        return 1;
+    }
+
+    t->prepared = 1;
+
+    return 0;
+}
+
+
+/* after a change of a key: its nodes published, or the error */
+
+static void
+ngx_http_projkey_admin_changed(ngx_http_projkey_admin_task_t *t,
+    projkey_store_rc_e rc, const char *what)
+{
+    u_char                    msg[128];
+    ngx_http_projkey_zone_t  *zone;
+
+    zone = t->zone;
 
     if (rc != PROJKEY_STORE_OK || !t->found) {
-        if (t->node) {
-            ngx_slab_free_locked(zone->shpool, t->node);
-            t->node = NULL;
+        if (t->prepared) {
+            ngx_http_projkey_zone_discard_locked(zone, &t->prep);
+            t->prepared = 0;
+        }
+
+        if (t->full) {
+            projkey_store_free(t->json);
+            t->json = NULL;
+
+            ngx_snprintf(msg, sizeof(msg), "The key zone is full: %s. "
+                         "Make the projkey_zone larger.%Z", what);
+            ngx_http_projkey_admin_set_error(t,
+                NGX_HTTP_INSUFFICIENT_STORAGE, "zone_full", (char *) msg);
+            ngx_log_error(NGX_LOG_CRIT, zone->log, 0,
+                          "projkey_zone \"%V\" is full: key \"%s\" could "
+                          "not be changed", &zone->name, t->id);
+            return;
         }
 
         ngx_http_projkey_admin_store_error(t, rc);
         return;
     }
 
-    if (t->node) {
-        ngx_http_projkey_node_link_locked(zone, t->node);
-
-    } else if (ngx_http_projkey_zone_set_status_locked(zone, t->row_hash,
-                                                       t->row.status)
-               != NGX_OK)
-    {
-        ngx_log_error(NGX_LOG_CRIT, zone->log, 0,
-                      "projkey_zone \"%V\": key \"%s\" is not in the zone "
-                      "and is rejected", &zone->name, t->id);
+    if (t->prepared) {
+        ngx_http_projkey_zone_publish_locked(zone, &t->prep);
+        t->prepared = 0;
     }
 
-    if (t->row.seq > before) {
-        ngx_http_projkey_admin_seen(zone, t->row.seq);
-    }
-
-    t->revision = ngx_max(t->row.seq, before);
-    t->status = NGX_HTTP_OK;
+    ngx_http_projkey_admin_seen(zone, t->row.seq);
 }
 
 
@@ -1265,6 +1406,10 @@ ngx_http_projkey_admin_delete(ngx_http_projkey_admin_task_t *t)
 
     ngx_http_projkey_zone_remove_locked(zone, t->row_hash);
     ngx_http_projkey_admin_seen(zone, t->row.seq);
+
+    if (t->has_prev) {
+        ngx_http_projkey_zone_remove_locked(zone, t->row_prev_hash);
+    }
 
     t->revision = t->row.seq;
     t->status = NGX_HTTP_NO_CONTENT;

@@ -332,7 +332,8 @@ ngx_http_projkey_metrics_family(u_char *p, ngx_http_projkey_metric_e family,
     ngx_http_projkey_zone_t *zone, ngx_str_t *name)
 {
     size_t                     used;
-    ngx_uint_t                 i, nkeys, ndisabled;
+    ngx_uint_t                 i, nkeys, ndisabled, nexpired,
+                               nexpired_disabled, nexpired_active;
     ngx_atomic_uint_t          n;
     ngx_http_projkey_shctx_t  *sh;
 
@@ -376,15 +377,26 @@ ngx_http_projkey_metrics_family(u_char *p, ngx_http_projkey_metric_e family,
 
     case NGX_HTTP_PROJKEY_M_KEYS:
 
-        /* both move under the mutex: read apart, clamped */
+        /*
+         * nkeys and ndisabled move under the mutex, the expired counts at
+         * each flush: read apart, clamped.  An expired key counts as
+         * expired whatever its stored status, as KEY shows it.
+         */
 
         nkeys = sh->nkeys;
         ndisabled = ngx_min(sh->ndisabled, nkeys);
+        nexpired = ngx_min(sh->nexpired, nkeys);
+        nexpired_disabled = ngx_min(sh->nexpired_disabled,
+                                    ngx_min(nexpired, ndisabled));
+        nexpired_active = ngx_min(nexpired - nexpired_disabled,
+                                  nkeys - ndisabled);
 
         p = ngx_sprintf(p, "projkey_keys{zone=\"%V\",status=\"active\"} %ui\n"
                         "projkey_keys{zone=\"%V\",status=\"disabled\"} %ui\n"
-                        "projkey_keys{zone=\"%V\",status=\"expired\"} 0\n",
-                        name, nkeys - ndisabled, name, ndisabled, name);
+                        "projkey_keys{zone=\"%V\",status=\"expired\"} %ui\n",
+                        name, nkeys - ndisabled - nexpired_active,
+                        name, ndisabled - nexpired_disabled,
+                        name, nexpired_active + nexpired_disabled);
         break;
 
     case NGX_HTTP_PROJKEY_M_USED:

@@ -26,6 +26,8 @@ static ngx_int_t ngx_http_projkey_handler(ngx_http_request_t *r);
 static void ngx_http_projkey_cleanup(void *data);
 static ngx_int_t ngx_http_projkey_check(ngx_http_request_t *r,
     ngx_http_projkey_loc_conf_t *plcf, ngx_http_projkey_ctx_t *ctx);
+static ngx_http_projkey_status_e ngx_http_projkey_verdict(
+    ngx_http_projkey_node_t *node);
 static ngx_int_t ngx_http_projkey_accept(ngx_http_request_t *r,
     ngx_http_projkey_ctx_t *ctx, ngx_http_projkey_node_t *node);
 static ngx_int_t ngx_http_projkey_reject(ngx_http_request_t *r,
@@ -194,7 +196,9 @@ static ngx_str_t  ngx_http_projkey_status_names[] = {
     ngx_string("missing"),
     ngx_string("malformed"),
     ngx_string("unknown"),
-    ngx_string("disabled")
+    ngx_string("disabled"),
+    ngx_string("expired"),
+    ngx_string("unavailable")
 };
 
 
@@ -211,7 +215,10 @@ static ngx_http_projkey_error_t  ngx_http_projkey_errors[] = {
         "Authorization: Bearer sk-project-..."),
     ngx_http_projkey_error("invalid_api_key", "The API key is not valid."),
     ngx_http_projkey_error("invalid_api_key", "The API key is not valid."),
-    ngx_http_projkey_error("api_key_disabled", "The API key is disabled.")
+    ngx_http_projkey_error("api_key_disabled", "The API key is disabled."),
+    ngx_http_projkey_error("api_key_expired", "The API key has expired."),
+    ngx_http_projkey_error("key_store_unavailable",
+        "The API key store is unavailable: try again later.")
 };
 
 
@@ -337,12 +344,13 @@ static ngx_int_t
 ngx_http_projkey_check(ngx_http_request_t *r,
     ngx_http_projkey_loc_conf_t *plcf, ngx_http_projkey_ctx_t *ctx)
 {
-    u_char                    hash[PROJKEY_HASH_LEN];
-    const u_char             *key;
-    ngx_table_elt_t          *h;
-    projkey_auth_e            auth;
-    ngx_http_projkey_node_t  *node;
-    ngx_http_projkey_zone_t  *zone;
+    u_char                     hash[PROJKEY_HASH_LEN];
+    const u_char              *key;
+    ngx_table_elt_t           *h;
+    projkey_auth_e             auth;
+    ngx_http_projkey_node_t   *node;
+    ngx_http_projkey_zone_t   *zone;
+    ngx_http_projkey_status_e  status;
 
     zone = plcf->zone->data;
 
@@ -406,10 +414,14 @@ ngx_http_projkey_check(ngx_http_request_t *r,
                                        : NGX_HTTP_PROJKEY_UNKNOWN);
     }
 
+    /* an active key without an expiry is exactly NGX_HTTP_PROJKEY_ACTIVE */
+
     if (node->status != NGX_HTTP_PROJKEY_ACTIVE) {
-        return ngx_http_projkey_reject(r, plcf, ctx,
-                   node->status == NGX_HTTP_PROJKEY_DISABLED
-                   ? NGX_HTTP_PROJKEY_KEY_DISABLED : NGX_HTTP_PROJKEY_UNKNOWN);
+        status = ngx_http_projkey_verdict(node);
+
+        if (status != NGX_HTTP_PROJKEY_ACCEPTED) {
+            return ngx_http_projkey_reject(r, plcf, ctx, status);
+        }
     }
 
     if (ngx_http_projkey_accept(r, ctx, node) != NGX_OK) {
@@ -423,6 +435,38 @@ ngx_http_projkey_check(ngx_http_request_t *r,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * A key past its expiry is expired whatever its status: so says its KEY
+ * too.  The status is read once, as a writer may store another.
+ */
+
+static ngx_http_projkey_status_e
+ngx_http_projkey_verdict(ngx_http_projkey_node_t *node)
+{
+    ngx_uint_t  status;
+
+    status = ((volatile ngx_http_projkey_node_t *) node)->status;
+
+    if ((status & NGX_HTTP_PROJKEY_EXPIRES)
+        && ngx_time() >= ngx_http_projkey_node_expires(node))
+    {
+        return NGX_HTTP_PROJKEY_KEY_EXPIRED;
+    }
+
+    switch (status & NGX_HTTP_PROJKEY_STATUS_MASK) {
+
+    case NGX_HTTP_PROJKEY_ACTIVE:
+        return NGX_HTTP_PROJKEY_ACCEPTED;
+
+    case NGX_HTTP_PROJKEY_DISABLED:
+        return NGX_HTTP_PROJKEY_KEY_DISABLED;
+
+    default:
+        return NGX_HTTP_PROJKEY_UNKNOWN;
+    }
 }
 
 

@@ -15,9 +15,27 @@
 #include <pwd.h>
 
 
-/* projkey_keys' disabled count follows every status change */
-#define ngx_http_projkey_count_disabled(sh, from, to)                         \
+/*
+ * projkey_keys' counts follow every change of a node: a key is its current
+ * secret's node (a previous secret's is not another key); the status is
+ * the stored one, under the node's flags
+ */
+#define ngx_http_projkey_counted(s)                                           \
+    (((s) & NGX_HTTP_PROJKEY_PREVIOUS) ? NGX_HTTP_PROJKEY_DEAD               \
+                                       : ((s) & NGX_HTTP_PROJKEY_STATUS_MASK))
+
+#define ngx_http_projkey_count(sh, from, to)                                  \
+    ngx_http_projkey_count_keys(sh, ngx_http_projkey_counted(from),          \
+                                ngx_http_projkey_counted(to))
+
+#define ngx_http_projkey_count_keys(sh, from, to)                             \
     if ((from) != (to)) {                                                     \
+        if ((from) == NGX_HTTP_PROJKEY_DEAD) {                                \
+            (sh)->nkeys++;                                                    \
+        }                                                                     \
+        if ((to) == NGX_HTTP_PROJKEY_DEAD) {                                  \
+            (sh)->nkeys--;                                                    \
+        }                                                                     \
         if ((from) == NGX_HTTP_PROJKEY_DISABLED) {                            \
             (sh)->ndisabled--;                                                \
         }                                                                     \
@@ -80,6 +98,12 @@ static void ngx_http_projkey_flush_done(ngx_event_t *ev);
 static int ngx_http_projkey_sync_row(void *data, const projkey_row_t *row);
 static ngx_http_projkey_node_t **ngx_http_projkey_zone_find_locked(
     ngx_http_projkey_zone_t *zone, const u_char *hash);
+static void ngx_http_projkey_node_fill_secret(ngx_http_projkey_node_t *node,
+    const projkey_row_t *row, const u_char *hash, int64_t expires,
+    ngx_uint_t flags);
+static ngx_flag_t ngx_http_projkey_node_same(ngx_http_projkey_node_t *node,
+    const projkey_row_t *row, int64_t expires, ngx_uint_t flags);
+static int ngx_http_projkey_purge_row(void *data, const projkey_row_t *row);
 static void ngx_http_projkey_node_unlink_locked(ngx_http_projkey_zone_t *zone,
     ngx_http_projkey_node_t **np);
 
@@ -671,29 +695,21 @@ ngx_http_projkey_zone_load_row(void *data, const projkey_row_t *row)
 {
     ngx_http_projkey_load_t *load = data;
 
-    ngx_http_projkey_node_t  *node;
+    ngx_http_projkey_prep_t   prep;
 
     if (load->failed) {
         load->failed++;
         return 0;
     }
 
-    if (row->project_len > NGX_HTTP_PROJKEY_PROJECT_MAX
-        || row->name_len > 0xffff)
+    if (ngx_http_projkey_zone_prepare_locked(load->zone, row, &prep)
+        != NGX_OK)
     {
         load->failed++;
         return 0;
     }
 
-    node = ngx_http_projkey_node_alloc_locked(load->zone, row->project_len,
-                                              row->name_len);
-    if (node == NULL) {
-        load->failed++;
-        return 0;
-    }
-
-    ngx_http_projkey_node_fill(node, row);
-    ngx_http_projkey_node_link_locked(load->zone, node);
+    ngx_http_projkey_zone_publish_locked(load->zone, &prep);
 
     load->loaded++;
 
@@ -1215,8 +1231,8 @@ ngx_http_projkey_flush(void *data, ngx_log_t *log)
     ino_t                      ino;
     dev_t                      dev;
     time_t                     since, now;
-    size_t                     n, size;
-    ngx_uint_t                 i;
+    size_t                     n, size, purged;
+    ngx_uint_t                 i, expired, expired_disabled;
     projkey_touch_t           *touch, *more;
     projkey_store_rc_e         rc;
     ngx_http_projkey_node_t   *node;
@@ -1241,10 +1257,43 @@ ngx_http_projkey_flush(void *data, ngx_log_t *log)
     ino = zone->ino;
     dev = zone->dev;
 
+    /* previous secrets past their end leave the database and the zone */
+
+    rc = projkey_store_purge(zone->store, now, ngx_http_projkey_purge_row,
+                             zone, &purged);
+
+    if (rc != PROJKEY_STORE_OK) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "projkey_zone \"%V\": previous secrets past their end "
+                      "are not removed from database \"%V\": %s; will "
+                      "retry", &zone->name, &zone->db,
+                      projkey_store_errmsg(zone->store));
+
+    } else if (purged) {
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "projkey_zone \"%V\": %uz previous secrets past their "
+                      "end removed", &zone->name, purged);
+    }
+
     since = sh->flushed;
+    expired = 0;
+    expired_disabled = 0;
 
     for (i = 0; i <= sh->mask; i++) {
         for (node = sh->buckets[i]; node; node = node->next) {
+
+            /* projkey_keys' expired count: the walk is here anyway */
+
+            if ((node->status
+                 & (NGX_HTTP_PROJKEY_EXPIRES|NGX_HTTP_PROJKEY_PREVIOUS))
+                   == NGX_HTTP_PROJKEY_EXPIRES
+                && now >= ngx_http_projkey_node_expires(node))
+            {
+                expired++;
+                expired_disabled += ((node->status
+                                      & NGX_HTTP_PROJKEY_STATUS_MASK)
+                                     == NGX_HTTP_PROJKEY_DISABLED);
+            }
 
             if ((time_t) node->last_used <= since) {
                 continue;
@@ -1267,6 +1316,9 @@ ngx_http_projkey_flush(void *data, ngx_log_t *log)
             n++;
         }
     }
+
+    sh->nexpired = (uint32_t) expired;
+    sh->nexpired_disabled = (uint32_t) expired_disabled;
 
     if (n == 0) {
         /* a use within this very second may come after the scan */
@@ -1297,6 +1349,19 @@ done:
     if (ino != 0) {
         ngx_http_projkey_checkpoint(zone, ino, dev, log);
     }
+}
+
+
+/* the hash of a previous secret the purge took out; rejected already */
+
+static int
+ngx_http_projkey_purge_row(void *data, const projkey_row_t *row)
+{
+    ngx_http_projkey_zone_t *zone = data;
+
+    (void) ngx_http_projkey_zone_apply_locked(zone, row);
+
+    return 0;
 }
 
 
@@ -1516,7 +1581,9 @@ ngx_http_projkey_resync_row(void *data, const projkey_row_t *row)
 
     u_char  *more;
 
-    if (rs->n == rs->size) {
+    /* room for the key's hash and its previous secret's */
+
+    if (rs->n + 2 > rs->size) {
         rs->size = rs->size ? rs->size * 2 : 1024;
 
         more = realloc(rs->hashes, rs->size * NGX_HTTP_PROJKEY_HASH_LEN);
@@ -1530,6 +1597,12 @@ ngx_http_projkey_resync_row(void *data, const projkey_row_t *row)
     ngx_memcpy(rs->hashes + rs->n * NGX_HTTP_PROJKEY_HASH_LEN, row->hash,
                NGX_HTTP_PROJKEY_HASH_LEN);
     rs->n++;
+
+    if (row->prev_hash != NULL) {
+        ngx_memcpy(rs->hashes + rs->n * NGX_HTTP_PROJKEY_HASH_LEN,
+                   row->prev_hash, NGX_HTTP_PROJKEY_HASH_LEN);
+        rs->n++;
+    }
 
     switch (ngx_http_projkey_zone_apply_locked(rs->zone, row)) {
 
@@ -1555,7 +1628,7 @@ ngx_http_projkey_zone_resync_locked(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log)
 {
     int64_t                    seq, last;
-    ngx_uint_t                 i, removed, disabled;
+    ngx_uint_t                 i, removed, keys, disabled, status;
     projkey_store_rc_e         rc;
     ngx_http_projkey_node_t   *node, **np;
     ngx_http_projkey_shctx_t  *sh;
@@ -1593,6 +1666,7 @@ ngx_http_projkey_zone_resync_locked(ngx_http_projkey_zone_t *zone,
     }
 
     removed = 0;
+    keys = 0;
     disabled = 0;
 
     for (i = 0; i <= sh->mask; i++) {
@@ -1607,7 +1681,9 @@ ngx_http_projkey_zone_resync_locked(ngx_http_projkey_zone_t *zone,
                            ngx_http_projkey_hash_cmp)
                    != NULL)
             {
-                disabled += (node->status == NGX_HTTP_PROJKEY_DISABLED);
+                status = ngx_http_projkey_counted(node->status);
+                keys += (status != NGX_HTTP_PROJKEY_DEAD);
+                disabled += (status == NGX_HTTP_PROJKEY_DISABLED);
                 np = &node->next;
                 continue;
             }
@@ -1618,6 +1694,7 @@ ngx_http_projkey_zone_resync_locked(ngx_http_projkey_zone_t *zone,
     }
 
     /* counted again while the walk is here: a killed writer's miscount ends */
+    sh->nkeys = keys;
     sh->ndisabled = disabled;
 
     free(rs.hashes);
@@ -1719,30 +1796,118 @@ ngx_http_projkey_node_t *
 ngx_http_projkey_node_alloc_locked(ngx_http_projkey_zone_t *zone,
     size_t project_len, size_t name_len)
 {
+    return ngx_http_projkey_node_alloc_ex_locked(zone, project_len, name_len,
+                                                 0);
+}
+
+
+/* a node of a key that expires has 4 bytes more, for its expiry */
+
+ngx_http_projkey_node_t *
+ngx_http_projkey_node_alloc_ex_locked(ngx_http_projkey_zone_t *zone,
+    size_t project_len, size_t name_len, ngx_flag_t expires)
+{
     ngx_http_projkey_zone_sweep_locked(zone);
 
     return ngx_slab_alloc_locked(zone->shpool,
                                  ngx_http_projkey_node_size(project_len,
-                                                            name_len));
+                                                            name_len)
+                                 + (expires ? sizeof(uint32_t) : 0));
 }
 
+
+/* the node of a key's current secret; it needs the room of its expiry */
 
 void
 ngx_http_projkey_node_fill(ngx_http_projkey_node_t *node,
     const projkey_row_t *row)
 {
-    u_char  *p;
+    ngx_http_projkey_node_fill_secret(node, row, row->hash, row->expires_at,
+                                      0);
+}
+
+
+static void
+ngx_http_projkey_node_fill_secret(ngx_http_projkey_node_t *node,
+    const projkey_row_t *row, const u_char *hash, int64_t expires,
+    ngx_uint_t flags)
+{
+    u_char    *p;
+    uint32_t   e;
+
+    if (expires > 0) {
+        flags |= NGX_HTTP_PROJKEY_EXPIRES;
+    }
 
     node->next = NULL;
-    ngx_memcpy(node->hash, row->hash, NGX_HTTP_PROJKEY_HASH_LEN);
+    ngx_memcpy(node->hash, hash, NGX_HTTP_PROJKEY_HASH_LEN);
     node->last_used = (uint32_t) row->last_used_at;
-    node->status = (u_char) row->status;
+    node->status = (u_char) (row->status | flags);
     node->project_len = (u_char) row->project_len;
     node->name_len = (uint16_t) row->name_len;
 
     p = ngx_cpymem(node->data, row->id, PROJKEY_ID_LEN);
     p = ngx_cpymem(p, row->project, row->project_len);
-    ngx_memcpy(p, row->name, row->name_len);
+    p = ngx_cpymem(p, row->name, row->name_len);
+
+    if (expires > 0) {
+        /* Unix time in 32 bits lasts until 2106 */
+        e = (expires > 0xffffffff) ? 0xffffffff : (uint32_t) expires;
+        ngx_memcpy(p, &e, sizeof(uint32_t));
+    }
+}
+
+
+/* when a node with NGX_HTTP_PROJKEY_EXPIRES stops working; 0 without */
+
+time_t
+ngx_http_projkey_node_expires(ngx_http_projkey_node_t *node)
+{
+    uint32_t  e;
+
+    if (!(node->status & NGX_HTTP_PROJKEY_EXPIRES)) {
+        return 0;
+    }
+
+    ngx_memcpy(&e, node->data + PROJKEY_ID_LEN + node->project_len
+                   + node->name_len, sizeof(uint32_t));
+
+    return (time_t) e;
+}
+
+
+/* the same key in the same form: only its status may differ */
+
+static ngx_flag_t
+ngx_http_projkey_node_same(ngx_http_projkey_node_t *node,
+    const projkey_row_t *row, int64_t expires, ngx_uint_t flags)
+{
+    u_char  *p;
+
+    if (expires > 0) {
+        flags |= NGX_HTTP_PROJKEY_EXPIRES;
+    }
+
+    if ((node->status & ~NGX_HTTP_PROJKEY_STATUS_MASK) != flags
+        || node->name_len != row->name_len
+        || node->project_len != row->project_len)
+    {
+        return 0;
+    }
+
+    p = node->data + PROJKEY_ID_LEN + node->project_len;
+
+    if (ngx_memcmp(node->data, row->id, PROJKEY_ID_LEN) != 0
+        || ngx_memcmp(node->data + PROJKEY_ID_LEN, row->project,
+                      row->project_len) != 0
+        || ngx_memcmp(p, row->name, row->name_len) != 0)
+    {
+        return 0;
+    }
+
+    return expires <= 0
+           || ngx_http_projkey_node_expires(node)
+              == (time_t) ((expires > 0xffffffff) ? 0xffffffff : expires);
 }
 
 
@@ -1788,15 +1953,13 @@ ngx_http_projkey_node_link_locked(ngx_http_projkey_zone_t *zone,
             node->last_used = old->last_used;
         }
 
-        ngx_http_projkey_count_disabled(zone->sh, old->status, node->status);
+        ngx_http_projkey_count(zone->sh, old->status, node->status);
 
     } else {
         np = &zone->sh->buckets[*(uint64_t *) node->hash & zone->sh->mask];
         node->next = *np;
-        zone->sh->nkeys++;
 
-        ngx_http_projkey_count_disabled(zone->sh, NGX_HTTP_PROJKEY_DEAD,
-                                        node->status);
+        ngx_http_projkey_count(zone->sh, NGX_HTTP_PROJKEY_DEAD, node->status);
     }
 
     ngx_memory_barrier();
@@ -1859,10 +2022,8 @@ ngx_http_projkey_node_unlink_locked(ngx_http_projkey_zone_t *zone,
 
     node = *np;
     *np = node->next;
-    zone->sh->nkeys--;
 
-    ngx_http_projkey_count_disabled(zone->sh, node->status,
-                                    NGX_HTTP_PROJKEY_DEAD);
+    ngx_http_projkey_count(zone->sh, node->status, NGX_HTTP_PROJKEY_DEAD);
 
     ngx_memory_barrier();
 
@@ -1882,7 +2043,10 @@ ngx_http_projkey_zone_set_status_locked(ngx_http_projkey_zone_t *zone,
         return NGX_DECLINED;
     }
 
-    ngx_http_projkey_count_disabled(zone->sh, (*np)->status, status);
+    /* the flags stay: they describe the node, not the status */
+    status = ((*np)->status & ~NGX_HTTP_PROJKEY_STATUS_MASK) | status;
+
+    ngx_http_projkey_count(zone->sh, (*np)->status, status);
 
     (*np)->status = (u_char) status;
 
@@ -1914,62 +2078,169 @@ ngx_http_projkey_zone_sweep_locked(ngx_http_projkey_zone_t *zone)
 
 
 /*
+ * The nodes of a row: its secret and, of a rolled key, its previous one.
+ * A node unchanged but for its status is kept and takes the status at
+ * publish; any other change (a name, an expiry) takes a new node, made
+ * here, so that a caller that must not commit without room learns it
+ * first.  NGX_DECLINED: no room, NGX_ERROR: too big for a node; nothing
+ * taken either way.
+ */
+
+ngx_int_t
+ngx_http_projkey_zone_prepare_locked(ngx_http_projkey_zone_t *zone,
+    const projkey_row_t *row, ngx_http_projkey_prep_t *prep)
+{
+    int64_t                    expires;
+    ngx_uint_t                 i, flags;
+    const u_char              *hash;
+    ngx_http_projkey_node_t   *node;
+
+    ngx_memzero(prep, sizeof(ngx_http_projkey_prep_t));
+
+    if (row->project_len > NGX_HTTP_PROJKEY_PROJECT_MAX
+        || row->name_len > 0xffff)
+    {
+        return NGX_ERROR;
+    }
+
+    prep->n = (row->prev_hash != NULL) ? 2 : 1;
+
+    for (i = 0; i < prep->n; i++) {
+
+        if (i == 0) {
+            hash = row->hash;
+            expires = row->expires_at;
+            flags = 0;
+
+        } else {
+            hash = row->prev_hash;
+            expires = row->prev_expires_at;
+            flags = NGX_HTTP_PROJKEY_PREVIOUS;
+
+            /* a previous secret always ends; a past end is a second ago */
+            if (expires <= 0) {
+                expires = 1;
+            }
+        }
+
+        ngx_memcpy(prep->hash[i], hash, NGX_HTTP_PROJKEY_HASH_LEN);
+        prep->status[i] = (u_char) (row->status | flags
+                                    | (expires > 0
+                                       ? NGX_HTTP_PROJKEY_EXPIRES : 0));
+
+        node = *ngx_http_projkey_zone_find_locked(zone, hash);
+
+        if (node != NULL
+            && ngx_http_projkey_node_same(node, row, expires, flags))
+        {
+            continue;
+        }
+
+        node = ngx_http_projkey_node_alloc_ex_locked(zone, row->project_len,
+                                                     row->name_len,
+                                                     expires > 0);
+        if (node == NULL) {
+            ngx_http_projkey_zone_discard_locked(zone, prep);
+            return NGX_DECLINED;
+        }
+
+        ngx_http_projkey_node_fill_secret(node, row, hash, expires, flags);
+        prep->node[i] = node;
+    }
+
+    if (row->retired_hash != NULL) {
+        ngx_memcpy(prep->retired, row->retired_hash,
+                   NGX_HTTP_PROJKEY_HASH_LEN);
+        prep->has_retired = 1;
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_projkey_zone_publish_locked(ngx_http_projkey_zone_t *zone,
+    ngx_http_projkey_prep_t *prep)
+{
+    ngx_uint_t                 i;
+    ngx_http_projkey_node_t  **np;
+
+    for (i = 0; i < prep->n; i++) {
+
+        if (prep->node[i] != NULL) {
+            ngx_http_projkey_node_link_locked(zone, prep->node[i]);
+            prep->node[i] = NULL;
+            continue;
+        }
+
+        np = ngx_http_projkey_zone_find_locked(zone, prep->hash[i]);
+
+        if (*np != NULL) {
+            ngx_http_projkey_count(zone->sh, (*np)->status, prep->status[i]);
+            (*np)->status = prep->status[i];
+        }
+    }
+
+    if (prep->has_retired) {
+        ngx_http_projkey_zone_remove_locked(zone, prep->retired);
+    }
+
+    prep->n = 0;
+}
+
+
+/* nodes made and never published: no reader has seen them */
+
+void
+ngx_http_projkey_zone_discard_locked(ngx_http_projkey_zone_t *zone,
+    ngx_http_projkey_prep_t *prep)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < 2; i++) {
+        if (prep->node[i] != NULL) {
+            ngx_slab_free_locked(zone->shpool, prep->node[i]);
+            prep->node[i] = NULL;
+        }
+    }
+
+    prep->n = 0;
+}
+
+
+/*
  * Brings the zone to a row's state.  An unchanged key is left alone; a new
- * name or a new key takes a new node; a status is a single store.  A row
- * that does not fit takes the key out of the zone: it is rejected until a
- * later sync finds room for it.
+ * name, expiry or secret takes a new node; a status is a single store.  A
+ * row that does not fit takes the key out of the zone, both its secrets:
+ * it is rejected until a later sync finds room for it.
  */
 
 ngx_int_t
 ngx_http_projkey_zone_apply_locked(ngx_http_projkey_zone_t *zone,
     const projkey_row_t *row)
 {
-    u_char                    *p;
-    ngx_http_projkey_node_t   *node, **np;
+    ngx_int_t                 rc;
+    ngx_http_projkey_prep_t   prep;
 
     if (row->status == PROJKEY_STATUS_DELETED) {
         ngx_http_projkey_zone_remove_locked(zone, row->hash);
         return NGX_OK;
     }
 
-    if (row->project_len > NGX_HTTP_PROJKEY_PROJECT_MAX
-        || row->name_len > 0xffff)
-    {
-        ngx_http_projkey_zone_remove_locked(zone, row->hash);
-        return NGX_ERROR;
-    }
+    rc = ngx_http_projkey_zone_prepare_locked(zone, row, &prep);
 
-    np = ngx_http_projkey_zone_find_locked(zone, row->hash);
-    node = *np;
-
-    if (node != NULL
-        && node->name_len == row->name_len
-        && node->project_len == row->project_len)
-    {
-        p = node->data + PROJKEY_ID_LEN + node->project_len;
-
-        if (ngx_memcmp(node->data, row->id, PROJKEY_ID_LEN) == 0
-            && ngx_memcmp(node->data + PROJKEY_ID_LEN, row->project,
-                          row->project_len) == 0
-            && ngx_memcmp(p, row->name, row->name_len) == 0)
-        {
-            ngx_http_projkey_count_disabled(zone->sh, node->status,
-                                            row->status);
-            node->status = (u_char) row->status;
-            return NGX_OK;
-        }
-    }
-
-    node = ngx_http_projkey_node_alloc_locked(zone, row->project_len,
-                                              row->name_len);
-    if (node == NULL) {
+    if (rc != NGX_OK) {
         /* fail closed: the key's old state must not outlive its change */
         ngx_http_projkey_zone_remove_locked(zone, row->hash);
-        return NGX_DECLINED;
+
+        if (row->prev_hash != NULL) {
+            ngx_http_projkey_zone_remove_locked(zone, row->prev_hash);
+        }
+
+        return rc;
     }
 
-    ngx_http_projkey_node_fill(node, row);
-    ngx_http_projkey_node_link_locked(zone, node);
+    ngx_http_projkey_zone_publish_locked(zone, &prep);
 
     return NGX_OK;
 }

@@ -30,25 +30,39 @@
 /* field names quoted in error messages are cut to this many bytes */
 #define PROJKEY_FIELD_MAX        40
 
+#define PROJKEY_STR(n)           PROJKEY_STR_(n)
+#define PROJKEY_STR_(n)          #n
+
 #define PROJKEY_AUDIT_LIMIT      50
 #define PROJKEY_AUDIT_LIMIT_MAX  1000
 
 #define PROJKEY_RFC3339          "'%Y-%m-%dT%H:%M:%SZ'"
 
+/* a statement's "now", as Unix seconds */
+#define PROJKEY_SQL_NOW          "CAST(strftime('%s', 'now') AS INTEGER)"
+
+#define PROJKEY_PURGE_BATCH      1000
+
 /* the columns of a key, in the order projkey_store_row() reads them */
 #define PROJKEY_KEY_COLUMNS                                                   \
     "id, hash, project, name, preview, created_by, created_at, updated_at, "  \
-    "coalesce(last_used_at, 0), seq, status"
+    "coalesce(last_used_at, 0), seq, status, coalesce(expires_at, 0), "      \
+    "prev_hash, prev_preview, coalesce(prev_expires_at, 0)"
 
 /* the KEY object of the contract, from the columns of table keys */
 #define PROJKEY_KEY_JSON                                                      \
     "json_object('id', id, 'name', name, 'preview', preview, "                \
-    "'status', CASE status WHEN 1 THEN 'active' ELSE 'disabled' END, "        \
+    "'status', CASE WHEN expires_at <= " PROJKEY_SQL_NOW " THEN 'expired' "  \
+    "WHEN status = 1 THEN 'active' ELSE 'disabled' END, "                     \
     "'project', project, 'created_by', created_by, "                          \
     "'created_at', strftime(" PROJKEY_RFC3339 ", created_at, 'unixepoch'), "  \
     "'updated_at', strftime(" PROJKEY_RFC3339 ", updated_at, 'unixepoch'), "  \
     "'last_used_at', CASE WHEN last_used_at > 0 THEN "                        \
-    "strftime(" PROJKEY_RFC3339 ", last_used_at, 'unixepoch') END)"
+    "strftime(" PROJKEY_RFC3339 ", last_used_at, 'unixepoch') END, "          \
+    "'expires_at', strftime(" PROJKEY_RFC3339 ", expires_at, 'unixepoch'), "  \
+    "'previous_preview', CASE WHEN prev_hash IS NOT NULL THEN prev_preview "  \
+    "END, 'previous_expires_at', CASE WHEN prev_hash IS NOT NULL THEN "       \
+    "strftime(" PROJKEY_RFC3339 ", prev_expires_at, 'unixepoch') END)"
 
 
 typedef enum {
@@ -79,6 +93,12 @@ typedef enum {
     PROJKEY_SQL_NODE_EXPIRE,
     PROJKEY_SQL_NODES,
     PROJKEY_SQL_NODES_JSON,
+    PROJKEY_SQL_ROLL,
+    PROJKEY_SQL_RETIRE,
+    PROJKEY_SQL_AUDIT_ROLL,
+    PROJKEY_SQL_PURGE_ANY,
+    PROJKEY_SQL_PURGE_LIST,
+    PROJKEY_SQL_PURGE,
     PROJKEY_SQL_N
 } projkey_sql_e;
 
@@ -98,6 +118,8 @@ struct projkey_store_s {
 typedef struct {
     projkey_row_t   row;
     unsigned char   hash[PROJKEY_HASH_LEN];
+    unsigned char   prev_hash[PROJKEY_HASH_LEN];
+    unsigned char   retired_hash[PROJKEY_HASH_LEN];
     char           *buf;
 } projkey_snap_t;
 
@@ -138,9 +160,23 @@ static projkey_store_rc_e projkey_store_audit(projkey_store_t *st,
     size_t to_len);
 static projkey_store_rc_e projkey_store_json(projkey_store_t *st,
     sqlite3_stmt *s, char **out, size_t *len);
+static projkey_store_rc_e projkey_store_parse_any(projkey_store_t *st,
+    const char *body, size_t len, int require_one, int roll,
+    projkey_body_t *out);
 static projkey_store_rc_e projkey_store_parse_json(projkey_store_t *st,
-    const char *body, size_t len, int require_one, projkey_body_t *out);
+    const char *body, size_t len, int require_one, int roll,
+    projkey_body_t *out);
+static projkey_store_rc_e projkey_store_parse_member_time(
+    projkey_store_t *st, const char *type, const char *value, size_t len,
+    int roll, projkey_body_t *out);
 static const char *projkey_status_name(int status);
+static const char *projkey_row_status_name(const projkey_row_t *row,
+    int64_t now);
+static projkey_store_rc_e projkey_store_retire(projkey_store_t *st,
+    const unsigned char *hash, const char *id, size_t id_len,
+    const char *project, size_t project_len, int64_t seq);
+static int projkey_store_hash_ok(sqlite3_stmt *s, int col);
+static int64_t projkey_store_years_ahead(int64_t now, int years);
 static size_t projkey_utf8_char(const unsigned char *p, size_t len,
     uint32_t *cp);
 
@@ -165,12 +201,20 @@ static const char  *projkey_store_sql[PROJKEY_SQL_N] = {
 
     "SELECT " PROJKEY_KEY_COLUMNS " FROM keys",
 
-    /* a deleted key is in "deleted" only: ids are never reused */
+    /*
+     * A deleted key is in "deleted" only: ids are never reused.  A hash
+     * out of use comes before the key's row of the same change.
+     */
     "SELECT " PROJKEY_KEY_COLUMNS " FROM keys WHERE seq > ?1"
     " UNION ALL"
-    " SELECT id, hash, project, NULL, NULL, NULL, 0, 0, 0, seq, 0"
+    " SELECT id, hash, project, NULL, NULL, NULL, 0, 0, 0, seq, 0,"
+    " 0, NULL, NULL, 0"
     " FROM deleted WHERE seq > ?1"
-    " ORDER BY 10",
+    " UNION ALL"
+    " SELECT id, hash, project, NULL, NULL, NULL, 0, 0, 0, seq, 0,"
+    " 0, NULL, NULL, 0"
+    " FROM retired WHERE seq > ?1"
+    " ORDER BY 10, 11",
 
     "SELECT " PROJKEY_KEY_COLUMNS " FROM keys WHERE id = ?1 AND project = ?2",
 
@@ -178,10 +222,11 @@ static const char  *projkey_store_sql[PROJKEY_SQL_N] = {
     " ORDER BY created_at DESC, rowid DESC",
 
     "INSERT INTO keys (id, project, name, hash, preview, status, created_by,"
-    " created_at, updated_at, last_used_at, seq)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, NULL, ?9)",
+    " created_at, updated_at, last_used_at, seq, expires_at)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, NULL, ?9, ?10)",
 
-    "UPDATE keys SET name = ?3, status = ?4, updated_at = ?5, seq = ?6"
+    "UPDATE keys SET name = ?3, status = ?4, updated_at = ?5, seq = ?6,"
+    " expires_at = ?7"
     " WHERE id = ?1 AND project = ?2",
 
     "INSERT INTO deleted (id, hash, project, seq) VALUES (?1, ?2, ?3, ?4)",
@@ -207,7 +252,12 @@ static const char  *projkey_store_sql[PROJKEY_SQL_N] = {
     " 'created_at', strftime(" PROJKEY_RFC3339 ", ?7, 'unixepoch'),"
     " 'updated_at', strftime(" PROJKEY_RFC3339 ", ?8, 'unixepoch'),"
     " 'last_used_at', CASE WHEN ?9 > 0 THEN"
-    " strftime(" PROJKEY_RFC3339 ", ?9, 'unixepoch') END)",
+    " strftime(" PROJKEY_RFC3339 ", ?9, 'unixepoch') END,"
+    " 'expires_at', CASE WHEN ?10 > 0 THEN"
+    " strftime(" PROJKEY_RFC3339 ", ?10, 'unixepoch') END,"
+    " 'previous_preview', ?11,"
+    " 'previous_expires_at', CASE WHEN ?11 IS NOT NULL THEN"
+    " strftime(" PROJKEY_RFC3339 ", ?12, 'unixepoch') END)",
 
     "SELECT json_object('keys', json_group_array(json(k))) FROM"
     " (SELECT " PROJKEY_KEY_JSON " AS k FROM keys WHERE project = ?1"
@@ -246,7 +296,31 @@ static const char  *projkey_store_sql[PROJKEY_SQL_N] = {
     " 'stale', json(CASE WHEN ?1 - last_seen >= ?2"
     " THEN 'true' ELSE 'false' END),"
     " 'zone', json_object('keys', zone_keys, 'used_bytes', zone_used,"
-    " 'size_bytes', zone_size)) AS n FROM nodes ORDER BY name)))"
+    " 'size_bytes', zone_size)) AS n FROM nodes ORDER BY name)))",
+
+    /* the current secret becomes the previous one */
+    "UPDATE keys SET prev_hash = hash, prev_preview = preview,"
+    " prev_expires_at = ?5, hash = ?3, preview = ?4, updated_at = ?6,"
+    " seq = ?7"
+    " WHERE id = ?1 AND project = ?2",
+
+    /* a previous secret out of use: followers take its hash out */
+    "INSERT OR REPLACE INTO retired (hash, id, project, seq)"
+    " VALUES (?1, ?2, ?3, ?4)",
+
+    "INSERT INTO audit (at, project, key_id, action, actor, addr, detail)"
+    " VALUES (?1, ?2, ?3, 'roll', ?4, ?5, json_object('preview',"
+    " json_object('from', ?6, 'to', ?7), 'previous_expires_at',"
+    " strftime(" PROJKEY_RFC3339 ", ?8, 'unixepoch')))",
+
+    "SELECT 1 FROM keys WHERE prev_hash IS NOT NULL"
+    " AND prev_expires_at <= ?1 LIMIT 1",
+
+    "SELECT id, project, prev_hash FROM keys WHERE prev_hash IS NOT NULL"
+    " AND prev_expires_at <= ?1 LIMIT " PROJKEY_STR(PROJKEY_PURGE_BATCH),
+
+    "UPDATE keys SET prev_hash = NULL, prev_preview = NULL,"
+    " prev_expires_at = NULL, seq = ?2 WHERE id = ?1"
 };
 
 
@@ -319,6 +393,12 @@ static const char  *projkey_store_migrations[] = {
      * 2 -> 3: the nginx instances following the database (GET nodes),
      * each with the revision its zone has applied; heartbeats take no
      * sequence number.
+     *
+     * Expiry, and the previous secret of a rolled key.  A previous
+     * secret taken out of use is a row of "retired", as a deleted key is
+     * one of "deleted".  The audit table is made again, its rows and
+     * sequence kept, for the CHECK of the new actions.  The triggers cover
+     * the new columns, and retire a hash that a change by hand drops.
      */
     "CREATE TABLE nodes ("
     " name TEXT PRIMARY KEY NOT NULL,"
@@ -327,6 +407,72 @@ static const char  *projkey_store_migrations[] = {
     " zone_keys INTEGER NOT NULL,"
     " zone_used INTEGER NOT NULL,"
     " zone_size INTEGER NOT NULL);"
+    "ALTER TABLE keys ADD COLUMN expires_at INTEGER;"
+    "ALTER TABLE keys ADD COLUMN prev_hash BLOB;"
+    "ALTER TABLE keys ADD COLUMN prev_preview TEXT;"
+    "ALTER TABLE keys ADD COLUMN prev_expires_at INTEGER;"
+    "CREATE INDEX keys_prev_expires ON keys (prev_expires_at)"
+    " WHERE prev_hash IS NOT NULL;"
+    "CREATE TABLE retired ("
+    " hash BLOB PRIMARY KEY NOT NULL,"
+    " id TEXT NOT NULL,"
+    " project TEXT NOT NULL,"
+    " seq INTEGER NOT NULL);"
+    "CREATE INDEX retired_seq ON retired (seq);"
+    "CREATE TABLE audit_new ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " at INTEGER NOT NULL,"
+    " project TEXT NOT NULL,"
+    " key_id TEXT NOT NULL,"
+    " action TEXT NOT NULL CHECK (action IN"
+    " ('create', 'rename', 'disable', 'enable', 'delete',"
+    " 'set_expiry', 'clear_expiry', 'roll')),"
+    " actor TEXT NOT NULL,"
+    " addr TEXT,"
+    " detail TEXT NOT NULL);"
+    "INSERT INTO audit_new (seq, at, project, key_id, action, actor, addr,"
+    " detail)"
+    " SELECT seq, at, project, key_id, action, actor, addr, detail"
+    " FROM audit ORDER BY seq;"
+    "DELETE FROM sqlite_sequence WHERE name = 'audit_new';"
+    "UPDATE sqlite_sequence SET name = 'audit_new' WHERE name = 'audit';"
+    "DROP TABLE audit;"
+    "ALTER TABLE audit_new RENAME TO audit;"
+    "CREATE INDEX audit_project ON audit (project, seq);"
+    "DROP TRIGGER keys_changed_by_hand;"
+    "CREATE TRIGGER keys_changed_by_hand"
+    " AFTER UPDATE OF name, status, project, hash, expires_at, prev_hash,"
+    " prev_expires_at ON keys"
+    " WHEN NEW.seq = OLD.seq"
+    " BEGIN"
+    " UPDATE meta SET v = v + 1 WHERE k = 'seq';"
+    " INSERT OR REPLACE INTO retired (hash, id, project, seq)"
+    " SELECT OLD.hash, OLD.id, OLD.project,"
+    " (SELECT v FROM meta WHERE k = 'seq')"
+    " WHERE OLD.hash IS NOT NEW.hash AND OLD.hash IS NOT NEW.prev_hash;"
+    " INSERT OR REPLACE INTO retired (hash, id, project, seq)"
+    " SELECT OLD.prev_hash, OLD.id, OLD.project,"
+    " (SELECT v FROM meta WHERE k = 'seq')"
+    " WHERE OLD.prev_hash IS NOT NULL"
+    " AND OLD.prev_hash IS NOT NEW.prev_hash"
+    " AND OLD.prev_hash IS NOT NEW.hash;"
+    " UPDATE keys SET seq = (SELECT v FROM meta WHERE k = 'seq')"
+    " WHERE id = NEW.id;"
+    " END;"
+    "DROP TRIGGER keys_deleted_by_hand;"
+    "CREATE TRIGGER keys_deleted_by_hand"
+    " AFTER DELETE ON keys"
+    " WHEN NOT EXISTS (SELECT 1 FROM deleted WHERE id = OLD.id)"
+    " BEGIN"
+    " UPDATE meta SET v = v + 1 WHERE k = 'seq';"
+    " INSERT INTO deleted (id, hash, project, seq)"
+    " VALUES (OLD.id, OLD.hash, OLD.project,"
+    " (SELECT v FROM meta WHERE k = 'seq'));"
+    " INSERT OR REPLACE INTO retired (hash, id, project, seq)"
+    " SELECT OLD.prev_hash, OLD.id, OLD.project,"
+    " (SELECT v FROM meta WHERE k = 'seq')"
+    " WHERE OLD.prev_hash IS NOT NULL;"
+    " END;"
 };
 
 #define PROJKEY_SCHEMA_VERSION                                                \
@@ -1097,6 +1243,30 @@ projkey_store_row(sqlite3_stmt *s, projkey_row_t *row)
     row->last_used_at = sqlite3_column_int64(s, 8);
     row->seq = sqlite3_column_int64(s, 9);
     row->status = sqlite3_column_int(s, 10);
+    row->expires_at = sqlite3_column_int64(s, 11);
+    row->prev_hash = sqlite3_column_blob(s, 12);
+    row->prev_preview = (const char *) sqlite3_column_text(s, 13);
+    row->prev_expires_at = sqlite3_column_int64(s, 14);
+    row->retired_hash = NULL;
+
+    if (row->prev_hash == NULL) {
+        row->prev_preview = NULL;
+        row->prev_expires_at = 0;
+    }
+}
+
+
+/* a hash column is PROJKEY_HASH_LEN bytes; a previous one may be NULL */
+
+static int
+projkey_store_hash_ok(sqlite3_stmt *s, int col)
+{
+    if (col == 12 && sqlite3_column_type(s, col) == SQLITE_NULL) {
+        return 1;
+    }
+
+    return sqlite3_column_type(s, col) == SQLITE_BLOB
+           && sqlite3_column_bytes(s, col) == PROJKEY_HASH_LEN;
 }
 
 
@@ -1121,7 +1291,8 @@ projkey_store_walk(projkey_store_t *st, sqlite3_stmt *s, projkey_row_pt cb,
         projkey_store_row(s, &row);
 
         if (row.hash == NULL
-            || sqlite3_column_bytes(s, 1) != PROJKEY_HASH_LEN)
+            || sqlite3_column_bytes(s, 1) != PROJKEY_HASH_LEN
+            || !projkey_store_hash_ok(s, 12))
         {
             sqlite3_reset(s);
             projkey_store_set_errmsg(st, "the key \"%s\" has a damaged hash",
@@ -1284,12 +1455,12 @@ projkey_store_snap(projkey_store_t *st, const char *project,
 {
     int                 rc, i;
     char               *p;
-    size_t              size, len[5];
+    size_t              size, len[6];
     sqlite3_stmt       *s;
-    const char         *str[5];
+    const char         *str[6];
     projkey_row_t      *row;
     projkey_store_rc_e  src;
-    static const int    col[5] = { 0, 2, 3, 4, 5 };
+    static const int    col[6] = { 0, 2, 3, 4, 5, 13 };
 
     s = projkey_store_stmt(st, PROJKEY_SQL_GET, &src);
     if (s == NULL) {
@@ -1316,7 +1487,8 @@ projkey_store_snap(projkey_store_t *st, const char *project,
     projkey_store_row(s, row);
 
     if (row->hash == NULL
-        || sqlite3_column_bytes(s, 1) != PROJKEY_HASH_LEN)
+        || sqlite3_column_bytes(s, 1) != PROJKEY_HASH_LEN
+        || !projkey_store_hash_ok(s, 12))
     {
         sqlite3_reset(s);
         projkey_store_set_errmsg(st, "the key has a damaged hash");
@@ -1326,9 +1498,14 @@ projkey_store_snap(projkey_store_t *st, const char *project,
     memcpy(snap->hash, row->hash, PROJKEY_HASH_LEN);
     row->hash = snap->hash;
 
+    if (row->prev_hash != NULL) {
+        memcpy(snap->prev_hash, row->prev_hash, PROJKEY_HASH_LEN);
+        row->prev_hash = snap->prev_hash;
+    }
+
     size = 0;
 
-    for (i = 0; i < 5; i++) {
+    for (i = 0; i < 6; i++) {
         str[i] = (const char *) sqlite3_column_text(s, col[i]);
         len[i] = sqlite3_column_bytes(s, col[i]);
         size += len[i] + 1;
@@ -1344,7 +1521,7 @@ projkey_store_snap(projkey_store_t *st, const char *project,
 
     p = snap->buf;
 
-    for (i = 0; i < 5; i++) {
+    for (i = 0; i < 6; i++) {
         if (len[i] != 0) {
             memcpy(p, str[i], len[i]);
         }
@@ -1359,6 +1536,7 @@ projkey_store_snap(projkey_store_t *st, const char *project,
     row->name = str[2];
     row->preview = str[3];
     row->created_by = str[4];
+    row->prev_preview = row->prev_hash != NULL ? str[5] : NULL;
 
     sqlite3_reset(s);
 
@@ -1390,6 +1568,13 @@ projkey_store_insert(projkey_store_t *st, const projkey_new_t *key,
     sqlite3_bind_text(s, 7, actor->user, actor->user_len, SQLITE_STATIC);
     sqlite3_bind_int64(s, 8, now);
     sqlite3_bind_int64(s, 9, seq);
+
+    if (key->expires_at > 0) {
+        sqlite3_bind_int64(s, 10, key->expires_at);
+
+    } else {
+        sqlite3_bind_null(s, 10);
+    }
 
     rc = sqlite3_step(s);
     sqlite3_reset(s);
@@ -1471,6 +1656,13 @@ projkey_store_create(projkey_store_t *st, const projkey_new_t *key,
     snap.buf = NULL;
     now = time(NULL);
 
+    if (key->expires_at > 0) {
+        rc = projkey_store_check_expires(st, key->expires_at, now);
+        if (rc != PROJKEY_STORE_OK) {
+            return rc;
+        }
+    }
+
     rc = projkey_store_begin(st, 1);
     if (rc != PROJKEY_STORE_OK) {
         return rc;
@@ -1521,6 +1713,15 @@ projkey_store_create_batch(projkey_store_t *st, const projkey_new_t *keys,
     }
 
     now = time(NULL);
+
+    for (i = 0; i < n; i++) {
+        if (keys[i].expires_at > 0) {
+            rc = projkey_store_check_expires(st, keys[i].expires_at, now);
+            if (rc != PROJKEY_STORE_OK) {
+                return rc;
+            }
+        }
+    }
 
     /*
      * Hashes are random, so inserts land all over the hash index: with
@@ -1576,8 +1777,29 @@ projkey_store_update(projkey_store_t *st, const char *project,
     size_t name_len, int status, const projkey_actor_t *actor,
     projkey_row_pt cb, void *data)
 {
-    int                 rc, rename, restatus;
-    int64_t             now, seq;
+    projkey_change_t  change;
+
+    memset(&change, 0, sizeof(projkey_change_t));
+    change.name = name;
+    change.name_len = name_len;
+    change.status = status;
+
+    return projkey_store_change(st, project, project_len, id, id_len,
+                                &change, actor, NULL, cb, data);
+}
+
+
+projkey_store_rc_e
+projkey_store_change(projkey_store_t *st, const char *project,
+    size_t project_len, const char *id, size_t id_len,
+    const projkey_change_t *change, const projkey_actor_t *actor,
+    projkey_row_pt check, projkey_row_pt cb, void *data)
+{
+    int                 rc, rename, restatus, reexpire, status;
+    char                from[PROJKEY_TIME_LEN], to[PROJKEY_TIME_LEN];
+    size_t              name_len;
+    int64_t             now, seq, expires;
+    const char         *name;
     sqlite3_stmt       *s;
     projkey_snap_t      snap, after;
     projkey_store_rc_e  src;
@@ -1586,12 +1808,24 @@ projkey_store_update(projkey_store_t *st, const char *project,
     after.buf = NULL;
     now = time(NULL);
 
+    name = change->name;
+    name_len = change->name_len;
+    status = change->status;
+    expires = change->set_expires ? change->expires_at : 0;
+
     if (status != 0 && status != PROJKEY_STATUS_ACTIVE
         && status != PROJKEY_STATUS_DISABLED)
     {
         projkey_store_set_errmsg(st, "The status must be \"active\" or "
                                  "\"disabled\".");
         return PROJKEY_STORE_INVALID;
+    }
+
+    if (expires > 0) {
+        src = projkey_store_check_expires(st, expires, now);
+        if (src != PROJKEY_STORE_OK) {
+            return src;
+        }
     }
 
     src = projkey_store_begin(st, 1);
@@ -1608,8 +1842,9 @@ projkey_store_update(projkey_store_t *st, const char *project,
               && (name_len != snap.row.name_len
                   || memcmp(name, snap.row.name, name_len) != 0));
     restatus = (status != 0 && status != snap.row.status);
+    reexpire = (change->set_expires && expires != snap.row.expires_at);
 
-    if (!rename && !restatus) {
+    if (!rename && !restatus && !reexpire) {
         /* nothing to write: a read, and no sequence number taken */
         projkey_store_rollback(st);
         src = PROJKEY_STORE_OK;
@@ -1648,6 +1883,17 @@ projkey_store_update(projkey_store_t *st, const char *project,
     sqlite3_bind_int64(s, 5, now);
     sqlite3_bind_int64(s, 6, seq);
 
+    if (!reexpire) {
+        expires = snap.row.expires_at;
+    }
+
+    if (expires > 0) {
+        sqlite3_bind_int64(s, 7, expires);
+
+    } else {
+        sqlite3_bind_null(s, 7);
+    }
+
     rc = sqlite3_step(s);
     sqlite3_reset(s);
 
@@ -1679,12 +1925,37 @@ projkey_store_update(projkey_store_t *st, const char *project,
         }
     }
 
-    if (cb != NULL) {
+    if (reexpire) {
+        src = projkey_store_audit(st, now, project, project_len, id, id_len,
+                                  expires > 0 ? "set_expiry" : "clear_expiry",
+                                  actor, "expires_at",
+                                  snap.row.expires_at > 0
+                                  ? projkey_store_format_time(
+                                        snap.row.expires_at, from)
+                                  : NULL,
+                                  snap.row.expires_at > 0
+                                  ? PROJKEY_TIME_LEN - 1 : 0,
+                                  expires > 0
+                                  ? projkey_store_format_time(expires, to)
+                                  : NULL,
+                                  expires > 0 ? PROJKEY_TIME_LEN - 1 : 0);
+        if (src != PROJKEY_STORE_OK) {
+            goto failed;
+        }
+    }
+
+    if (cb != NULL || check != NULL) {
         src = projkey_store_snap(st, project, project_len, id, id_len,
                                  &after);
         if (src != PROJKEY_STORE_OK) {
             goto failed;
         }
+    }
+
+    if (check != NULL && check(data, &after.row) != 0) {
+        projkey_store_set_errmsg(st, "stopped by the caller");
+        src = PROJKEY_STORE_ERROR;
+        goto failed;
     }
 
     src = projkey_store_commit_cb(st, cb, data, &after.row);
@@ -1698,6 +1969,367 @@ failed:
     projkey_store_rollback(st);
     free(snap.buf);
     free(after.buf);
+    return src;
+}
+
+
+projkey_store_rc_e
+projkey_store_roll(projkey_store_t *st, const char *project,
+    size_t project_len, const char *id, size_t id_len,
+    const unsigned char *hash, const unsigned char *preview,
+    int64_t prev_expires_at, const projkey_actor_t *actor,
+    projkey_row_pt check, projkey_row_pt cb, void *data)
+{
+    int                 rc;
+    int64_t             now, seq;
+    sqlite3_stmt       *s;
+    projkey_snap_t      snap, after;
+    projkey_store_rc_e  src;
+
+    snap.buf = NULL;
+    after.buf = NULL;
+    now = time(NULL);
+
+    src = projkey_store_check_previous(st, &prev_expires_at, now);
+    if (src != PROJKEY_STORE_OK) {
+        return src;
+    }
+
+    src = projkey_store_begin(st, 1);
+    if (src != PROJKEY_STORE_OK) {
+        return src;
+    }
+
+    src = projkey_store_snap(st, project, project_len, id, id_len, &snap);
+    if (src != PROJKEY_STORE_OK) {
+        goto failed;
+    }
+
+    src = projkey_store_seq(st, PROJKEY_SQL_SEQ_NEXT, &seq);
+    if (src != PROJKEY_STORE_OK) {
+        goto failed;
+    }
+
+    /* only one previous secret: an earlier one goes now */
+
+    if (snap.row.prev_hash != NULL) {
+        src = projkey_store_retire(st, snap.row.prev_hash, id, id_len,
+                                   project, project_len, seq);
+        if (src != PROJKEY_STORE_OK) {
+            goto failed;
+        }
+    }
+
+    s = projkey_store_stmt(st, PROJKEY_SQL_ROLL, &src);
+    if (s == NULL) {
+        goto failed;
+    }
+
+    sqlite3_bind_text(s, 1, id, id_len, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, project, project_len, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 3, hash, PROJKEY_HASH_LEN, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, (const char *) preview, PROJKEY_PREVIEW_LEN,
+                      SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, prev_expires_at);
+    sqlite3_bind_int64(s, 6, now);
+    sqlite3_bind_int64(s, 7, seq);
+
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+
+    if (rc != SQLITE_DONE) {
+        if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+            projkey_store_set_errmsg(st, "cannot roll the key: %s",
+                                     sqlite3_errmsg(st->db));
+            src = PROJKEY_STORE_ERROR;
+
+        } else {
+            src = projkey_store_fail(st, rc);
+        }
+
+        goto failed;
+    }
+
+    s = projkey_store_stmt(st, PROJKEY_SQL_AUDIT_ROLL, &src);
+    if (s == NULL) {
+        goto failed;
+    }
+
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_text(s, 2, project, project_len, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, id, id_len, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, actor->user, actor->user_len, SQLITE_STATIC);
+
+    if (actor->addr != NULL) {
+        sqlite3_bind_text(s, 5, actor->addr, actor->addr_len, SQLITE_STATIC);
+
+    } else {
+        sqlite3_bind_null(s, 5);
+    }
+
+    sqlite3_bind_text(s, 6, snap.row.preview, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 7, (const char *) preview, PROJKEY_PREVIEW_LEN,
+                      SQLITE_STATIC);
+    sqlite3_bind_int64(s, 8, prev_expires_at);
+
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+
+    if (rc != SQLITE_DONE) {
+        src = projkey_store_fail(st, rc);
+        goto failed;
+    }
+
+    src = projkey_store_snap(st, project, project_len, id, id_len, &after);
+    if (src != PROJKEY_STORE_OK) {
+        goto failed;
+    }
+
+    if (snap.row.prev_hash != NULL) {
+        memcpy(after.retired_hash, snap.row.prev_hash, PROJKEY_HASH_LEN);
+        after.row.retired_hash = after.retired_hash;
+    }
+
+    if (check != NULL && check(data, &after.row) != 0) {
+        projkey_store_set_errmsg(st, "stopped by the caller");
+        src = PROJKEY_STORE_ERROR;
+        goto failed;
+    }
+
+    src = projkey_store_commit_cb(st, cb, data, &after.row);
+
+    free(snap.buf);
+    free(after.buf);
+    return src;
+
+failed:
+
+    projkey_store_rollback(st);
+    free(snap.buf);
+    free(after.buf);
+    return src;
+}
+
+
+static projkey_store_rc_e
+projkey_store_retire(projkey_store_t *st, const unsigned char *hash,
+    const char *id, size_t id_len, const char *project, size_t project_len,
+    int64_t seq)
+{
+    int                 rc;
+    sqlite3_stmt       *s;
+    projkey_store_rc_e  src;
+
+    s = projkey_store_stmt(st, PROJKEY_SQL_RETIRE, &src);
+    if (s == NULL) {
+        return src;
+    }
+
+    sqlite3_bind_blob(s, 1, hash, PROJKEY_HASH_LEN, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, id, id_len, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, project, project_len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, seq);
+
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+
+    if (rc != SQLITE_DONE) {
+        return projkey_store_fail(st, rc);
+    }
+
+    return PROJKEY_STORE_OK;
+}
+
+
+/* what a purge took out, kept until after the commit */
+typedef struct {
+    char            id[PROJKEY_ID_LEN + 1];
+    unsigned char   hash[PROJKEY_HASH_LEN];
+    int64_t         seq;
+} projkey_purged_t;
+
+
+projkey_store_rc_e
+projkey_store_purge(projkey_store_t *st, int64_t now, projkey_row_pt cb,
+    void *data, size_t *n)
+{
+    int                 rc;
+    char               *project, *more;
+    size_t              i, k, plen, psize;
+    int64_t             seq;
+    sqlite3_stmt       *s, *u;
+    projkey_row_t       row;
+    const char         *text;
+    projkey_purged_t   *purged;
+    projkey_store_rc_e  src;
+
+    *n = 0;
+
+    /* the usual case, nothing expired: one read of an index, no lock */
+
+    s = projkey_store_stmt(st, PROJKEY_SQL_PURGE_ANY, &src);
+    if (s == NULL) {
+        return src;
+    }
+
+    sqlite3_bind_int64(s, 1, now);
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+
+    if (rc == SQLITE_DONE) {
+        return PROJKEY_STORE_OK;
+    }
+
+    if (rc != SQLITE_ROW) {
+        return projkey_store_fail(st, rc);
+    }
+
+    purged = malloc(PROJKEY_PURGE_BATCH * sizeof(projkey_purged_t));
+    project = NULL;
+    psize = 0;
+    plen = 0;
+
+    if (purged == NULL) {
+        projkey_store_set_errmsg(st, "out of memory");
+        return PROJKEY_STORE_ERROR;
+    }
+
+    src = projkey_store_begin(st, 1);
+    if (src != PROJKEY_STORE_OK) {
+        free(purged);
+        return src;
+    }
+
+    s = projkey_store_stmt(st, PROJKEY_SQL_PURGE_LIST, &src);
+    if (s == NULL) {
+        goto failed;
+    }
+
+    u = projkey_store_stmt(st, PROJKEY_SQL_PURGE, &src);
+    if (u == NULL) {
+        goto failed;
+    }
+
+    sqlite3_bind_int64(s, 1, now);
+
+    /* the projects one after the other in one buffer, NUL-terminated */
+
+    k = 0;
+
+    for ( ;; ) {
+        rc = sqlite3_step(s);
+
+        if (rc != SQLITE_ROW) {
+            break;
+        }
+
+        if (!projkey_store_hash_ok(s, 2)
+            || sqlite3_column_bytes(s, 0) != PROJKEY_ID_LEN)
+        {
+            continue;
+        }
+
+        text = (const char *) sqlite3_column_text(s, 1);
+        i = sqlite3_column_bytes(s, 1);
+
+        if (plen + i + 1 > psize) {
+            psize = (plen + i + 1) * 2;
+            more = realloc(project, psize);
+
+            if (more == NULL) {
+                sqlite3_reset(s);
+                projkey_store_set_errmsg(st, "out of memory");
+                src = PROJKEY_STORE_ERROR;
+                goto failed;
+            }
+
+            project = more;
+        }
+
+        memcpy(project + plen, text, i);
+        project[plen + i] = '\0';
+        plen += i + 1;
+
+        memcpy(purged[k].id, sqlite3_column_text(s, 0), PROJKEY_ID_LEN);
+        purged[k].id[PROJKEY_ID_LEN] = '\0';
+        memcpy(purged[k].hash, sqlite3_column_blob(s, 2), PROJKEY_HASH_LEN);
+        k++;
+    }
+
+    sqlite3_reset(s);
+
+    if (rc != SQLITE_DONE) {
+        src = projkey_store_fail(st, rc);
+        goto failed;
+    }
+
+    text = project;
+
+    for (i = 0; i < k; i++) {
+        src = projkey_store_seq(st, PROJKEY_SQL_SEQ_NEXT, &seq);
+        if (src != PROJKEY_STORE_OK) {
+            goto failed;
+        }
+
+        purged[i].seq = seq;
+
+        src = projkey_store_retire(st, purged[i].hash, purged[i].id,
+                                   PROJKEY_ID_LEN, text, strlen(text), seq);
+        if (src != PROJKEY_STORE_OK) {
+            goto failed;
+        }
+
+        sqlite3_bind_text(u, 1, purged[i].id, PROJKEY_ID_LEN, SQLITE_STATIC);
+        sqlite3_bind_int64(u, 2, seq);
+
+        rc = sqlite3_step(u);
+        sqlite3_reset(u);
+
+        if (rc != SQLITE_DONE) {
+            src = projkey_store_fail(st, rc);
+            goto failed;
+        }
+
+        text += strlen(text) + 1;
+    }
+
+    src = projkey_store_commit(st);
+    if (src != PROJKEY_STORE_OK) {
+        goto done;
+    }
+
+    *n = k;
+
+    text = project;
+
+    for (i = 0; cb != NULL && i < k; i++) {
+        memset(&row, 0, sizeof(projkey_row_t));
+        row.id = purged[i].id;
+        row.hash = purged[i].hash;
+        row.project = text;
+        row.project_len = strlen(text);
+        row.seq = purged[i].seq;
+        row.status = PROJKEY_STATUS_DELETED;
+
+        text += strlen(text) + 1;
+
+        if (cb(data, &row) != 0) {
+            projkey_store_set_errmsg(st, "stopped by the caller");
+            src = PROJKEY_STORE_ERROR;
+            break;
+        }
+    }
+
+    goto done;
+
+failed:
+
+    projkey_store_rollback(st);
+
+done:
+
+    free(purged);
+    free(project);
     return src;
 }
 
@@ -1748,6 +2380,14 @@ projkey_store_delete(projkey_store_t *st, const char *project,
     if (rc != SQLITE_DONE) {
         src = projkey_store_fail(st, rc);
         goto failed;
+    }
+
+    if (snap.row.prev_hash != NULL) {
+        src = projkey_store_retire(st, snap.row.prev_hash, id, id_len,
+                                   project, project_len, seq);
+        if (src != PROJKEY_STORE_OK) {
+            goto failed;
+        }
     }
 
     s = projkey_store_stmt(st, PROJKEY_SQL_DELETE, &src);
@@ -2012,13 +2652,27 @@ projkey_store_rc_e
 projkey_store_parse_body(projkey_store_t *st, const char *body, size_t len,
     int require_one, projkey_body_t *out)
 {
+    return projkey_store_parse_any(st, body, len, require_one, 0, out);
+}
+
+
+projkey_store_rc_e
+projkey_store_parse_roll(projkey_store_t *st, const char *body, size_t len,
+    projkey_body_t *out)
+{
+    return projkey_store_parse_any(st, body, len, 0, 1, out);
+}
+
+
+static projkey_store_rc_e
+projkey_store_parse_any(projkey_store_t *st, const char *body, size_t len,
+    int require_one, int roll, projkey_body_t *out)
+{
     char                *copy;
     size_t               i;
     projkey_store_rc_e   src;
 
-    out->name = NULL;
-    out->name_len = 0;
-    out->status = 0;
+    memset(out, 0, sizeof(projkey_body_t));
 
     if (len > PROJKEY_BODY_MAX) {
         projkey_store_set_errmsg(st, "The request body is too large.");
@@ -2067,7 +2721,7 @@ projkey_store_parse_body(projkey_store_t *st, const char *body, size_t len,
         body = copy;
     }
 
-    src = projkey_store_parse_json(st, body, len, require_one, out);
+    src = projkey_store_parse_json(st, body, len, require_one, roll, out);
 
     free(copy);
 
@@ -2077,9 +2731,9 @@ projkey_store_parse_body(projkey_store_t *st, const char *body, size_t len,
 
 static projkey_store_rc_e
 projkey_store_parse_json(projkey_store_t *st, const char *body, size_t len,
-    int require_one, projkey_body_t *out)
+    int require_one, int roll, projkey_body_t *out)
 {
-    int                  rc, has_name, has_status;
+    int                  rc, has_name, has_status, has_time;
     char                 field[PROJKEY_FIELD_MAX + 4];
     size_t               n, i, k, name_len;
     uint32_t             cp;
@@ -2127,6 +2781,7 @@ projkey_store_parse_json(projkey_store_t *st, const char *body, size_t len,
 
     has_name = 0;
     has_status = 0;
+    has_time = 0;
     src = PROJKEY_STORE_OK;
 
     /* json_each() lists every member, duplicates included, in order */
@@ -2148,7 +2803,26 @@ projkey_store_parse_json(projkey_store_t *st, const char *body, size_t len,
             break;
         }
 
-        if (strcmp(key, "name") == 0 && n == 4) {
+        if ((roll && strcmp(key, "previous_expires_at") == 0 && n == 19)
+            || (!roll && strcmp(key, "expires_at") == 0 && n == 10))
+        {
+            if (has_time) {
+                projkey_store_set_errmsg(st, "Duplicate field \"%s\".",
+                                         key);
+                src = PROJKEY_STORE_INVALID;
+                break;
+            }
+
+            has_time = 1;
+
+            src = projkey_store_parse_member_time(st, type, value,
+                                                  sqlite3_column_bytes(s, 2),
+                                                  roll, out);
+            if (src != PROJKEY_STORE_OK) {
+                break;
+            }
+
+        } else if (!roll && strcmp(key, "name") == 0 && n == 4) {
             if (has_name) {
                 projkey_store_set_errmsg(st, "Duplicate field \"name\".");
                 src = PROJKEY_STORE_INVALID;
@@ -2182,7 +2856,7 @@ projkey_store_parse_json(projkey_store_t *st, const char *body, size_t len,
             out->name[name_len] = '\0';
             out->name_len = name_len;
 
-        } else if (strcmp(key, "status") == 0 && n == 6) {
+        } else if (!roll && strcmp(key, "status") == 0 && n == 6) {
             if (has_status) {
                 projkey_store_set_errmsg(st, "Duplicate field \"status\".");
                 src = PROJKEY_STORE_INVALID;
@@ -2248,9 +2922,11 @@ projkey_store_parse_json(projkey_store_t *st, const char *body, size_t len,
         src = projkey_store_fail(st, rc);
     }
 
-    if (src == PROJKEY_STORE_OK && require_one && !has_name && !has_status) {
-        projkey_store_set_errmsg(st, "Nothing to change: give a name or a "
-                                 "status.");
+    if (src == PROJKEY_STORE_OK && require_one && !has_name && !has_status
+        && !has_time)
+    {
+        projkey_store_set_errmsg(st, "Nothing to change: give a name, a "
+                                 "status or an expiry.");
         src = PROJKEY_STORE_INVALID;
     }
 
@@ -2259,6 +2935,60 @@ projkey_store_parse_json(projkey_store_t *st, const char *body, size_t len,
     }
 
     return src;
+}
+
+
+/* "expires_at": a time or null; "previous_expires_at": a time */
+
+static projkey_store_rc_e
+projkey_store_parse_member_time(projkey_store_t *st, const char *type,
+    const char *value, size_t len, int roll, projkey_body_t *out)
+{
+    int64_t             t, now;
+    projkey_store_rc_e  src;
+
+    now = time(NULL);
+
+    if (!roll && strcmp(type, "null") == 0) {
+        out->has_expires = 1;
+        out->expires_at = 0;
+        return PROJKEY_STORE_OK;
+    }
+
+    if (strcmp(type, "text") != 0 || value == NULL) {
+        projkey_store_set_errmsg(st, roll
+                                 ? "previous_expires_at must be a time, "
+                                   "e.g. 2026-11-27T05:35:01Z."
+                                 : "expires_at must be a time, e.g. "
+                                   "2026-11-27T05:35:01Z, or null.");
+        return PROJKEY_STORE_INVALID;
+    }
+
+    src = projkey_store_parse_time(st, value, len, &t);
+    if (src != PROJKEY_STORE_OK) {
+        return src;
+    }
+
+    if (roll) {
+        src = projkey_store_check_previous(st, &t, now);
+        if (src != PROJKEY_STORE_OK) {
+            return src;
+        }
+
+        out->has_previous = 1;
+        out->prev_expires_at = t;
+        return PROJKEY_STORE_OK;
+    }
+
+    src = projkey_store_check_expires(st, t, now);
+    if (src != PROJKEY_STORE_OK) {
+        return src;
+    }
+
+    out->has_expires = 1;
+    out->expires_at = t;
+
+    return PROJKEY_STORE_OK;
 }
 
 
@@ -2274,6 +3004,10 @@ projkey_store_free_body(projkey_body_t *body)
     body->name = NULL;
     body->name_len = 0;
     body->status = 0;
+    body->has_expires = 0;
+    body->expires_at = 0;
+    body->has_previous = 0;
+    body->prev_expires_at = 0;
 }
 
 
@@ -2281,6 +3015,208 @@ static const char *
 projkey_status_name(int status)
 {
     return status == PROJKEY_STATUS_ACTIVE ? "active" : "disabled";
+}
+
+
+/* a key past its expiry is "expired", whatever its stored status */
+
+static const char *
+projkey_row_status_name(const projkey_row_t *row, int64_t now)
+{
+    if (row->expires_at > 0 && row->expires_at <= now) {
+        return "expired";
+    }
+
+    return projkey_status_name(row->status);
+}
+
+
+projkey_store_rc_e
+projkey_store_parse_time(projkey_store_t *st, const char *text, size_t len,
+    int64_t *t)
+{
+    int                  i, v[6];
+    size_t               k;
+    int64_t              days, y, m;
+    const unsigned char *p;
+    static const int     mdays[12] = { 31, 28, 31, 30, 31, 30,
+                                       31, 31, 30, 31, 30, 31 };
+    static const char    form[] = "dddd-dd-ddTdd:dd:dd";
+
+    p = (const unsigned char *) text;
+
+    if (len < sizeof(form)) {
+        goto invalid;
+    }
+
+    for (k = 0; k < sizeof(form) - 1; k++) {
+        if (form[k] == 'd') {
+            if (p[k] < '0' || p[k] > '9') {
+                goto invalid;
+            }
+
+        } else if (form[k] == 'T') {
+            if (p[k] != 'T' && p[k] != 't') {
+                goto invalid;
+            }
+
+        } else if (p[k] != (unsigned char) form[k]) {
+            goto invalid;
+        }
+    }
+
+    for (i = 0; i < 6; i++) {
+        k = (i == 0) ? 0 : 2 + 3 * i;
+        v[i] = (p[k] - '0') * 10 + (p[k + 1] - '0');
+
+        if (i == 0) {
+            v[0] = v[0] * 100 + (p[2] - '0') * 10 + (p[3] - '0');
+        }
+    }
+
+    k = sizeof(form) - 1;
+
+    /* a fraction of a second is cut off: the contract's times are seconds */
+
+    if (k < len && p[k] == '.') {
+        k++;
+
+        if (k == len || p[k] < '0' || p[k] > '9') {
+            goto invalid;
+        }
+
+        while (k < len && p[k] >= '0' && p[k] <= '9') {
+            k++;
+        }
+    }
+
+    if (!((len - k == 1 && (p[k] == 'Z' || p[k] == 'z'))
+          || (len - k == 6 && memcmp(p + k, "+00:00", 6) == 0)))
+    {
+        goto invalid;
+    }
+
+    if (v[0] < 1970 || v[1] < 1 || v[1] > 12 || v[2] < 1 || v[3] > 23
+        || v[4] > 59 || v[5] > 59)
+    {
+        goto invalid;
+    }
+
+    y = v[0];
+    m = v[1];
+
+    if (v[2] > mdays[m - 1]
+        + (m == 2 && (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))))
+    {
+        goto invalid;
+    }
+
+    /* days since 1970-01-01 of a proleptic Gregorian date */
+
+    if (m <= 2) {
+        y--;
+        m += 12;
+    }
+
+    days = 365 * y + y / 4 - y / 100 + y / 400 + (153 * (m - 3) + 2) / 5
+           + v[2] - 719469;
+
+    *t = days * 86400 + v[3] * 3600 + v[4] * 60 + v[5];
+
+    return PROJKEY_STORE_OK;
+
+invalid:
+
+    if (st != NULL) {
+        projkey_store_set_errmsg(st, "The time must be RFC 3339 in UTC, "
+                                 "e.g. 2026-11-27T05:35:01Z.");
+    }
+
+    return PROJKEY_STORE_INVALID;
+}
+
+
+char *
+projkey_store_format_time(int64_t t, char *buf)
+{
+    time_t     tt;
+    struct tm  tm;
+
+    tt = (time_t) t;
+
+    if (gmtime_r(&tt, &tm) == NULL
+        || strftime(buf, PROJKEY_TIME_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm)
+           != PROJKEY_TIME_LEN - 1)
+    {
+        snprintf(buf, PROJKEY_TIME_LEN, "%lld", (long long) t);
+    }
+
+    return buf;
+}
+
+
+/* now plus years on the calendar: 2026-02-28 + 10 years is 2036-02-28 */
+
+static int64_t
+projkey_store_years_ahead(int64_t now, int years)
+{
+    time_t     tt;
+    struct tm  tm;
+
+    tt = (time_t) now;
+
+    if (gmtime_r(&tt, &tm) == NULL) {
+        return now + (int64_t) years * 365 * 86400;
+    }
+
+    tm.tm_year += years;
+
+    return (int64_t) timegm(&tm);
+}
+
+
+projkey_store_rc_e
+projkey_store_check_expires(projkey_store_t *st, int64_t t, int64_t now)
+{
+    if (t <= now) {
+        if (st != NULL) {
+            projkey_store_set_errmsg(st, "The expiry must be in the "
+                                     "future.");
+        }
+
+        return PROJKEY_STORE_INVALID;
+    }
+
+    if (t > projkey_store_years_ahead(now, PROJKEY_EXPIRES_YEARS)) {
+        if (st != NULL) {
+            projkey_store_set_errmsg(st, "The expiry must be at most 10 "
+                                     "years ahead.");
+        }
+
+        return PROJKEY_STORE_INVALID;
+    }
+
+    return PROJKEY_STORE_OK;
+}
+
+
+projkey_store_rc_e
+projkey_store_check_previous(projkey_store_t *st, int64_t *t, int64_t now)
+{
+    if (*t > now + PROJKEY_ROLL_MAX) {
+        if (st != NULL) {
+            projkey_store_set_errmsg(st, "The previous secret must stop "
+                                     "working at most 30 days ahead.");
+        }
+
+        return PROJKEY_STORE_INVALID;
+    }
+
+    if (*t < now) {
+        *t = now;
+    }
+
+    return PROJKEY_STORE_OK;
 }
 
 
@@ -2354,13 +3290,23 @@ projkey_store_row_json(projkey_store_t *st, const projkey_row_t *row,
     sqlite3_bind_text(s, 1, row->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, row->name, row->name_len, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, row->preview, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 4, projkey_status_name(row->status), -1,
+    sqlite3_bind_text(s, 4, projkey_row_status_name(row, time(NULL)), -1,
                       SQLITE_STATIC);
     sqlite3_bind_text(s, 5, row->project, row->project_len, SQLITE_STATIC);
     sqlite3_bind_text(s, 6, row->created_by, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 7, row->created_at);
     sqlite3_bind_int64(s, 8, row->updated_at);
     sqlite3_bind_int64(s, 9, row->last_used_at);
+    sqlite3_bind_int64(s, 10, row->expires_at);
+
+    if (row->prev_hash != NULL && row->prev_preview != NULL) {
+        sqlite3_bind_text(s, 11, row->prev_preview, -1, SQLITE_STATIC);
+
+    } else {
+        sqlite3_bind_null(s, 11);
+    }
+
+    sqlite3_bind_int64(s, 12, row->prev_expires_at);
 
     return projkey_store_json(st, s, out, len);
 }

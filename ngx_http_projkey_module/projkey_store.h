@@ -8,9 +8,10 @@
  * is one BEGIN IMMEDIATE transaction; every statement is prepared.  The
  * secret key is never given to the store: only its hash and preview.
  *
- * Every key change (create, rename, status, delete) takes the next value of
- * a database-wide change sequence, so that another process reads what
- * changed since the sequence it last saw, deletes included.
+ * Every key change (create, rename, status, expiry, roll, delete) takes the
+ * next value of a database-wide change sequence, so that another process
+ * reads what changed since the sequence it last saw, deletes included, and
+ * the hashes of previous secrets taken out of use.
  */
 
 
@@ -56,13 +57,26 @@ typedef enum {
 #define PROJKEY_NAME_MAX         100    /* characters, after trimming */
 #define PROJKEY_BODY_MAX         16384  /* bytes of an admin request body */
 
+/* an expiry is in the future and at most this many years ahead */
+#define PROJKEY_EXPIRES_YEARS    10
+
+/* a rolled key's previous secret works at most this long (30 days) */
+#define PROJKEY_ROLL_MAX         (30 * 86400)
+
+/* "2026-11-27T05:35:01Z" and its NUL */
+#define PROJKEY_TIME_LEN         21
+
 
 /*
  * A key as the store returns it.  Strings are NUL-terminated and valid only
  * during the callback that receives the row.  Times are Unix seconds;
- * last_used_at is 0 when the key was never used.  A deleted key (from
- * projkey_store_changes() only) has status PROJKEY_STATUS_DELETED and only
- * id, hash, project and seq set.
+ * last_used_at is 0 when the key was never used, expires_at 0 when it never
+ * expires.  prev_hash is the previous secret of a rolled key, or NULL; it
+ * works until prev_expires_at.  A deleted key (from projkey_store_changes()
+ * only) has status PROJKEY_STATUS_DELETED and only id, hash, project and
+ * seq set; so has a previous secret taken out of use (its hash in hash).
+ * retired_hash, given by a roll and a purge only, is a previous secret's
+ * hash that the change took out of use.
  */
 typedef struct {
     const char           *id;
@@ -78,6 +92,11 @@ typedef struct {
     int64_t               last_used_at;
     int64_t               seq;
     int                   status;
+    int64_t               expires_at;
+    const unsigned char  *prev_hash;     /* PROJKEY_HASH_LEN bytes, or NULL */
+    const char           *prev_preview;
+    int64_t               prev_expires_at;
+    const unsigned char  *retired_hash;  /* PROJKEY_HASH_LEN bytes, or NULL */
 } projkey_row_t;
 
 /* returns 0 to go on; anything else stops the walk with PROJKEY_STORE_ERROR */
@@ -102,6 +121,7 @@ typedef struct {
     const unsigned char  *hash;          /* PROJKEY_HASH_LEN bytes */
     const unsigned char  *preview;       /* PROJKEY_PREVIEW_LEN bytes */
     int                   status;        /* 0 means active */
+    int64_t               expires_at;    /* 0 means never */
 } projkey_new_t;
 
 
@@ -110,7 +130,21 @@ typedef struct {
     char                 *name;          /* trimmed, NUL-terminated, or NULL */
     size_t                name_len;
     int                   status;        /* 0 when absent */
+    int                   has_expires;   /* "expires_at" given */
+    int64_t               expires_at;    /* 0: null, never expires */
+    int                   has_previous;  /* "previous_expires_at" given */
+    int64_t               prev_expires_at;
 } projkey_body_t;
+
+
+/* what projkey_store_change() changes */
+typedef struct {
+    const char           *name;          /* already validated, or NULL */
+    size_t                name_len;
+    int                   status;        /* 0: unchanged */
+    int                   set_expires;   /* 1: expires_at below is set */
+    int64_t               expires_at;    /* 0: never expires */
+} projkey_change_t;
 
 
 /* a key's last use, kept in the zone and written in batches */
@@ -194,6 +228,39 @@ projkey_store_rc_e projkey_store_update(projkey_store_t *st,
     const char *project, size_t project_len, const char *id, size_t id_len,
     const char *name, size_t name_len, int status,
     const projkey_actor_t *actor, projkey_row_pt cb, void *data);
+
+/*
+ * Like projkey_store_update(), and sets or clears the expiry.  check, if
+ * not NULL, receives the row as it is about to be committed, inside the
+ * transaction: anything but 0 rolls it back (PROJKEY_STORE_ERROR, "stopped
+ * by the caller"), e.g. when the caller's zone has no room for it.
+ */
+projkey_store_rc_e projkey_store_change(projkey_store_t *st,
+    const char *project, size_t project_len, const char *id, size_t id_len,
+    const projkey_change_t *change, const projkey_actor_t *actor,
+    projkey_row_pt check, projkey_row_pt cb, void *data);
+
+/*
+ * Gives a key a new secret (its hash and preview); the current one becomes
+ * the previous secret, which works until prev_expires_at (at once when it
+ * is not in the future; at most PROJKEY_ROLL_MAX ahead).  A previous secret
+ * of an earlier roll is taken out of use (the row's retired_hash).  check
+ * and cb as for projkey_store_change().
+ */
+projkey_store_rc_e projkey_store_roll(projkey_store_t *st,
+    const char *project, size_t project_len, const char *id, size_t id_len,
+    const unsigned char *hash, const unsigned char *preview,
+    int64_t prev_expires_at, const projkey_actor_t *actor,
+    projkey_row_pt check, projkey_row_pt cb, void *data);
+
+/*
+ * Takes out of use the previous secrets that expired at now or before,
+ * each a change of its own; after the commit cb, if not NULL, receives
+ * each as a deleted row (status PROJKEY_STATUS_DELETED, hash the previous
+ * secret's).  *n is how many.  Nothing to do costs one indexed read.
+ */
+projkey_store_rc_e projkey_store_purge(projkey_store_t *st, int64_t now,
+    projkey_row_pt cb, void *data, size_t *n);
 
 /*
  * cb, if not NULL, receives the row as it was before it was deleted, with
@@ -280,14 +347,42 @@ projkey_store_rc_e projkey_store_check_name(projkey_store_t *st,
 
 /*
  * Parses an admin request body with SQLite's JSON functions: an object
- * with only "name" (string) and/or "status" ("active" or "disabled"), no
- * duplicate members, at least one of them when require_one.  The name is
+ * with only "name" (string), "status" ("active" or "disabled") and
+ * "expires_at" (a time, see projkey_store_parse_time(), checked with
+ * projkey_store_check_expires(), or null), no duplicate members, at least
+ * one of them when require_one.  The name is
  * checked with projkey_store_check_name().  Frees with
  * projkey_store_free_body().
  */
 projkey_store_rc_e projkey_store_parse_body(projkey_store_t *st,
     const char *body, size_t len, int require_one, projkey_body_t *out);
 void projkey_store_free_body(projkey_body_t *body);
+
+/*
+ * The body of POST keys/ID/roll: {} or {"previous_expires_at":TIME}, the
+ * time checked with projkey_store_check_previous().
+ */
+projkey_store_rc_e projkey_store_parse_roll(projkey_store_t *st,
+    const char *body, size_t len, projkey_body_t *out);
+
+/*
+ * A time of the contract: RFC 3339 in UTC, "2026-11-27T05:35:01Z" ("t" and
+ * "z" in lower case, a fraction of a second, cut off, and "+00:00" also);
+ * anything else is PROJKEY_STORE_INVALID.  *t is Unix seconds.
+ */
+projkey_store_rc_e projkey_store_parse_time(projkey_store_t *st,
+    const char *text, size_t len, int64_t *t);
+
+/* Unix seconds as in the JSON; buf of PROJKEY_TIME_LEN bytes */
+char *projkey_store_format_time(int64_t t, char *buf);
+
+/* an expiry after now and at most PROJKEY_EXPIRES_YEARS ahead */
+projkey_store_rc_e projkey_store_check_expires(projkey_store_t *st,
+    int64_t t, int64_t now);
+
+/* a previous secret's end: at most PROJKEY_ROLL_MAX ahead, the past is now */
+projkey_store_rc_e projkey_store_check_previous(projkey_store_t *st,
+    int64_t *t, int64_t now);
 
 /*
  * JSON built by SQLite's json_object()/json_group_array(), malloc()ed,

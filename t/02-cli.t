@@ -10,6 +10,7 @@ use warnings;
 use File::Temp qw(tempdir);
 use FindBin;
 use JSON::PP;
+use POSIX qw(strftime);
 use Test::More;
 
 # PROJKEY_TEST_CLI: another build, or the installed one (as in Projkey::Test)
@@ -17,7 +18,7 @@ my $bin = $ENV{PROJKEY_TEST_CLI} // "$FindBin::Bin/../build/projkey";
 
 die "$bin is missing: run make cli first\n" unless -x $bin;
 
-plan(tests => 69);
+plan(tests => 82);
 
 delete $ENV{PROJKEY_DB};
 
@@ -56,8 +57,8 @@ sub slurp {
 }
 
 my $key_re = qr/sk-project-[0-9A-Za-z]{48}/;
-my @members = qw(created_at created_by id last_used_at name preview project
-    status updated_at);
+my @members = qw(created_at created_by expires_at id last_used_at name
+    preview previous_expires_at previous_preview project status updated_at);
 
 my ($rc, $out, $err);
 
@@ -232,8 +233,14 @@ like($out, qr/is ready \(schema version 3\)/, 'init says the schema');
 ($rc, $out, $err) = projkey('--db', "$dir/missing.db", 'migrate');
 ok($rc == 1 && !-e "$dir/missing.db" && $err =~ /cannot migrate.*init/,
     'migrate of a missing file: exit 1, nothing created');
+# a database of schema 1: what later steps added taken out again
 system('sqlite3', "$dir/init.db", 'DROP TRIGGER keys_changed_by_hand; '
-    . 'DROP TRIGGER keys_deleted_by_hand; DROP TABLE nodes; '
+    . 'DROP TRIGGER keys_deleted_by_hand; DROP INDEX keys_prev_expires; '
+    . 'ALTER TABLE keys DROP COLUMN expires_at; '
+    . 'ALTER TABLE keys DROP COLUMN prev_hash; '
+    . 'ALTER TABLE keys DROP COLUMN prev_preview; '
+    . 'ALTER TABLE keys DROP COLUMN prev_expires_at; DROP TABLE retired; '
+    . 'DROP TABLE nodes; '
     . 'PRAGMA user_version=1;') == 0
     or die "sqlite3 failed\n";
 ($rc, $out, $err) = projkey('--db', "$dir/init.db", 'list');
@@ -243,3 +250,50 @@ ok($rc == 1 && $err =~ /schema version 1 is older .* run "projkey migrate"/,
 is($out, qq({"schema":3}\n), 'migrate: schema 1 to 3');
 my $v = `sqlite3 '$dir/init.db' 'PRAGMA user_version'`;
 is($v, "3\n", 'the file is at version 3');
+
+# expiry and roll
+
+my $soon = strftime('%Y-%m-%dT%H:%M:%SZ', gmtime(time + 3600));
+($rc, $out) = projkey('--db', "$dir/x.db", '--json', 'create', 'exp',
+    '--expires', $soon);
+$c = eval { $json->decode($out) } // {};
+ok($rc == 0 && ($c->{key}{expires_at} // '') eq $soon,
+    'create --expires: expires_at');
+my $xid = $c->{key}{id} // '';
+($rc, $out, $err) = projkey('--db', "$dir/x.db", 'create', 'bad',
+    '--expires', 'tomorrow');
+ok($rc == 4 && $err =~ /RFC 3339/, 'create --expires with a bad time: exit 4');
+($rc, $out, $err) = projkey('--db', "$dir/x.db", 'create', 'past',
+    '--expires', '2020-01-01T00:00:00Z');
+ok($rc == 4 && $err =~ /in the future/, 'create --expires in the past: 4');
+($rc) = projkey('--db', "$dir/x.db", 'list', '--expires', $soon);
+is($rc, 2, '--expires with another command: usage error');
+($rc, $out) = projkey('--db', "$dir/x.db", '--json', 'expire', $xid, 'never');
+$c = eval { $json->decode($out) } // {};
+ok($rc == 0 && exists $c->{key} && !defined $c->{key}{expires_at},
+    'expire ID never: cleared');
+($rc, $out) = projkey('--db', "$dir/x.db", 'expire', $xid, $soon);
+ok($rc == 0 && $out =~ /has been updated/, 'expire ID TIME');
+($rc, $out) = projkey('--db', "$dir/x.db", 'show', $xid);
+like($out, qr/^Expires:\s+\Q$soon\E$/m, 'show: Expires');
+like($out, qr/^Previous:\s+none$/m, 'show: Previous none');
+($rc, $out) = projkey('--db', "$dir/x.db", '--json', 'roll', $xid,
+    '--previous-expires', $soon);
+$c = eval { $json->decode($out) } // {};
+ok($rc == 0 && ($c->{secret} // '') =~ /^$key_re$/
+    && $c->{key}{id} eq $xid && $c->{key}{previous_expires_at} eq $soon
+    && $c->{key}{previous_preview} =~ /^sk-project-\.\.\./,
+    'roll --json: a new secret, the previous until TIME');
+($rc, $out) = projkey('--db', "$dir/x.db", 'show', $xid);
+like($out, qr/^Previous:\s+sk-project-\.\.\.\w{4} until \Q$soon\E$/m,
+    'show: Previous');
+($rc, $out, $err) = projkey('--db', "$dir/x.db", 'roll', $xid,
+    '--previous-expires', strftime('%Y-%m-%dT%H:%M:%SZ',
+        gmtime(time + 31 * 86400)));
+ok($rc == 4 && $err =~ /30 days/, 'roll: more than 30 days, exit 4');
+($rc) = projkey('--db', "$dir/x.db", 'roll', 'nosuchkey123');
+is($rc, 3, 'roll of no such key: exit 3');
+($rc, $out) = projkey('--db', "$dir/x.db", 'roll', $xid);
+ok($rc == 0 && $out =~ /^Secret: $key_re$/m
+    && $out =~ /^Previous secret: sk-project-\.\.\.\w{4} until /m,
+    'roll: text');

@@ -112,9 +112,16 @@ is($rc, 0, 'projkey_admin_user inherited from the location above')
 my $old = "$d/v1.db";
 ($rc) = $t->cli({ db => $old }, 'create', 'old key');
 die "projkey create failed\n" if $rc;
+# schema 1: what later steps added taken out again
 ($rc) = $t->run_cmd('sqlite3', $old, 'DROP TRIGGER keys_changed_by_hand; '
-    . 'DROP TRIGGER keys_deleted_by_hand; DROP TABLE nodes; '
-    . 'PRAGMA user_version=1; PRAGMA wal_checkpoint(TRUNCATE);');
+    . 'DROP TRIGGER keys_deleted_by_hand; DROP INDEX keys_prev_expires; '
+    . 'ALTER TABLE keys DROP COLUMN expires_at; '
+    . 'ALTER TABLE keys DROP COLUMN prev_hash; '
+    . 'ALTER TABLE keys DROP COLUMN prev_preview; '
+    . 'ALTER TABLE keys DROP COLUMN prev_expires_at; DROP TABLE retired; '
+    . 'DROP TABLE nodes; '
+    . 'PRAGMA user_version=1; '
+    . 'PRAGMA wal_checkpoint(TRUNCATE);');
 die "sqlite3 failed\n" if $rc;
 my $before = file_state($old);
 

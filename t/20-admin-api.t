@@ -61,7 +61,7 @@ my $other = $api->as(user => 'bob', project => 'b');
 my (@secrets, @later);   # every secret; every response that must not hold one
 
 my @fields = sort qw(id name preview status project created_by created_at
-    updated_at last_used_at);
+    updated_at last_used_at expires_at previous_preview previous_expires_at);
 my $time_re = qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;
 
 sub code { Projkey::Admin::code($_[0]) }
@@ -95,7 +95,8 @@ sub key_shape {
         && ($k->{status} // '') =~ /^(?:active|disabled)$/
         && ($k->{created_at} // '') =~ $time_re
         && ($k->{updated_at} // '') =~ $time_re
-        && (!defined $k->{last_used_at} || $k->{last_used_at} =~ $time_re);
+        && (!defined $k->{last_used_at} || $k->{last_used_at} =~ $time_re)
+        && (!defined $k->{expires_at} || $k->{expires_at} =~ $time_re);
     ok($ok, "$name: KEY shape") or diag(explain($k));
 }
 

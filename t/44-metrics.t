@@ -14,6 +14,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
+use POSIX qw(strftime);
 use Test::More;
 use JSON::PP;
 use Time::HiRes qw(sleep time);
@@ -23,7 +24,7 @@ use Projkey::Admin;
 
 ###############################################################################
 
-my $t = Projkey::Test->new()->plan(47);
+my $t = Projkey::Test->new()->plan(53);
 
 $t->expect_errors(
     qr/\[alert\] .*projkey_zone "b": the database file ".*b\.db" is missing/);
@@ -47,7 +48,7 @@ worker_processes 2;
 http {
     log_format w '$pid $projkey_status';
 
-    projkey_zone keys:4m db=%%TESTDIR%%/keys.db sync=200ms;
+    projkey_zone keys:4m db=%%TESTDIR%%/keys.db sync=200ms flush=1s;
     projkey_zone b:1m db=%%TESTDIR%%/b.db sync=200ms;
 
     # declared, used by no location; its name needs escaping in a label
@@ -239,6 +240,31 @@ is(v(scrape(), 'projkey_store_up', zone => 'keys'), 1, 'keys: still up');
 rename "$bdb.away", $bdb or die "rename: $!\n";
 ok($t->wait_for(5, sub { v(scrape(), 'projkey_store_up', zone => 'b') == 1 }),
     'b: store up again');
+
+# keys past their expiry count as expired, whatever their stored status,
+# from worker 0's next flush; a request with one counts as expired
+
+my $me = scrape();
+my $soon = strftime('%Y-%m-%dT%H:%M:%SZ', gmtime(time + 2));
+my @exp = map { $api->as(user => 'alice')->call('POST', 'keys',
+    { name => "exp$_", expires_at => $soon }) } 1 .. 2;
+$api->call('PATCH', "keys/$exp[1]{json}{key}{id}", { status => 'disabled' });
+my $kv = sub { v($_[0], 'projkey_keys', zone => 'keys', status => $_[1]) };
+ok($t->wait_for(8, sub { $kv->(scrape(), 'expired') == 2 }),
+    'keys: 2 expired once past expires_at');
+my $mx = scrape();
+is($kv->($mx, 'active'), $kv->($me, 'active'),
+    'keys: the expired active one is not active');
+is($kv->($mx, 'disabled'), $kv->($me, 'disabled'),
+    'keys: nor is the expired disabled one disabled');
+like($t->get('/api/x', Authorization => "Bearer $exp[0]{json}{secret}"),
+    qr/"api_key_expired"/, 'the expired key is rejected as expired');
+is(d(scrape(), $mx, 'projkey_requests_total', zone => 'keys',
+    status => 'expired'), 1, 'requests: 1 expired');
+$api->call('PATCH', "keys/$exp[0]{json}{key}{id}", { expires_at => undef });
+ok($t->wait_for(8, sub { my $m = scrape(); $kv->($m, 'expired') == 1
+    && $kv->($m, 'active') == $kv->($me, 'active') + 1 }),
+    'expiry cleared: active again');
 
 # methods
 

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -37,6 +38,13 @@ typedef struct {
     int64_t        seq;
     int            status;
     int            has_name;
+    int64_t        expires_at;
+    unsigned char  prev_hash[PROJKEY_HASH_LEN];
+    int            has_prev;
+    char           prev_preview[32];
+    int64_t        prev_expires_at;
+    unsigned char  retired_hash[PROJKEY_HASH_LEN];
+    int            has_retired;
 } t_row_t;
 
 
@@ -54,6 +62,69 @@ typedef struct {
     char           id[PROJKEY_ID_LEN + 1];
     projkey_new_t  new;
 } t_key_t;
+
+
+/*
+ * The shipped schema steps, as they shipped (they never change): databases
+ * of older versions for the migration tests.
+ */
+#define T_SCHEMA_1                                                            \
+    "CREATE TABLE keys ("                                                     \
+    " id TEXT PRIMARY KEY NOT NULL,"                                          \
+    " project TEXT NOT NULL,"                                                 \
+    " name TEXT NOT NULL,"                                                    \
+    " hash BLOB NOT NULL UNIQUE,"                                             \
+    " preview TEXT NOT NULL,"                                                 \
+    " status INTEGER NOT NULL CHECK (status IN (1, 2)),"                      \
+    " created_by TEXT NOT NULL,"                                              \
+    " created_at INTEGER NOT NULL,"                                           \
+    " updated_at INTEGER NOT NULL,"                                           \
+    " last_used_at INTEGER,"                                                  \
+    " seq INTEGER NOT NULL);"                                                 \
+    "CREATE INDEX keys_seq ON keys (seq);"                                    \
+    "CREATE INDEX keys_project ON keys (project, created_at);"                \
+    "CREATE TABLE deleted ("                                                  \
+    " id TEXT PRIMARY KEY NOT NULL,"                                          \
+    " hash BLOB NOT NULL,"                                                    \
+    " project TEXT NOT NULL,"                                                 \
+    " seq INTEGER NOT NULL);"                                                 \
+    "CREATE INDEX deleted_seq ON deleted (seq);"                              \
+    "CREATE TABLE meta ("                                                     \
+    " k TEXT PRIMARY KEY NOT NULL,"                                           \
+    " v);"                                                                    \
+    "INSERT INTO meta (k, v) VALUES ('seq', 0);"                              \
+    "CREATE TABLE audit ("                                                    \
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"                                 \
+    " at INTEGER NOT NULL,"                                                   \
+    " project TEXT NOT NULL,"                                                 \
+    " key_id TEXT NOT NULL,"                                                  \
+    " action TEXT NOT NULL CHECK (action IN"                                  \
+    " ('create', 'rename', 'disable', 'enable', 'delete')),"                  \
+    " actor TEXT NOT NULL,"                                                   \
+    " addr TEXT,"                                                             \
+    " detail TEXT NOT NULL);"                                                 \
+    "CREATE INDEX audit_project ON audit (project, seq);"                     \
+    "INSERT INTO meta (k, v) VALUES ('instance',"                             \
+    " '0123456789abcdef0123456789abcdef');"
+
+#define T_SCHEMA_2                                                            \
+    "CREATE TRIGGER keys_changed_by_hand"                                     \
+    " AFTER UPDATE OF name, status, project, hash ON keys"                    \
+    " WHEN NEW.seq = OLD.seq"                                                 \
+    " BEGIN"                                                                  \
+    " UPDATE meta SET v = v + 1 WHERE k = 'seq';"                             \
+    " UPDATE keys SET seq = (SELECT v FROM meta WHERE k = 'seq')"             \
+    " WHERE id = NEW.id;"                                                     \
+    " END;"                                                                   \
+    "CREATE TRIGGER keys_deleted_by_hand"                                     \
+    " AFTER DELETE ON keys"                                                   \
+    " WHEN NOT EXISTS (SELECT 1 FROM deleted WHERE id = OLD.id)"              \
+    " BEGIN"                                                                  \
+    " UPDATE meta SET v = v + 1 WHERE k = 'seq';"                             \
+    " INSERT INTO deleted (id, hash, project, seq)"                           \
+    " VALUES (OLD.id, OLD.hash, OLD.project,"                                 \
+    " (SELECT v FROM meta WHERE k = 'seq'));"                                 \
+    " END;"
 
 
 static char     t_dir[] = "/tmp/projkey-test-XXXXXX";
@@ -107,6 +178,20 @@ t_collect(void *data, const projkey_row_t *r)
     row->last_used_at = r->last_used_at;
     row->seq = r->seq;
     row->status = r->status;
+    row->expires_at = r->expires_at;
+
+    if (r->prev_hash != NULL) {
+        row->has_prev = 1;
+        memcpy(row->prev_hash, r->prev_hash, PROJKEY_HASH_LEN);
+        snprintf(row->prev_preview, sizeof(row->prev_preview), "%s",
+                 r->prev_preview != NULL ? r->prev_preview : "(null)");
+        row->prev_expires_at = r->prev_expires_at;
+    }
+
+    if (r->retired_hash != NULL) {
+        row->has_retired = 1;
+        memcpy(row->retired_hash, r->retired_hash, PROJKEY_HASH_LEN);
+    }
 
     return 0;
 }
@@ -137,6 +222,7 @@ t_make_key(t_key_t *k, const char *project, const char *name)
     k->new.hash = k->hash;
     k->new.preview = k->preview;
     k->new.status = 0;
+    k->new.expires_at = 0;
 }
 
 
@@ -349,10 +435,12 @@ t_older_schema(void)
 
     v = -1;
 
-    t_sql(t_path("new.db"), "PRAGMA user_version=1; "
-          "DROP TRIGGER keys_changed_by_hand; "
-          "DROP TRIGGER keys_deleted_by_hand; "
-          "DROP TABLE nodes");
+    /* a database as projkey's first schema made it */
+    unlink(t_path("new.db"));
+    unlink(t_path("new.db-wal"));
+    unlink(t_path("new.db-shm"));
+    t_sql(t_path("new.db"), T_SCHEMA_1 "PRAGMA user_version=1;"
+          "PRAGMA application_id=1886086521;");
 
     is_int(projkey_store_open(t_path("new.db"), PROJKEY_STORE_CREATE, 100,
                               &st), PROJKEY_STORE_ERROR,
@@ -1012,8 +1100,8 @@ t_bodies(projkey_store_t *st)
            "01234567890123456789012345678901234567890123456789"
            "01234567890\"}", 0, "The name must be at most 100 characters.",
            NULL, 0);
-    t_body(st, "{}", 1, "Nothing to change: give a name or a status.", NULL,
-           0);
+    t_body(st, "{}", 1, "Nothing to change: give a name, a status or an "
+           "expiry.", NULL, 0);
 
     t_body(st, "{}", 0, NULL, NULL, 0);
     t_body(st, "{\"name\":\" Prod key \"}", 0, NULL, "Prod key", 0);
@@ -1450,6 +1538,468 @@ t_nodes(void)
 }
 
 
+/* times of the contract: RFC 3339 UTC, to the second */
+
+static void
+t_times(void)
+{
+    int64_t           t, now;
+    char              buf[PROJKEY_TIME_LEN];
+    size_t            i;
+    projkey_store_t  *st;
+    static const char  *bad[] = {
+        "", "2026-11-27", "2026-11-27T05:35:01", "2026-11-27 05:35:01Z",
+        "2026-11-27T05:35:01+01:00", "2026-11-27T05:35:01-00:00",
+        "2026-11-27T05:35:01ZZ", "2026-13-01T00:00:00Z",
+        "2026-02-29T00:00:00Z", "2026-11-31T00:00:00Z",
+        "2026-11-27T24:00:00Z", "2026-11-27T05:60:00Z",
+        "2026-11-27T05:35:60Z", "1969-12-31T23:59:59Z",
+        "2026-11-27T05:35:01.Z",
+        "26-11-27T05:35:01Z", "2026-1-27T05:35:01Z", "+2026-11-27T05:35:01Z",
+        "2026-11-27T05:35:0xZ", "1764221701", "tomorrow"
+    };
+
+    projkey_store_open_memory(&st);
+
+    is_int(projkey_store_parse_time(st, "2026-11-27T05:35:01Z", 20, &t),
+           PROJKEY_STORE_OK, "time: the contract's form");
+    is_int(t, 1795757701, "time: as Unix seconds");
+    is_str(projkey_store_format_time(t, buf), "2026-11-27T05:35:01Z",
+           "time: formatted back");
+    is_int(projkey_store_parse_time(st, "1970-01-01T00:00:00Z", 20, &t)
+           == PROJKEY_STORE_OK && t == 0, 1, "time: the epoch");
+    is_int(projkey_store_parse_time(st, "2028-02-29t23:59:59z", 20, &t)
+           == PROJKEY_STORE_OK && t == 1835481599, 1,
+           "time: a leap day, lower case t and z");
+    is_int(projkey_store_parse_time(st, "2026-11-27T05:35:01.999Z", 24, &t)
+           == PROJKEY_STORE_OK && t == 1795757701, 1,
+           "time: a fraction is cut off");
+    is_int(projkey_store_parse_time(st, "2026-11-27T05:35:01+00:00", 25, &t)
+           == PROJKEY_STORE_OK && t == 1795757701, 1, "time: +00:00");
+    is_int(projkey_store_parse_time(st, "2000-03-01T00:00:00Z", 20, &t)
+           == PROJKEY_STORE_OK && t == 951868800, 1, "time: 2000-03-01");
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (projkey_store_parse_time(st, bad[i], strlen(bad[i]), &t)
+            != PROJKEY_STORE_INVALID)
+        {
+            break;
+        }
+    }
+
+    is_int(i, sizeof(bad) / sizeof(bad[0]), "time: every bad form refused%s%s",
+           i < sizeof(bad) / sizeof(bad[0]) ? ", not " : "",
+           i < sizeof(bad) / sizeof(bad[0]) ? bad[i] : "");
+    is_str(projkey_store_errmsg(st), "The time must be RFC 3339 in UTC, e.g. "
+           "2026-11-27T05:35:01Z.", "time: and says so");
+
+    now = 1795757701;
+
+    is_int(projkey_store_check_expires(st, now, now), PROJKEY_STORE_INVALID,
+           "expiry: now is not the future");
+    is_str(projkey_store_errmsg(st), "The expiry must be in the future.",
+           "expiry: and says so");
+    is_int(projkey_store_check_expires(st, now + 1, now), PROJKEY_STORE_OK,
+           "expiry: a second ahead");
+    projkey_store_parse_time(st, "2036-11-27T05:35:01Z", 20, &t);
+    is_int(projkey_store_check_expires(st, t, now), PROJKEY_STORE_OK,
+           "expiry: 10 years ahead to the second");
+    is_int(projkey_store_check_expires(st, t + 1, now), PROJKEY_STORE_INVALID,
+           "expiry: a second more is refused");
+    is_str(projkey_store_errmsg(st), "The expiry must be at most 10 years "
+           "ahead.", "expiry: and says so");
+
+    t = now - 100;
+    is_int(projkey_store_check_previous(st, &t, now), PROJKEY_STORE_OK,
+           "previous: the past is fine");
+    is_int(t, now, "previous: and means now");
+    t = now + 30 * 86400;
+    is_int(projkey_store_check_previous(st, &t, now) == PROJKEY_STORE_OK
+           && t == now + 30 * 86400, 1, "previous: 30 days ahead");
+    t = now + 30 * 86400 + 1;
+    is_int(projkey_store_check_previous(st, &t, now), PROJKEY_STORE_INVALID,
+           "previous: a second more is refused");
+
+    projkey_store_close(st);
+}
+
+
+static void
+t_body_times(projkey_store_t *st)
+{
+    char            body[128], when[PROJKEY_TIME_LEN];
+    int64_t         now;
+    projkey_body_t  b;
+
+    now = time(NULL);
+
+    snprintf(body, sizeof(body), "{\"name\":\"x\",\"expires_at\":\"%s\"}",
+             projkey_store_format_time(now + 3600, when));
+    is_int(projkey_store_parse_body(st, body, strlen(body), 0, &b),
+           PROJKEY_STORE_OK, "body: expires_at");
+    ok(b.has_expires && b.expires_at == now + 3600, "body: its time");
+    projkey_store_free_body(&b);
+
+    is_int(projkey_store_parse_body(st, "{\"expires_at\":null}", 19, 1, &b),
+           PROJKEY_STORE_OK, "body: expires_at null, alone");
+    ok(b.has_expires && b.expires_at == 0 && b.name == NULL && b.status == 0,
+       "body: means never");
+    projkey_store_free_body(&b);
+
+    is_int(projkey_store_parse_body(st, "{\"expires_at\":1795757701}", 25, 1,
+                                    &b),
+           PROJKEY_STORE_INVALID, "body: a number is no time");
+    is_int(projkey_store_parse_body(st, "{\"expires_at\":\"2020-01-01T00:00:"
+                                    "00Z\"}", 37, 1, &b),
+           PROJKEY_STORE_INVALID, "body: the past is refused");
+    is_str(projkey_store_errmsg(st), "The expiry must be in the future.",
+           "body: and says so");
+    is_int(projkey_store_parse_body(st, "{\"expires_at\":\"soon\"}", 21, 1,
+                                    &b),
+           PROJKEY_STORE_INVALID, "body: a bad time");
+    snprintf(body, sizeof(body), "{\"expires_at\":\"%s\",\"expires_at\":null}",
+             projkey_store_format_time(now + 3600, when));
+    is_int(projkey_store_parse_body(st, body, strlen(body), 1, &b),
+           PROJKEY_STORE_INVALID, "body: expires_at twice");
+    is_int(projkey_store_parse_body(st, "{\"previous_expires_at\":null}", 28,
+                                    1, &b),
+           PROJKEY_STORE_INVALID, "body: previous_expires_at is the roll's");
+
+    is_int(projkey_store_parse_roll(st, "{}", 2, &b), PROJKEY_STORE_OK,
+           "roll body: {}");
+    ok(!b.has_previous, "roll body: no previous end");
+    snprintf(body, sizeof(body), "{\"previous_expires_at\":\"%s\"}",
+             projkey_store_format_time(now + 86400, when));
+    is_int(projkey_store_parse_roll(st, body, strlen(body), &b),
+           PROJKEY_STORE_OK, "roll body: previous_expires_at");
+    ok(b.has_previous && b.prev_expires_at == now + 86400,
+       "roll body: its time");
+    snprintf(body, sizeof(body), "{\"previous_expires_at\":\"%s\"}",
+             projkey_store_format_time(now + 31 * 86400, when));
+    is_int(projkey_store_parse_roll(st, body, strlen(body), &b),
+           PROJKEY_STORE_INVALID, "roll body: 31 days refused");
+    is_int(projkey_store_parse_roll(st, "{\"name\":\"x\"}", 12, &b),
+           PROJKEY_STORE_INVALID, "roll body: no name");
+    is_str(projkey_store_errmsg(st), "Unknown field \"name\".",
+           "roll body: unknown field");
+    is_int(projkey_store_parse_roll(st, "{\"previous_expires_at\":null}", 28,
+                                    &b),
+           PROJKEY_STORE_INVALID, "roll body: null is no time");
+}
+
+
+static int
+t_veto(void *data, const projkey_row_t *row)
+{
+    return t_collect(data, row) == 0 ? 1 : 1;
+}
+
+
+static void
+t_expiry_roll(projkey_store_t *st)
+{
+    char              sql[256], *json;
+    int64_t           now, seq, seq2;
+    size_t            n;
+    t_key_t           k, r1, r2, d;
+    t_rows_t          rows;
+    projkey_change_t  ch;
+    projkey_actor_t   actor = { "alice", 5, NULL, 0 };
+
+    now = time(NULL);
+
+    /* create with an expiry */
+
+    t_make_key(&k, "x", "expiring");
+    k.new.expires_at = now + 3600;
+    memset(&rows, 0, sizeof(rows));
+    is_int(projkey_store_create(st, &k.new, &actor, t_collect, &rows),
+           PROJKEY_STORE_OK, "expiry: created with one");
+    is_int(rows.row[0].expires_at, now + 3600, "expiry: in the row");
+
+    projkey_store_row_json(st, &(projkey_row_t) {
+        .id = k.id, .hash = k.hash, .project = "x", .project_len = 1,
+        .name = "e", .name_len = 1, .preview = "p", .created_by = "a",
+        .status = 1, .expires_at = now - 1 }, &json, NULL);
+    is_str(t_jx(json, "$.status"), "expired", "expiry: row JSON, passed");
+    projkey_store_free(json);
+
+    t_make_key(&d, "x", "past");
+    d.new.expires_at = now - 1;
+    is_int(projkey_store_create(st, &d.new, &actor, NULL, NULL),
+           PROJKEY_STORE_INVALID, "expiry: create in the past refused");
+
+    /* set, then passed by hand: the list says expired, status stays */
+
+    projkey_store_state(st, &seq, sql);
+    memset(&ch, 0, sizeof(ch));
+    ch.set_expires = 1;
+    ch.expires_at = now + 7200;
+    memset(&rows, 0, sizeof(rows));
+    is_int(projkey_store_change(st, "x", 1, k.id, PROJKEY_ID_LEN, &ch,
+                                &actor, NULL, t_collect, &rows),
+           PROJKEY_STORE_OK, "expiry: changed");
+    is_int(rows.row[0].expires_at, now + 7200, "expiry: the new one");
+    projkey_store_state(st, &seq2, sql);
+    is_int(seq2, seq + 1, "expiry: one change");
+    is_int(projkey_store_change(st, "x", 1, k.id, PROJKEY_ID_LEN, &ch,
+                                &actor, NULL, NULL, NULL),
+           PROJKEY_STORE_OK, "expiry: the same again");
+    projkey_store_state(st, &seq, sql);
+    is_int(seq, seq2, "expiry: is no change");
+
+    snprintf(sql, sizeof(sql), "UPDATE keys SET expires_at = %lld "
+             "WHERE id = '%s'", (long long) now - 5, k.id);
+    t_sql(t_path("crud.db"), sql);
+    projkey_store_state(st, &seq2, sql);
+    is_int(seq2, seq + 1, "expiry: set by hand takes a number");
+
+    projkey_store_list_json(st, "x", 1, &json, NULL);
+    is_str(t_jx(json, "$.keys[0].status"), "expired", "expiry: list says "
+           "expired");
+    ok(t_jx(json, "$.keys[0].expires_at") != NULL
+       && strlen(t_jx(json, "$.keys[0].expires_at")) == 20,
+       "expiry: list has expires_at");
+    is_str(t_jx(json, "$.keys[0].previous_preview"), "null",
+           "expiry: no previous_preview");
+    projkey_store_free(json);
+
+    ch.expires_at = 0;
+    memset(&rows, 0, sizeof(rows));
+    is_int(projkey_store_change(st, "x", 1, k.id, PROJKEY_ID_LEN, &ch,
+                                &actor, NULL, t_collect, &rows),
+           PROJKEY_STORE_OK, "expiry: cleared");
+    is_int(rows.row[0].expires_at, 0, "expiry: never");
+    is_int(rows.row[0].status, PROJKEY_STATUS_ACTIVE, "expiry: active");
+
+    ch.expires_at = now + 11 * 366 * 86400LL;
+    is_int(projkey_store_change(st, "x", 1, k.id, PROJKEY_ID_LEN, &ch,
+                                &actor, NULL, NULL, NULL),
+           PROJKEY_STORE_INVALID, "expiry: 11 years refused by the store");
+
+    ch.expires_at = now + 60;
+    projkey_store_state(st, &seq, sql);
+    is_int(projkey_store_change(st, "x", 1, k.id, PROJKEY_ID_LEN, &ch,
+                                &actor, t_veto, NULL, &rows),
+           PROJKEY_STORE_ERROR, "expiry: a caller's veto");
+    projkey_store_state(st, &seq2, sql);
+    is_int(seq2, seq, "expiry: changes nothing");
+
+    projkey_store_audit_json(st, "x", 1, 0, 10, &json, NULL);
+    is_str(t_jx(json, "$.events[0].action"), "clear_expiry",
+           "audit: clear_expiry");
+    is_str(t_jx(json, "$.events[0].detail.expires_at.to"), "null",
+           "audit: to null");
+    is_str(t_jx(json, "$.events[1].action"), "set_expiry",
+           "audit: set_expiry");
+    ok(t_jx(json, "$.events[1].detail.expires_at.from") != NULL
+       && strlen(t_jx(json, "$.events[1].detail.expires_at.from")) == 20,
+       "audit: from a time");
+    projkey_store_free(json);
+
+    /* roll */
+
+    t_make_key(&r1, "x", "unused");
+    t_make_key(&r2, "x", "unused");
+    projkey_store_state(st, &seq, sql);
+    memset(&rows, 0, sizeof(rows));
+    is_int(projkey_store_roll(st, "x", 1, k.id, PROJKEY_ID_LEN, r1.hash,
+                              r1.preview, now + 600, &actor, t_collect,
+                              t_collect, &rows),
+           PROJKEY_STORE_OK, "roll: done");
+    is_int(rows.n, 2, "roll: the check, then the committed row");
+    ok(memcmp(rows.row[1].hash, r1.hash, PROJKEY_HASH_LEN) == 0,
+       "roll: the new hash");
+    ok(rows.row[1].has_prev
+       && memcmp(rows.row[1].prev_hash, k.hash, PROJKEY_HASH_LEN) == 0,
+       "roll: the old hash is the previous one");
+    is_int(rows.row[1].prev_expires_at, now + 600, "roll: until T");
+    ok(strncmp(rows.row[1].prev_preview, (char *) k.preview,
+               PROJKEY_PREVIEW_LEN) == 0, "roll: the previous preview");
+    ok(!rows.row[1].has_retired, "roll: nothing retired the first time");
+    ok(strcmp(rows.row[1].id, k.id) == 0
+       && strcmp(rows.row[1].name, "expiring") == 0, "roll: same id, name");
+    projkey_store_state(st, &seq2, sql);
+    is_int(seq2, seq + 1, "roll: one change");
+
+    memset(&rows, 0, sizeof(rows));
+    is_int(projkey_store_roll(st, "x", 1, k.id, PROJKEY_ID_LEN, r2.hash,
+                              r2.preview, 0, &actor, NULL, t_collect, &rows),
+           PROJKEY_STORE_OK, "roll: twice, at once");
+    ok(rows.row[0].has_prev
+       && memcmp(rows.row[0].prev_hash, r1.hash, PROJKEY_HASH_LEN) == 0,
+       "roll twice: the first roll's secret is the previous one");
+    ok(rows.row[0].has_retired
+       && memcmp(rows.row[0].retired_hash, k.hash, PROJKEY_HASH_LEN) == 0,
+       "roll twice: the original one is retired");
+    ok(rows.row[0].prev_expires_at >= now
+       && rows.row[0].prev_expires_at <= now + 2, "roll twice: at once");
+
+    memset(&rows, 0, sizeof(rows));
+    is_int(projkey_store_changes(st, seq2, t_collect, &rows, &seq),
+           PROJKEY_STORE_OK, "roll: changes read");
+    is_int(rows.n, 2, "roll: the key and a retired hash");
+    ok(rows.n == 2 && rows.row[0].status == PROJKEY_STATUS_DELETED
+       && memcmp(rows.row[0].hash, k.hash, PROJKEY_HASH_LEN) == 0
+       && strcmp(rows.row[0].id, k.id) == 0,
+       "roll: the retired hash, as deleted");
+    ok(rows.n == 2 && rows.row[1].status == PROJKEY_STATUS_ACTIVE
+       && rows.row[1].has_prev, "roll: the key with its previous secret");
+
+    is_int(projkey_store_roll(st, "x", 1, k.id, PROJKEY_ID_LEN, k.hash,
+                              k.preview, now + 31 * 86400, &actor, NULL,
+                              NULL, NULL),
+           PROJKEY_STORE_INVALID, "roll: 31 days refused");
+    is_int(projkey_store_roll(st, "x", 1, "nosuchkey123", PROJKEY_ID_LEN,
+                              k.hash, k.preview, 0, &actor, NULL, NULL, NULL),
+           PROJKEY_STORE_NOTFOUND, "roll: no such key");
+    is_int(projkey_store_roll(st, "y", 1, k.id, PROJKEY_ID_LEN, k.hash,
+                              k.preview, 0, &actor, NULL, NULL, NULL),
+           PROJKEY_STORE_NOTFOUND, "roll: another project's key");
+    projkey_store_state(st, &seq, sql);
+    is_int(projkey_store_roll(st, "x", 1, k.id, PROJKEY_ID_LEN, k.hash,
+                              k.preview, 0, &actor, t_veto, NULL, &rows),
+           PROJKEY_STORE_ERROR, "roll: a caller's veto");
+    projkey_store_state(st, &seq2, sql);
+    is_int(seq2, seq, "roll: vetoed, nothing changed");
+
+    projkey_store_list_json(st, "x", 1, &json, NULL);
+    ok(strncmp(t_jx(json, "$.keys[0].previous_preview"), (char *) r1.preview,
+               PROJKEY_PREVIEW_LEN) == 0, "roll: list has previous_preview");
+    ok(strlen(t_jx(json, "$.keys[0].previous_expires_at")) == 20,
+       "roll: list has previous_expires_at");
+    projkey_store_free(json);
+
+    projkey_store_audit_json(st, "x", 1, 0, 1, &json, NULL);
+    is_str(t_jx(json, "$.events[0].action"), "roll", "audit: roll");
+    ok(strncmp(t_jx(json, "$.events[0].detail.preview.to"),
+               (char *) r2.preview, PROJKEY_PREVIEW_LEN) == 0,
+       "audit: roll's new preview");
+    ok(t_jx(json, "$.events[0].detail.previous_expires_at") != NULL,
+       "audit: roll's previous_expires_at");
+    projkey_store_free(json);
+
+    /* purge */
+
+    n = 99;
+    is_int(projkey_store_purge(st, now - 10, t_collect, &rows, &n),
+           PROJKEY_STORE_OK, "purge: before the end");
+    is_int(n, 0, "purge: nothing");
+
+    projkey_store_state(st, &seq, sql);
+    memset(&rows, 0, sizeof(rows));
+    is_int(projkey_store_purge(st, now + 5, t_collect, &rows, &n),
+           PROJKEY_STORE_OK, "purge: after the end");
+    is_int(n, 1, "purge: one previous secret");
+    ok(rows.n == 1 && rows.row[0].status == PROJKEY_STATUS_DELETED
+       && memcmp(rows.row[0].hash, r1.hash, PROJKEY_HASH_LEN) == 0,
+       "purge: its hash, as deleted");
+    memset(&rows, 0, sizeof(rows));
+    is_int(projkey_store_changes(st, seq, t_collect, &rows, &seq2),
+           PROJKEY_STORE_OK, "purge: changes read");
+    ok(rows.n == 2 && rows.row[0].status == PROJKEY_STATUS_DELETED
+       && memcmp(rows.row[0].hash, r1.hash, PROJKEY_HASH_LEN) == 0
+       && !rows.row[1].has_prev, "purge: the hash out, the key without it");
+    is_int(projkey_store_purge(st, now + 5, NULL, NULL, &n),
+           PROJKEY_STORE_OK, "purge: again");
+    is_int(n, 0, "purge: nothing left");
+
+    /* a key deleted with a previous secret: both hashes go */
+
+    is_int(projkey_store_roll(st, "x", 1, k.id, PROJKEY_ID_LEN, r1.hash,
+                              r1.preview, now + 60, &actor, NULL, NULL,
+                              NULL),
+           PROJKEY_STORE_OK, "delete: rolled first");
+    projkey_store_state(st, &seq, sql);
+    is_int(projkey_store_delete(st, "x", 1, k.id, PROJKEY_ID_LEN, &actor,
+                                NULL, NULL),
+           PROJKEY_STORE_OK, "delete: a key with a previous secret");
+    memset(&rows, 0, sizeof(rows));
+    projkey_store_changes(st, seq, t_collect, &rows, &seq2);
+    ok(rows.n == 2 && rows.row[0].status == PROJKEY_STATUS_DELETED
+       && rows.row[1].status == PROJKEY_STATUS_DELETED
+       && (memcmp(rows.row[0].hash, r1.hash, PROJKEY_HASH_LEN) == 0
+           || memcmp(rows.row[1].hash, r1.hash, PROJKEY_HASH_LEN) == 0)
+       && (memcmp(rows.row[0].hash, r2.hash, PROJKEY_HASH_LEN) == 0
+           || memcmp(rows.row[1].hash, r2.hash, PROJKEY_HASH_LEN) == 0),
+       "delete: both hashes deleted in the feed");
+}
+
+
+/* a database of schema 2, with keys and audit events, migrated to 3 */
+
+static void
+t_migrate_v2(void)
+{
+    int               v;
+    char              sql[512];
+    int64_t           seq, seq2;
+    t_rows_t          rows;
+    projkey_store_t  *st;
+    projkey_change_t  ch;
+    projkey_actor_t   actor = { "m", 1, NULL, 0 };
+
+    t_sql(t_path("v2.db"), T_SCHEMA_1 T_SCHEMA_2
+          "PRAGMA user_version=2;"
+          "PRAGMA application_id=1886086521;"
+          "INSERT INTO keys VALUES ('aaaaaaaaaaaa', 'default', 'one',"
+          " zeroblob(32), 'sk-project-...aaaa', 1, 'op', 10, 10, 20, 1);"
+          "INSERT INTO keys VALUES ('bbbbbbbbbbbb', 'default', 'two',"
+          " randomblob(32), 'sk-project-...bbbb', 2, 'op', 11, 11, NULL, 2);"
+          "INSERT INTO deleted VALUES ('cccccccccccc', randomblob(32),"
+          " 'default', 3);"
+          "UPDATE meta SET v = 3 WHERE k = 'seq';"
+          "INSERT INTO audit (at, project, key_id, action, actor, addr,"
+          " detail) VALUES (10, 'default', 'aaaaaaaaaaaa', 'create', 'op',"
+          " NULL, '{\"name\":\"one\"}'), (11, 'default', 'bbbbbbbbbbbb',"
+          " 'create', 'op', NULL, '{}'), (12, 'default', 'cccccccccccc',"
+          " 'delete', 'op', NULL, '{}');"
+          /* the newest event was lost: the sequence must not go back */
+          "DELETE FROM audit WHERE seq = 3;");
+
+    is_int(projkey_store_open(t_path("v2.db"), PROJKEY_STORE_MIGRATE, 1000,
+                              &st), PROJKEY_STORE_OK, "migrate 2: opened");
+    is_int(projkey_store_schema(st), 3, "migrate 2: to 3");
+
+    memset(&rows, 0, sizeof(rows));
+    is_int(projkey_store_load(st, t_collect, &rows, &seq), PROJKEY_STORE_OK,
+           "migrate 2: load");
+    is_int(rows.n, 2, "migrate 2: both keys");
+    is_int(seq, 3, "migrate 2: the sequence kept");
+    ok(rows.n == 2 && strcmp(rows.row[0].name, "one") == 0
+       && rows.row[0].last_used_at == 20 && rows.row[0].expires_at == 0
+       && !rows.row[0].has_prev && rows.row[1].status == 2,
+       "migrate 2: the keys as they were, no expiry, no previous");
+    is_int(t_sql_int(t_path("v2.db"), "SELECT count(*) FROM audit", &v), 0,
+           "migrate 2: audit read");
+    is_int(v, 2, "migrate 2: the audit events kept");
+
+    memset(&ch, 0, sizeof(ch));
+    ch.set_expires = 1;
+    ch.expires_at = time(NULL) + 100;
+    is_int(projkey_store_change(st, "default", 7, "aaaaaaaaaaaa", 12, &ch,
+                                &actor, NULL, NULL, NULL),
+           PROJKEY_STORE_OK, "migrate 2: a new action is allowed");
+    is_int(t_sql_int(t_path("v2.db"), "SELECT max(seq) FROM audit", &v), 0,
+           "migrate 2: audit read again");
+    is_int(v, 4, "migrate 2: the audit sequence goes on after the lost one");
+
+    projkey_store_state(st, &seq, sql);
+    t_sql(t_path("v2.db"), "UPDATE keys SET prev_hash = randomblob(32),"
+          " prev_expires_at = 5 WHERE id = 'bbbbbbbbbbbb'");
+    t_sql(t_path("v2.db"), "UPDATE keys SET prev_hash = NULL"
+          " WHERE id = 'bbbbbbbbbbbb'");
+    memset(&rows, 0, sizeof(rows));
+    projkey_store_changes(st, seq, t_collect, &rows, &seq2);
+    is_int(seq2, seq + 2, "migrate 2: the new columns by hand take numbers");
+    ok(rows.n == 2 && rows.row[0].status == PROJKEY_STATUS_DELETED
+       && strcmp(rows.row[0].id, "bbbbbbbbbbbb") == 0,
+       "migrate 2: a previous hash dropped by hand is retired");
+
+    projkey_store_close(st);
+}
+
+
 int
 main(void)
 {
@@ -1470,6 +2020,8 @@ main(void)
 
     t_open_failures();
     t_readonly_and_busy();
+    t_times();
+    t_migrate_v2();
 
     if (projkey_store_open(t_path("crud.db"), PROJKEY_STORE_CREATE, 1000,
                            &st) != PROJKEY_STORE_OK)
@@ -1481,6 +2033,8 @@ main(void)
     t_json(st);
     t_names(st);
     t_bodies(st);
+    t_body_times(st);
+    t_expiry_roll(st);
 
     projkey_store_close(st);
     projkey_store_close(NULL);
