@@ -408,8 +408,10 @@ describe('the API keys page, version 2', { concurrency: false }, () => {
         }
 
         it('forgets the new secret when the details are left', async () => {
-            const made = await createKey('Roll and leave');
-            await gotoDetail(made.key.id);
+            await createKey('Roll and leave');
+            await page.goto(srv.pageUrl);
+            await waitForList();
+            await openDetailOf('Roll and leave');
             const secret = await roll('In 1 hour');
             await page.goBack();
             await waitForList();
