@@ -72,6 +72,7 @@ static int ngx_http_projkey_zone_load_row(void *data,
 static ngx_int_t ngx_http_projkey_check_node(ngx_str_t *node);
 static ngx_int_t ngx_http_projkey_check_db_path(ngx_conf_t *cf,
     ngx_str_t *db, ngx_flag_t *created);
+static ngx_int_t ngx_http_projkey_row_text_ok(const projkey_row_t *row);
 static ngx_int_t ngx_http_projkey_check_owner(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log);
 static ngx_int_t ngx_http_projkey_user_can_write(struct stat *st,
@@ -702,9 +703,16 @@ ngx_http_projkey_zone_load_row(void *data, const projkey_row_t *row)
         return 0;
     }
 
-    if (ngx_http_projkey_zone_prepare_locked(load->zone, row, &prep)
-        != NGX_OK)
-    {
+    switch (ngx_http_projkey_zone_prepare_locked(load->zone, row, &prep)) {
+
+    case NGX_OK:
+        break;
+
+    case NGX_ABORT:
+        /* rejected, and said so */
+        return 0;
+
+    default:
         load->failed++;
         return 0;
     }
@@ -1456,11 +1464,19 @@ ngx_http_projkey_sync_row(void *data, const projkey_row_t *row)
 {
     ngx_http_projkey_load_t *load = data;
 
+    ngx_int_t                 rc;
     ngx_http_projkey_zone_t  *zone;
 
     zone = load->zone;
 
-    if (ngx_http_projkey_zone_apply_locked(zone, row) != NGX_OK) {
+    rc = ngx_http_projkey_zone_apply_locked(zone, row);
+
+    if (rc == NGX_ABORT) {
+        /* rejected for good, and said so: not to be read again */
+        return 0;
+    }
+
+    if (rc != NGX_OK) {
 
         if (row->seq > zone->failed_seq) {
             zone->failed_seq = row->seq;
@@ -1611,6 +1627,9 @@ ngx_http_projkey_resync_row(void *data, const projkey_row_t *row)
 
     case NGX_DECLINED:
         rs->failed++;
+        break;
+
+    case NGX_ABORT:
         break;
 
     default:
@@ -1858,6 +1877,31 @@ ngx_http_projkey_node_fill_secret(ngx_http_projkey_node_t *node,
 }
 
 
+/*
+ * What the admin API and the CLI refuse may still come from a change by
+ * hand; the zone's strings end up in headers ($projkey_key_name,
+ * projkey_identity_headers), where a CR LF would start another one.
+ */
+
+static ngx_int_t
+ngx_http_projkey_row_text_ok(const projkey_row_t *row)
+{
+    size_t  chars;
+
+    if (projkey_store_check_text(row->id, PROJKEY_ID_LEN, &chars)
+            != PROJKEY_TEXT_OK
+        || projkey_store_check_text(row->project, row->project_len, &chars)
+            != PROJKEY_TEXT_OK
+        || projkey_store_check_text(row->name, row->name_len, &chars)
+            != PROJKEY_TEXT_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
 /* when a node with NGX_HTTP_PROJKEY_EXPIRES stops working; 0 without */
 
 time_t
@@ -2101,6 +2145,15 @@ ngx_http_projkey_zone_prepare_locked(ngx_http_projkey_zone_t *zone,
         || row->name_len > 0xffff)
     {
         return NGX_ERROR;
+    }
+
+    if (ngx_http_projkey_row_text_ok(row) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, zone->log ? zone->log : ngx_cycle->log, 0,
+                      "projkey_zone \"%V\": the key of change %L has a "
+                      "control character or invalid UTF-8 in its id, name "
+                      "or project (a change by hand?) and is rejected",
+                      &zone->name, row->seq);
+        return NGX_ABORT;
     }
 
     prep->n = (row->prev_hash != NULL) ? 2 : 1;
