@@ -60,6 +60,9 @@ typedef struct {
     /* a write's: the change sequence after it, in the answer */
     int64_t                    revision;
 
+    /* an update: the change sequence before it */
+    int64_t                    unchanged;
+
     /* a pending timer keeps a gracefully exiting worker for the answer */
     ngx_event_t                wait;
 
@@ -75,6 +78,7 @@ typedef struct {
     unsigned                   has_prev:1;
     unsigned                   prepared:1;
     unsigned                   full:1;
+    unsigned                   unfit:1;
 } ngx_http_projkey_admin_task_t;
 
 
@@ -1139,6 +1143,16 @@ ngx_http_projkey_admin_keep_row(void *data, const projkey_row_t *row)
         return 0;
     }
 
+    /*
+     * An update that changed nothing still answers the key as the
+     * database has it: the zone takes that state too, as a change another
+     * process made may not have reached it yet (fail closed: or none)
+     */
+
+    if (t->op == NGX_HTTP_PROJKEY_UPDATE && row->seq <= t->unchanged) {
+        (void) ngx_http_projkey_zone_apply_locked(t->zone, row);
+    }
+
     /* the change is committed whatever happens here: never undo it */
 
     rc = projkey_store_row_json(t->zone->store, row, &t->json, &t->json_len);
@@ -1248,6 +1262,8 @@ ngx_http_projkey_admin_update(ngx_http_projkey_admin_task_t *t)
         return;
     }
 
+    t->unchanged = before;
+
     ngx_memzero(&change, sizeof(projkey_change_t));
     change.name = (char *) t->name;
     change.name_len = t->name_len;
@@ -1324,10 +1340,18 @@ ngx_http_projkey_admin_prepare(void *data, const projkey_row_t *row)
 {
     ngx_http_projkey_admin_task_t *t = data;
 
-    if (ngx_http_projkey_zone_prepare_locked(t->zone, row, &t->prep)
-        != NGX_OK)
-    {
+    switch (ngx_http_projkey_zone_prepare_locked(t->zone, row, &t->prep)) {
+
+    case NGX_OK:
+        break;
+
+    case NGX_DECLINED:
         t->full = 1;
+        return 1;
+
+    default:
+        /* too long for a node, or text no header may hold: logged */
+        t->unfit = 1;
         return 1;
     }
 
@@ -1352,6 +1376,17 @@ ngx_http_projkey_admin_changed(ngx_http_projkey_admin_task_t *t,
         if (t->prepared) {
             ngx_http_projkey_zone_discard_locked(zone, &t->prep);
             t->prepared = 0;
+        }
+
+        if (t->unfit) {
+            projkey_store_free(t->json);
+            t->json = NULL;
+
+            ngx_http_projkey_admin_set_error(t,
+                NGX_HTTP_INTERNAL_SERVER_ERROR, "internal_error",
+                "The key cannot be changed: its stored name or project is "
+                "damaged. Nothing was changed.");
+            return;
         }
 
         if (t->full) {

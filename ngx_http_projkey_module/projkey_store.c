@@ -46,7 +46,9 @@
 /* the columns of a key, in the order projkey_store_row() reads them */
 #define PROJKEY_KEY_COLUMNS                                                   \
     "id, hash, project, name, preview, created_by, created_at, updated_at, "  \
-    "coalesce(last_used_at, 0), seq, status, coalesce(expires_at, 0), "      \
+    "coalesce(last_used_at, 0), seq, status, "                                \
+    "CASE WHEN expires_at IS NULL THEN 0 WHEN expires_at < 1 THEN 1 "         \
+    "ELSE expires_at END, "                                                   \
     "prev_hash, prev_preview, coalesce(prev_expires_at, 0)"
 
 /* the KEY object of the contract, from the columns of table keys */
