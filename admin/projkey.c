@@ -705,6 +705,15 @@ done:
         return rc;
     }
 
+    /* the keys are created: a search index left unmerged is only slower */
+
+    src = projkey_store_search_merge(cli->st);
+
+    if (src != PROJKEY_STORE_OK) {
+        fprintf(stderr, "projkey: the keys are created, but the search "
+                "index was not merged: %s\n", projkey_store_errmsg(cli->st));
+    }
+
     if (cli->json) {
         printf("{\"created\":%zu}\n", done);
 

@@ -79,8 +79,10 @@
  * The search index, keys_search (FTS5, trigram, case-insensitive), has a
  * row per group of keys of the same created_at and first 5 characters of
  * id (almost always one key), whose rowid sorts as the list does:
- * created_at * 62^5 + the 5 characters in base62.  A page reads it in
- * rowid order, and checks each key of a group itself.
+ * -(created_at * 62^5 + the 5 characters in base62), negative so that the
+ * newest come first in ascending order, which FTS5 reads several times
+ * faster than descending.  A page reads it in rowid order, and checks
+ * each key of a group itself.
  */
 #define PROJKEY_SEARCH_SPAN      916132832          /* 62^5 */
 
@@ -89,10 +91,24 @@
 #define PROJKEY_B62_DIGIT(id, i)                                              \
     "(instr(" PROJKEY_B62 ", substr(" id ", " i ", 1)) - 1)"
 #define PROJKEY_SEARCH_ROWID(at, id)                                          \
-    "(" at " * 916132832 + ((((" PROJKEY_B62_DIGIT(id, "1") " * 62 + "        \
+    "(-" at " * 916132832 - ((((" PROJKEY_B62_DIGIT(id, "1") " * 62 + "       \
     PROJKEY_B62_DIGIT(id, "2") ") * 62 + " PROJKEY_B62_DIGIT(id, "3")         \
     ") * 62 + " PROJKEY_B62_DIGIT(id, "4") ") * 62 + "                        \
     PROJKEY_B62_DIGIT(id, "5") "))"
+
+/*
+ * A key's project and stored status as one trigram, so that the search
+ * index has them as a single term: two characters of the project's code
+ * (table projects) and one of the status, in the private use area (no
+ * name has them, and they do not fold).
+ */
+#define PROJKEY_SEARCH_CODE_BASE 0xe000
+#define PROJKEY_SEARCH_CODE_SPAN 4096
+#define PROJKEY_SEARCH_STATUS    0xf000
+#define PROJKEY_SEARCH_TERM                                                   \
+    "(SELECT char(57344 + code % 4096, 57344 + code / 4096 % 4096,"          \
+    " 61440 + keys.status) FROM projects WHERE projects.project ="            \
+    " keys.project)"
 
 /* the group of key (at, id) written again from table keys */
 #define PROJKEY_SEARCH_REGROUP(at, id)                                        \
@@ -101,7 +117,7 @@
     " INSERT INTO keys_search (rowid, fproject, fname, ftail, fcreated,"      \
     " fprefix)"                                                               \
     " SELECT " PROJKEY_SEARCH_ROWID(at, id) ","                               \
-    " group_concat(char(2) || project || char(3), ' '),"                      \
+    " group_concat(" PROJKEY_SEARCH_TERM ", ' '),"                          \
     " group_concat(name, char(1)),"                                           \
     " group_concat(substr(preview, -4) || char(3), char(1)),"                 \
     " " at ", substr(" id ", 1, 5)"                                           \
@@ -123,6 +139,9 @@
 #define PROJKEY_CURSOR_MAC_LEN   16
 #define PROJKEY_CURSOR_ID_MAX    255
 #define PROJKEY_CURSOR_FIXED     (1 + 8 + 1 + PROJKEY_CURSOR_MAC_LEN)
+
+/* steps of projkey_store_search_merge(), at most: some 100 ms each */
+#define PROJKEY_SEARCH_MERGE_MAX 10000
 
 
 typedef enum {
@@ -153,6 +172,8 @@ typedef enum {
     PROJKEY_SQL_PAGE,
     PROJKEY_SQL_PAGE_STATUS,
     PROJKEY_SQL_PAGE_SEARCH,
+    PROJKEY_SQL_PROJECT_CODE,
+    PROJKEY_SQL_SEARCH_MERGE,
     PROJKEY_SQL_N
 } projkey_sql_e;
 
@@ -262,8 +283,8 @@ static projkey_store_rc_e projkey_store_page_walk(projkey_store_t *st,
 static projkey_store_rc_e projkey_store_page_bind(projkey_store_t *st,
     const char *project, size_t project_len, const projkey_page_t *page,
     const projkey_pos_t *pos, sqlite3_stmt **stmt, char **match);
-static char *projkey_store_match(const char *project, size_t project_len,
-    const char *q, size_t q_len, const char *tail, size_t tail_len);
+static char *projkey_store_match(int64_t code, int status, const char *q,
+    size_t q_len, const char *tail, size_t tail_len);
 static size_t projkey_store_tail(const char *q, size_t len,
     const char **tail);
 static int64_t projkey_store_search_rowid(int64_t at, const char *id,
@@ -389,9 +410,14 @@ static const char  *projkey_store_sql[PROJKEY_SQL_N] = {
     "SELECT " PROJKEY_PAGE_COLUMNS " FROM keys_search"
     " JOIN keys ON project = ?1 AND created_at = fcreated"
     " AND id >= fprefix AND id < fprefix || char(1114111)"
-    " WHERE keys_search MATCH ?8 AND keys_search.rowid <= ?9"
+    " WHERE keys_search MATCH ?8 AND keys_search.rowid >= ?9"
     " AND (created_at, id) < (?2, ?3)"
-    " ORDER BY keys_search.rowid DESC"
+    " ORDER BY keys_search.rowid",
+
+    "SELECT code FROM projects WHERE project = ?1",
+
+    /* about 1000 pages of merging, whatever the segments' levels */
+    "INSERT INTO keys_search (keys_search, rank) VALUES ('merge', -1000)"
 };
 
 
@@ -474,28 +500,38 @@ static const char  *projkey_store_migrations[] = {
     "DROP TRIGGER IF EXISTS keys_search_update;"
     "DROP TRIGGER IF EXISTS keys_search_delete;"
     "DROP TABLE IF EXISTS keys_search;"
+    "CREATE TABLE IF NOT EXISTS projects ("
+    " code INTEGER PRIMARY KEY,"
+    " project TEXT NOT NULL UNIQUE);"
+    "INSERT OR IGNORE INTO projects (project)"
+    " SELECT DISTINCT project FROM keys;"
     "CREATE VIRTUAL TABLE keys_search USING fts5(fproject, fname, ftail,"
     " fcreated UNINDEXED, fprefix UNINDEXED, tokenize = 'trigram');"
     "INSERT INTO keys_search (rowid, fproject, fname, ftail, fcreated,"
     " fprefix)"
     " SELECT " PROJKEY_SEARCH_ROWID("created_at", "id") ","
-    " group_concat(char(2) || project || char(3), ' '),"
+    " group_concat(" PROJKEY_SEARCH_TERM ", ' '),"
     " group_concat(name, char(1)),"
     " group_concat(substr(preview, -4) || char(3), char(1)),"
     " created_at, substr(id, 1, 5)"
     " FROM keys GROUP BY 1;"
+    /* one segment: a search of a large index reads several times less */
+    "INSERT INTO keys_search (keys_search) VALUES ('optimize');"
     "CREATE TRIGGER keys_search_insert AFTER INSERT ON keys"
     " BEGIN"
     PROJKEY_SEARCH_CHECK_ID("NEW.id")
+    " INSERT OR IGNORE INTO projects (project) VALUES (NEW.project);"
     PROJKEY_SEARCH_REGROUP("NEW.created_at", "NEW.id")
     " END;"
     "CREATE TRIGGER keys_search_update"
-    " AFTER UPDATE OF id, project, name, preview, created_at ON keys"
+    " AFTER UPDATE OF id, project, name, preview, created_at, status ON keys"
     " WHEN OLD.id IS NOT NEW.id OR OLD.project IS NOT NEW.project"
     " OR OLD.name IS NOT NEW.name OR OLD.preview IS NOT NEW.preview"
     " OR OLD.created_at IS NOT NEW.created_at"
+    " OR OLD.status IS NOT NEW.status"
     " BEGIN"
     PROJKEY_SEARCH_CHECK_ID("NEW.id")
+    " INSERT OR IGNORE INTO projects (project) VALUES (NEW.project);"
     PROJKEY_SEARCH_REGROUP("OLD.created_at", "OLD.id")
     PROJKEY_SEARCH_REGROUP("NEW.created_at", "NEW.id")
     " END;"
@@ -2594,6 +2630,42 @@ projkey_store_audit_json(projkey_store_t *st, const char *project,
 }
 
 
+projkey_store_rc_e
+projkey_store_search_merge(projkey_store_t *st)
+{
+    int                 i, before;
+    projkey_store_rc_e  rc;
+
+    /* FTS5 did nothing when total_changes() grew by less than 2 */
+
+    for (i = 0; i < PROJKEY_SEARCH_MERGE_MAX; i++) {
+        rc = projkey_store_begin(st, 1);
+        if (rc != PROJKEY_STORE_OK) {
+            return rc;
+        }
+
+        before = sqlite3_total_changes(st->db);
+
+        rc = projkey_store_exec(st, PROJKEY_SQL_SEARCH_MERGE);
+        if (rc != PROJKEY_STORE_OK) {
+            projkey_store_rollback(st);
+            return rc;
+        }
+
+        rc = projkey_store_commit(st);
+        if (rc != PROJKEY_STORE_OK) {
+            return rc;
+        }
+
+        if (sqlite3_total_changes(st->db) - before < 2) {
+            break;
+        }
+    }
+
+    return PROJKEY_STORE_OK;
+}
+
+
 /* the pages of the key list */
 
 const char *
@@ -2907,6 +2979,7 @@ projkey_store_page_bind(projkey_store_t *st, const char *project,
 {
     int                  i;
     size_t               chars, tail_len;
+    int64_t              code;
     const char          *tail;
     sqlite3_stmt        *s;
     projkey_sql_e        n;
@@ -2931,7 +3004,24 @@ projkey_store_page_bind(projkey_store_t *st, const char *project,
     if (chars >= 3) {
         n = PROJKEY_SQL_PAGE_SEARCH;
 
-        *match = projkey_store_match(project, project_len, page->q,
+        s = projkey_store_stmt(st, PROJKEY_SQL_PROJECT_CODE, &src);
+        if (s == NULL) {
+            return src;
+        }
+
+        sqlite3_bind_text(s, 1, project, project_len, SQLITE_STATIC);
+
+        i = sqlite3_step(s);
+        code = (i == SQLITE_ROW) ? sqlite3_column_int64(s, 0) : -1;
+        sqlite3_reset(s);
+
+        if (i != SQLITE_ROW && i != SQLITE_DONE) {
+            return projkey_store_fail(st, i);
+        }
+
+        /* a project that never had a key: a term that no key has */
+
+        *match = projkey_store_match(code, page->status, page->q,
                                      page->q_len, tail, tail_len);
         if (*match == NULL) {
             projkey_store_set_errmsg(st, "out of memory");
@@ -2976,7 +3066,7 @@ projkey_store_page_bind(projkey_store_t *st, const char *project,
 
     if (*match != NULL) {
         sqlite3_bind_text(s, 8, *match, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 9, pos->id_len == 0 ? INT64_MAX
+        sqlite3_bind_int64(s, 9, pos->id_len == 0 ? INT64_MIN
                                  : projkey_store_search_rowid(pos->at,
                                                               pos->id,
                                                               pos->id_len));
@@ -2995,61 +3085,86 @@ projkey_store_page_bind(projkey_store_t *st, const char *project,
 
 
 /*
- * The FTS5 query of a search: the project (between \2 and \3, which no
- * text has, so that it is one exact phrase) and the name, or the end of
+ * The FTS5 query of a search: the term of the project and stored status
+ * (either status when the page takes both), then the name, or the end of
  * the preview (followed by \3).
  */
 
 static char *
-projkey_store_match(const char *project, size_t project_len, const char *q,
-    size_t q_len, const char *tail, size_t tail_len)
+projkey_store_match(int64_t code, int status, const char *q, size_t q_len,
+    const char *tail, size_t tail_len)
 {
+    int      k;
     char    *out, *p;
-    size_t   i, k;
-    struct {
-        const char  *text;
-        size_t       len;
-        const char  *before;
-        const char  *after;
-    } part[3];
+    size_t   i;
+    uint32_t cp[3];
 
-    part[0].text = project;
-    part[0].len = project_len;
-    part[0].before = "fproject : \"\x02";
-    part[0].after = "\x03\" AND (";
-    part[1].text = q;
-    part[1].len = q_len;
-    part[1].before = "fname : \"";
-    part[1].after = "\"";
-    part[2].text = tail;
-    part[2].len = tail_len;
-    part[2].before = " OR ftail : \"";
-    part[2].after = "\x03\"";
-
-    out = malloc(64 + 2 * (project_len + q_len + tail_len));
+    out = malloc(128 + 2 * (q_len + tail_len));
     if (out == NULL) {
         return NULL;
     }
 
-    p = out;
+    p = stpcpy(out, "(");
 
-    for (k = 0; k < 3; k++) {
-        if (k == 2 && tail_len == 0) {
-            break;
+    for (k = PROJKEY_STATUS_ACTIVE; k <= PROJKEY_STATUS_DISABLED; k++) {
+        if ((status == PROJKEY_PAGE_DISABLED && k != PROJKEY_STATUS_DISABLED)
+            || ((status == PROJKEY_PAGE_ACTIVE
+                 || status == PROJKEY_PAGE_EXPIRED)
+                && k != PROJKEY_STATUS_ACTIVE))
+        {
+            continue;
         }
 
-        p = stpcpy(p, part[k].before);
-
-        for (i = 0; i < part[k].len; i++) {
-            /* a quote inside an FTS5 string is doubled */
-            if (part[k].text[i] == '"') {
-                *p++ = '"';
-            }
-
-            *p++ = part[k].text[i];
+        if (p[-1] != '(') {
+            p = stpcpy(p, " OR ");
         }
 
-        p = stpcpy(p, part[k].after);
+        if (code < 0) {
+            /* not a term of PROJKEY_SEARCH_TERM: no key has it */
+            cp[0] = PROJKEY_SEARCH_STATUS;
+            cp[1] = PROJKEY_SEARCH_STATUS;
+            cp[2] = PROJKEY_SEARCH_STATUS;
+
+        } else {
+            cp[0] = PROJKEY_SEARCH_CODE_BASE
+                    + code % PROJKEY_SEARCH_CODE_SPAN;
+            cp[1] = PROJKEY_SEARCH_CODE_BASE
+                    + code / PROJKEY_SEARCH_CODE_SPAN
+                      % PROJKEY_SEARCH_CODE_SPAN;
+            cp[2] = PROJKEY_SEARCH_STATUS + k;
+        }
+
+        p = stpcpy(p, "fproject : \"");
+
+        /* U+E000 to U+F0FF: three bytes of UTF-8 each */
+        for (i = 0; i < 3; i++) {
+            *p++ = (char) (0xe0 | (cp[i] >> 12));
+            *p++ = (char) (0x80 | ((cp[i] >> 6) & 0x3f));
+            *p++ = (char) (0x80 | (cp[i] & 0x3f));
+        }
+
+        p = stpcpy(p, "\"");
+    }
+
+    p = stpcpy(p, ") AND (fname : \"");
+
+    for (i = 0; i < q_len; i++) {
+        /* a quote inside an FTS5 string is doubled */
+        if (q[i] == '"') {
+            *p++ = '"';
+        }
+
+        *p++ = q[i];
+    }
+
+    p = stpcpy(p, "\"");
+
+    if (tail_len != 0) {
+        /* base62: nothing to double */
+        p = stpcpy(p, " OR ftail : \"");
+        memcpy(p, tail, tail_len);
+        p += tail_len;
+        p = stpcpy(p, "\x03\"");
     }
 
     stpcpy(p, ")");
@@ -3109,11 +3224,11 @@ projkey_store_search_rowid(int64_t at, const char *id, size_t len)
     int64_t   v;
 
     if (at >= INT64_MAX / PROJKEY_SEARCH_SPAN - 1) {
-        return INT64_MAX;
+        return INT64_MIN;
     }
 
     if (at <= INT64_MIN / PROJKEY_SEARCH_SPAN + 1) {
-        return INT64_MIN;
+        return INT64_MAX;
     }
 
     for (v = 0, i = 0; i < 5; i++) {
@@ -3136,7 +3251,7 @@ projkey_store_search_rowid(int64_t at, const char *id, size_t len)
         v = v * 62 + d;
     }
 
-    return at * PROJKEY_SEARCH_SPAN + v;
+    return -(at * PROJKEY_SEARCH_SPAN + v);
 }
 
 
@@ -3452,8 +3567,8 @@ static void
 projkey_store_contains(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
     int                found, fresh;
-    char              *hay;
-    size_t             n, i;
+    char              *hay, c;
+    size_t             n, i, k;
     const char        *text;
     projkey_store_t   *st;
     projkey_needle_t  *needle;
@@ -3492,9 +3607,8 @@ projkey_store_contains(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 
     text = (const char *) sqlite3_value_text(argv[0]);
     n = sqlite3_value_bytes(argv[0]);
-    hay = text != NULL ? projkey_store_fold(st, text, n, &n) : NULL;
 
-    if (hay == NULL) {
+    if (text == NULL) {
         if (fresh) {
             free(needle);
         }
@@ -3503,16 +3617,55 @@ projkey_store_contains(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         return;
     }
 
-    found = 0;
+    /* ASCII folds to ASCII lower case only: no tokenizer needed */
 
-    for (i = 0; i + needle->len <= n; i++) {
-        if (memcmp(hay + i, needle->data, needle->len) == 0) {
-            found = 1;
+    for (i = 0; i < n; i++) {
+        if ((unsigned char) text[i] >= 0x80) {
             break;
         }
     }
 
-    free(hay);
+    found = 0;
+
+    if (i == n) {
+        for (i = 0; i + needle->len <= n && !found; i++) {
+            for (k = 0; k < needle->len; k++) {
+                c = text[i + k];
+
+                if (c >= 'A' && c <= 'Z') {
+                    c += 'a' - 'A';
+                }
+
+                if (c != needle->data[k]) {
+                    break;
+                }
+            }
+
+            found = (k == needle->len);
+        }
+
+    } else {
+        hay = projkey_store_fold(st, text, n, &n);
+
+        if (hay == NULL) {
+            if (fresh) {
+                free(needle);
+            }
+
+            sqlite3_result_error_nomem(ctx);
+            return;
+        }
+
+        for (i = 0; i + needle->len <= n; i++) {
+            if (memcmp(hay + i, needle->data, needle->len) == 0) {
+                found = 1;
+                break;
+            }
+        }
+
+        free(hay);
+    }
+
     sqlite3_result_int(ctx, found);
 
     if (fresh) {

@@ -265,7 +265,7 @@ void projkey_store_free_body(projkey_body_t *body);
  * status that is rare).  Such a page may hold fewer than limit keys, even
  * none, and still have a next cursor.
  */
-#define PROJKEY_PAGE_SCAN        2000
+#define PROJKEY_PAGE_SCAN        1000
 
 
 /*
@@ -306,6 +306,13 @@ projkey_store_rc_e projkey_store_page(projkey_store_t *st,
 projkey_store_rc_e projkey_store_page_json(projkey_store_t *st,
     const char *project, size_t project_len, const projkey_page_t *page,
     char **out, size_t *len);
+
+/*
+ * Merges the search index's segments, in short write transactions (some
+ * 100 ms each at 1,000,000 keys), until it is one: after many keys were
+ * added at once (create_batch), a search reads several times less.
+ */
+projkey_store_rc_e projkey_store_search_merge(projkey_store_t *st);
 
 /*
  * JSON built by SQLite's json_object()/json_group_array(), malloc()ed,
