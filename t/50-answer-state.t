@@ -21,7 +21,7 @@ use Projkey::Admin;
 
 ###############################################################################
 
-my $t = Projkey::Test->new()->plan(12);
+my $t = Projkey::Test->new()->plan(15);
 
 # a long sync: only the admin call itself can bring the zone up to date
 $t->write_config(<<'EOF')->run();
@@ -109,6 +109,19 @@ $t->run_cmd('sqlite3', $t->db, "UPDATE keys SET expires_at = 0"
 $r = $api->call('PATCH', "keys/$zid", { status => 'active' });
 ok($r->{json}{key}{status} eq 'expired' && status_of($zsecret) == 401,
     'expires_at = 0 by hand: expired in the answer and at the check');
+
+# the list's status filter says what KEY says: expired whatever the stored
+# status (the x key is stored active, the z key too; k is active)
+
+$api->call('PATCH', "keys/$xid", { status => 'disabled' });
+my %ids = map { my $st = $_;
+    ($st => join ',', sort map { $_->{id} }
+        @{$api->call('GET', "keys?status=$st")->{json}{keys} // []}) }
+    qw/active disabled expired/;
+is($ids{expired}, join(',', sort $xid, $zid),
+    'status=expired: both expired keys, the disabled one too');
+is($ids{active}, $id, 'status=active: only the one not expired');
+is($ids{disabled}, '', 'status=disabled: not the expired disabled one');
 
 ###############################################################################
 
