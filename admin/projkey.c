@@ -43,10 +43,14 @@ typedef struct {
     const char          *secrets;
     const char          *expires;
     const char          *previous;
+    const char          *search;
+    const char          *status;
+    const char          *after;
     const char          *command;
     const char          *arg[2];
     long                 count;
     int64_t              count_expires;
+    long                 limit;
     int                  nargs;
     int                  json;
     projkey_store_t     *st;
@@ -142,7 +146,8 @@ static const char  projkey_usage_text[] =
     "  init                 create the database with its schema\n"
     "  migrate              bring an existing database's schema up to date\n"
     "  create NAME [--by WHO] [--count N] [--secrets FILE] [--expires TIME]\n"
-    "  list\n"
+    "  list [--search TEXT] [--status active|disabled|expired] [--limit N]\n"
+    "       [--after CURSOR]\n"
     "  show ID\n"
     "  rename ID NAME\n"
     "  disable ID\n"
@@ -212,6 +217,21 @@ main(int argc, char **argv)
         return projkey_usage("--previous-expires is for roll only");
     }
 
+    if (cmd->handler != projkey_list
+        && (cli.search != NULL || cli.status != NULL || cli.limit != 0
+            || cli.after != NULL))
+    {
+        return projkey_usage("--search, --status, --limit and --after are "
+                             "for list only");
+    }
+
+    if (cli.status != NULL && strcmp(cli.status, "active") != 0
+        && strcmp(cli.status, "disabled") != 0
+        && strcmp(cli.status, "expired") != 0)
+    {
+        return projkey_usage("--status must be active, disabled or expired");
+    }
+
     if (projkey_init() != 0) {
         fprintf(stderr, "projkey: no random number generator available\n");
         return PROJKEY_EXIT_ERROR;
@@ -267,6 +287,7 @@ projkey_parse_args(projkey_cli_t *cli, int argc, char **argv)
 {
     int          i, options;
     char        *end;
+    long         number;
     size_t       n;
     const char  *arg, *value, **slot;
 
@@ -326,8 +347,19 @@ projkey_parse_args(projkey_cli_t *cli, int argc, char **argv)
 
         } else if (n == 18 && strncmp(arg, "--previous-expires", n) == 0) {
             slot = &cli->previous;
+        } else if (n == 8 && strncmp(arg, "--search", n) == 0) {
+            slot = &cli->search;
+
+        } else if (n == 8 && strncmp(arg, "--status", n) == 0) {
+            slot = &cli->status;
+
+        } else if (n == 7 && strncmp(arg, "--after", n) == 0) {
+            slot = &cli->after;
 
         } else if (n == 7 && strncmp(arg, "--count", n) == 0) {
+            slot = NULL;
+
+        } else if (n == 7 && strncmp(arg, "--limit", n) == 0) {
             slot = NULL;
 
         } else {
@@ -350,7 +382,21 @@ projkey_parse_args(projkey_cli_t *cli, int argc, char **argv)
         }
 
         errno = 0;
-        cli->count = strtol(value, &end, 10);
+        number = strtol(value, &end, 10);
+
+        if (arg[2] == 'l') {
+            if (errno != 0 || end == value || *end != '\0' || number < 1
+                || number > PROJKEY_PAGE_LIMIT_MAX)
+            {
+                return projkey_usage("--limit must be a number from 1 to "
+                                     "%d", PROJKEY_PAGE_LIMIT_MAX);
+            }
+
+            cli->limit = number;
+            continue;
+        }
+
+        cli->count = number;
 
         if (errno != 0 || end == value || *end != '\0' || cli->count < 1
             || cli->count > PROJKEY_COUNT_MAX)
@@ -710,6 +756,15 @@ done:
         return rc;
     }
 
+    /* the keys are created: a search index left unmerged is only slower */
+
+    src = projkey_store_search_merge(cli->st);
+
+    if (src != PROJKEY_STORE_OK) {
+        fprintf(stderr, "projkey: the keys are created, but the search "
+                "index was not merged: %s\n", projkey_store_errmsg(cli->st));
+    }
+
     if (cli->json) {
         printf("{\"created\":%zu}\n", done);
 
@@ -728,20 +783,46 @@ done:
 }
 
 
+/* one page, as GET keys answers it: newest first, 100 keys by default */
+
 static int
 projkey_list(projkey_cli_t *cli)
 {
     int                 rc;
+    char               *next;
     size_t              i, w[7];
     projkey_out_t       out;
+    projkey_page_t      page;
     projkey_line_t     *l;
     projkey_store_rc_e  src;
     static const char  *head[7] = { "ID", "NAME", "PREVIEW", "STATUS",
                                     "CREATED BY", "CREATED AT", "LAST USED" };
 
+    memset(&page, 0, sizeof(projkey_page_t));
+
+    if (cli->search != NULL) {
+        page.q = cli->search;
+        page.q_len = strlen(cli->search);
+    }
+
+    if (cli->after != NULL) {
+        page.after = cli->after;
+        page.after_len = strlen(cli->after);
+    }
+
+    if (cli->status != NULL) {
+        page.status = strcmp(cli->status, "active") == 0
+                      ? PROJKEY_PAGE_ACTIVE
+                      : strcmp(cli->status, "disabled") == 0
+                        ? PROJKEY_PAGE_DISABLED : PROJKEY_PAGE_EXPIRED;
+    }
+
+    page.limit = (int) cli->limit;
+
     if (cli->json) {
-        src = projkey_store_list_json(cli->st, cli->project,
-                                      strlen(cli->project), &out.json, NULL);
+        src = projkey_store_page_json(cli->st, cli->project,
+                                      strlen(cli->project), &page, &out.json,
+                                      NULL);
         if (src != PROJKEY_STORE_OK) {
             return projkey_fail(cli, src);
         }
@@ -754,9 +835,10 @@ projkey_list(projkey_cli_t *cli)
 
     memset(&out, 0, sizeof(projkey_out_t));
     out.cli = cli;
+    next = NULL;
 
-    src = projkey_store_list(cli->st, cli->project, strlen(cli->project),
-                             projkey_row_line, &out);
+    src = projkey_store_page(cli->st, cli->project, strlen(cli->project),
+                             &page, projkey_row_line, &out, &next);
 
     if (out.failed) {
         fprintf(stderr, "projkey: out of memory\n");
@@ -770,8 +852,15 @@ projkey_list(projkey_cli_t *cli)
     }
 
     if (out.n == 0) {
-        printf("No API key has been created on this project.\n");
-        return PROJKEY_EXIT_OK;
+        if (cli->search == NULL && cli->status == NULL && cli->after == NULL)
+        {
+            printf("No API key has been created on this project.\n");
+
+        } else {
+            printf("No API key matches.\n");
+        }
+
+        goto next;
     }
 
     for (i = 0; i < 7; i++) {
@@ -811,6 +900,15 @@ projkey_list(projkey_cli_t *cli)
         projkey_pad(l->created_by, w[4] + 2);
         projkey_pad(l->created_at, w[5] + 2);
         printf("%s\n", l->last_used);
+    }
+
+next:
+
+    /* the same command with --after CURSOR shows the next page */
+
+    if (next != NULL) {
+        printf("Next page: --after %s\n", next);
+        projkey_store_free(next);
     }
 
     rc = PROJKEY_EXIT_OK;

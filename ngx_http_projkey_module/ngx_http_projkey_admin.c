@@ -47,6 +47,7 @@ typedef struct {
     int64_t                    expires_at;     /* 0: never */
     int64_t                    prev_expires_at;
     unsigned                   has_expires:1;
+    projkey_page_t             page;           /* GET keys */
 
     /* the result: a status and a malloc()ed JSON body */
     ngx_uint_t                 status;
@@ -59,6 +60,9 @@ typedef struct {
 
     /* a write's: the change sequence after it, in the answer */
     int64_t                    revision;
+
+    /* an update: the change sequence before it */
+    int64_t                    unchanged;
 
     /* a pending timer keeps a gracefully exiting worker for the answer */
     ngx_event_t                wait;
@@ -75,6 +79,7 @@ typedef struct {
     unsigned                   has_prev:1;
     unsigned                   prepared:1;
     unsigned                   full:1;
+    unsigned                   unfit:1;
 } ngx_http_projkey_admin_task_t;
 
 
@@ -82,6 +87,10 @@ static ngx_int_t ngx_http_projkey_admin_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_projkey_admin_text(ngx_str_t *s);
 static ngx_int_t ngx_http_projkey_admin_route(ngx_http_request_t *r,
     ngx_http_projkey_admin_task_t *t);
+static ngx_int_t ngx_http_projkey_admin_page_args(ngx_http_request_t *r,
+    ngx_http_projkey_admin_task_t *t);
+static ngx_int_t ngx_http_projkey_admin_unescape(ngx_pool_t *pool,
+    u_char *p, u_char *last, ngx_str_t *out);
 static void ngx_http_projkey_admin_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_projkey_admin_read_body(ngx_http_request_t *r,
     ngx_http_projkey_admin_task_t *t);
@@ -329,7 +338,7 @@ ngx_http_projkey_admin_route(ngx_http_request_t *r,
 
         if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
             t->op = NGX_HTTP_PROJKEY_LIST;
-            return NGX_OK;
+            return ngx_http_projkey_admin_page_args(r, t);
         }
 
         if (r->method == NGX_HTTP_POST) {
@@ -468,6 +477,224 @@ not_allowed:
     ngx_http_projkey_admin_set_error(t, NGX_HTTP_NOT_ALLOWED,
         "method_not_allowed", "This method is not allowed here.");
     return NGX_DECLINED;
+}
+
+
+/*
+ * GET keys?limit=N&after=CURSOR&q=TEXT&status=S: each at most once, its
+ * value percent-decoded strictly ('+' is a space, as a form sends it); an
+ * empty one is as if absent.  Another parameter is refused, as an unknown
+ * field of a body is.  NGX_DECLINED with the 400 in the task.
+ */
+
+static ngx_int_t
+ngx_http_projkey_admin_page_args(ngx_http_request_t *r,
+    ngx_http_projkey_admin_task_t *t)
+{
+    u_char       *p, *last, *amp, *eq, *name;
+    size_t        len;
+    u_char        text[128];
+    ngx_int_t     n;
+    ngx_str_t     value, args[4];
+    ngx_uint_t    i, seen;
+    const char   *msg;
+
+    static ngx_str_t  names[4] = {
+        ngx_string("limit"), ngx_string("after"), ngx_string("q"),
+        ngx_string("status")
+    };
+
+    seen = 0;
+    p = r->args.data;
+    last = p + r->args.len;
+
+    while (p < last) {
+        amp = ngx_strlchr(p, last, '&');
+
+        if (amp == NULL) {
+            amp = last;
+        }
+
+        if (amp == p) {
+            p++;
+            continue;
+        }
+
+        name = p;
+        eq = ngx_strlchr(p, amp, '=');
+        len = (eq != NULL ? eq : amp) - name;
+
+        for (i = 0; i < 4; i++) {
+            if (len == names[i].len
+                && ngx_strncmp(name, names[i].data, len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (i == 4) {
+            /* the name is quoted only if it is a plain word */
+
+            for (n = 0; n < (ngx_int_t) len && len <= 32; n++) {
+                if (!((name[n] >= 'a' && name[n] <= 'z')
+                      || (name[n] >= 'A' && name[n] <= 'Z')
+                      || (name[n] >= '0' && name[n] <= '9')
+                      || name[n] == '_' || name[n] == '-' || name[n] == '.'))
+                {
+                    break;
+                }
+            }
+
+            if (len != 0 && len <= 32 && n == (ngx_int_t) len) {
+                *ngx_snprintf(text, sizeof(text) - 1,
+                              "Unknown query parameter \"%*s\".", len, name)
+                    = '\0';
+
+            } else {
+                ngx_cpystrn(text, (u_char *) "Unknown query parameter.",
+                            sizeof(text));
+            }
+
+            goto invalid;
+        }
+
+        if (seen & (1 << i)) {
+            *ngx_snprintf(text, sizeof(text) - 1,
+                          "Duplicate query parameter \"%V\".", &names[i])
+                = '\0';
+            goto invalid;
+        }
+
+        seen |= 1 << i;
+
+        if (ngx_http_projkey_admin_unescape(r->pool,
+                                            eq != NULL ? eq + 1 : amp, amp,
+                                            &args[i])
+            != NGX_OK)
+        {
+            if (args[i].data == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            *ngx_snprintf(text, sizeof(text) - 1,
+                          "The value of \"%V\" is not valid "
+                          "percent-encoding.", &names[i])
+                = '\0';
+            goto invalid;
+        }
+
+        p = amp + 1;
+    }
+
+    ngx_memzero(&t->page, sizeof(projkey_page_t));
+
+    if ((seen & 1) && args[0].len != 0) {
+        n = ngx_atoi(args[0].data, args[0].len);
+
+        if (n < 1 || n > PROJKEY_PAGE_LIMIT_MAX) {
+            ngx_cpystrn(text, (u_char *) "The limit must be a number from 1 "
+                        "to 1000.", sizeof(text));
+            goto invalid;
+        }
+
+        t->page.limit = (int) n;
+    }
+
+    if (seen & 2) {
+        t->page.after = (char *) args[1].data;
+        t->page.after_len = args[1].len;
+    }
+
+    if (seen & 4) {
+        t->page.q = (char *) args[2].data;
+        t->page.q_len = args[2].len;
+    }
+
+    if ((seen & 8) && args[3].len != 0) {
+        value = args[3];
+
+        if (value.len == 6 && ngx_strncmp(value.data, "active", 6) == 0) {
+            t->page.status = PROJKEY_PAGE_ACTIVE;
+
+        } else if (value.len == 8
+                   && ngx_strncmp(value.data, "disabled", 8) == 0)
+        {
+            t->page.status = PROJKEY_PAGE_DISABLED;
+
+        } else if (value.len == 7
+                   && ngx_strncmp(value.data, "expired", 7) == 0)
+        {
+            t->page.status = PROJKEY_PAGE_EXPIRED;
+
+        } else {
+            t->page.status = -1;
+        }
+    }
+
+    msg = projkey_store_check_page(&t->page);
+
+    if (msg != NULL) {
+        ngx_cpystrn(text, (u_char *) msg, sizeof(text));
+        goto invalid;
+    }
+
+    return NGX_OK;
+
+invalid:
+
+    ngx_http_projkey_admin_set_error(t, NGX_HTTP_BAD_REQUEST,
+                                     "invalid_request", (char *) text);
+    return NGX_DECLINED;
+}
+
+
+/* strict: '%' takes two hex digits; *out is NUL-terminated, in pool */
+
+static ngx_int_t
+ngx_http_projkey_admin_unescape(ngx_pool_t *pool, u_char *p, u_char *last,
+    ngx_str_t *out)
+{
+    u_char     *d;
+    ngx_int_t   hi, lo;
+
+    out->data = ngx_pnalloc(pool, last - p + 1);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    d = out->data;
+
+    while (p < last) {
+        if (*p == '+') {
+            *d++ = ' ';
+            p++;
+            continue;
+        }
+
+        if (*p != '%') {
+            *d++ = *p++;
+            continue;
+        }
+
+        if (last - p < 3) {
+            return NGX_DECLINED;
+        }
+
+        hi = ngx_hextoi(p + 1, 1);
+        lo = ngx_hextoi(p + 2, 1);
+
+        if (hi == NGX_ERROR || lo == NGX_ERROR) {
+            return NGX_DECLINED;
+        }
+
+        *d++ = (u_char) (hi << 4 | lo);
+        p += 3;
+    }
+
+    *d = '\0';
+    out->len = d - out->data;
+
+    return NGX_OK;
 }
 
 
@@ -1079,8 +1306,11 @@ ngx_http_projkey_admin_list(ngx_http_projkey_admin_task_t *t)
 {
     projkey_store_rc_e  rc;
 
-    rc = projkey_store_list_json(t->zone->store, (char *) t->project,
-                                 t->project_len, &t->json, &t->json_len);
+    /* a page, never the whole list: the zone's mutex is held meanwhile */
+
+    rc = projkey_store_page_json(t->zone->store, (char *) t->project,
+                                 t->project_len, &t->page, &t->json,
+                                 &t->json_len);
     if (rc != PROJKEY_STORE_OK) {
         ngx_http_projkey_admin_store_error(t, rc);
         return;
@@ -1137,6 +1367,16 @@ ngx_http_projkey_admin_keep_row(void *data, const projkey_row_t *row)
 
     if (t->op == NGX_HTTP_PROJKEY_DELETE) {
         return 0;
+    }
+
+    /*
+     * An update that changed nothing still answers the key as the
+     * database has it: the zone takes that state too, as a change another
+     * process made may not have reached it yet (fail closed: or none)
+     */
+
+    if (t->op == NGX_HTTP_PROJKEY_UPDATE && row->seq <= t->unchanged) {
+        (void) ngx_http_projkey_zone_apply_locked(t->zone, row);
     }
 
     /* the change is committed whatever happens here: never undo it */
@@ -1248,6 +1488,8 @@ ngx_http_projkey_admin_update(ngx_http_projkey_admin_task_t *t)
         return;
     }
 
+    t->unchanged = before;
+
     ngx_memzero(&change, sizeof(projkey_change_t));
     change.name = (char *) t->name;
     change.name_len = t->name_len;
@@ -1324,10 +1566,18 @@ ngx_http_projkey_admin_prepare(void *data, const projkey_row_t *row)
 {
     ngx_http_projkey_admin_task_t *t = data;
 
-    if (ngx_http_projkey_zone_prepare_locked(t->zone, row, &t->prep)
-        != NGX_OK)
-    {
+    switch (ngx_http_projkey_zone_prepare_locked(t->zone, row, &t->prep)) {
+
+    case NGX_OK:
+        break;
+
+    case NGX_DECLINED:
         t->full = 1;
+        return 1;
+
+    default:
+        /* too long for a node, or text no header may hold: logged */
+        t->unfit = 1;
         return 1;
     }
 
@@ -1352,6 +1602,17 @@ ngx_http_projkey_admin_changed(ngx_http_projkey_admin_task_t *t,
         if (t->prepared) {
             ngx_http_projkey_zone_discard_locked(zone, &t->prep);
             t->prepared = 0;
+        }
+
+        if (t->unfit) {
+            projkey_store_free(t->json);
+            t->json = NULL;
+
+            ngx_http_projkey_admin_set_error(t,
+                NGX_HTTP_INTERNAL_SERVER_ERROR, "internal_error",
+                "The key cannot be changed: its stored name or project is "
+                "damaged. Nothing was changed.");
+            return;
         }
 
         if (t->full) {

@@ -2170,6 +2170,13 @@ ngx_http_projkey_zone_prepare_locked(ngx_http_projkey_zone_t *zone,
             expires = row->prev_expires_at;
             flags = NGX_HTTP_PROJKEY_PREVIOUS;
 
+            /* the old secret of a key never outlives the key */
+            if (row->expires_at > 0
+                && (expires <= 0 || row->expires_at < expires))
+            {
+                expires = row->expires_at;
+            }
+
             /* a previous secret always ends; a past end is a second ago */
             if (expires <= 0) {
                 expires = 1;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,7 +47,9 @@
 /* the columns of a key, in the order projkey_store_row() reads them */
 #define PROJKEY_KEY_COLUMNS                                                   \
     "id, hash, project, name, preview, created_by, created_at, updated_at, "  \
-    "coalesce(last_used_at, 0), seq, status, coalesce(expires_at, 0), "      \
+    "coalesce(last_used_at, 0), seq, status, "                                \
+    "CASE WHEN expires_at IS NULL THEN 0 WHEN expires_at < 1 THEN 1 "         \
+    "ELSE expires_at END, "                                                   \
     "prev_hash, prev_preview, coalesce(prev_expires_at, 0)"
 
 /* the KEY object of the contract, from the columns of table keys */
@@ -63,6 +66,99 @@
     "'previous_preview', CASE WHEN prev_hash IS NOT NULL THEN prev_preview "  \
     "END, 'previous_expires_at', CASE WHEN prev_hash IS NOT NULL THEN "       \
     "strftime(" PROJKEY_RFC3339 ", prev_expires_at, 'unixepoch') END)"
+
+/*
+ * A key is expired, whatever its stored status, as KEY shows it: ?10 is the
+ * time of the page (numbered: a named parameter would take the number
+ * after the largest seen before it, that of a later ?5)
+ */
+#define PROJKEY_KEY_EXPIRED      "(expires_at IS NOT NULL AND expires_at <= ?10)"
+
+/*
+ * A key a page shows: ?4 the status filter (PROJKEY_PAGE_*), ?5 the search
+ * text and ?6 the end of a preview it may be, both NULL without a search.
+ */
+#define PROJKEY_PAGE_OK                                                       \
+    "CASE ?4 WHEN 0 THEN 1"                                                   \
+    " WHEN 1 THEN status = 1 AND NOT " PROJKEY_KEY_EXPIRED                    \
+    " WHEN 2 THEN status = 2 AND NOT " PROJKEY_KEY_EXPIRED                    \
+    " ELSE " PROJKEY_KEY_EXPIRED " END"                                       \
+    " AND (?5 IS NULL OR projkey_contains(name, ?5)"                          \
+    " OR lower(substr(preview, -length(?6))) = lower(?6))"
+
+/* the columns of a page: a key, then its KEY object if the page shows it */
+#define PROJKEY_PAGE_JSON        15     /* the columns of PROJKEY_KEY_COLUMNS */
+#define PROJKEY_PAGE_COLUMNS                                                  \
+    PROJKEY_KEY_COLUMNS ", CASE WHEN " PROJKEY_PAGE_OK                        \
+    " THEN " PROJKEY_KEY_JSON " END"
+
+/*
+ * The search index, keys_search (FTS5, trigram, case-insensitive), has a
+ * row per group of keys of the same created_at and first 5 characters of
+ * id (almost always one key), whose rowid sorts as the list does:
+ * -(created_at * 62^5 + the 5 characters in base62), negative so that the
+ * newest come first in ascending order, which FTS5 reads several times
+ * faster than descending.  A page reads it in rowid order, and checks
+ * each key of a group itself.
+ */
+#define PROJKEY_SEARCH_SPAN      916132832          /* 62^5 */
+
+#define PROJKEY_B62                                                           \
+    "'0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'"
+#define PROJKEY_B62_DIGIT(id, i)                                              \
+    "(instr(" PROJKEY_B62 ", substr(" id ", " i ", 1)) - 1)"
+#define PROJKEY_SEARCH_ROWID(at, id)                                          \
+    "(-" at " * 916132832 - ((((" PROJKEY_B62_DIGIT(id, "1") " * 62 + "       \
+    PROJKEY_B62_DIGIT(id, "2") ") * 62 + " PROJKEY_B62_DIGIT(id, "3")         \
+    ") * 62 + " PROJKEY_B62_DIGIT(id, "4") ") * 62 + "                        \
+    PROJKEY_B62_DIGIT(id, "5") "))"
+
+/*
+ * A key's project and stored status as one trigram, so that the search
+ * index has them as a single term: two characters of the project's code
+ * (table projects) and one of the status, in the private use area (no
+ * name has them, and they do not fold).
+ */
+#define PROJKEY_SEARCH_CODE_BASE 0xe000
+#define PROJKEY_SEARCH_CODE_SPAN 4096
+#define PROJKEY_SEARCH_STATUS    0xf000
+#define PROJKEY_SEARCH_TERM                                                   \
+    "(SELECT char(57344 + code % 4096, 57344 + code / 4096 % 4096,"          \
+    " 61440 + keys.status) FROM projects WHERE projects.project ="            \
+    " keys.project)"
+
+/* the group of key (at, id) written again from table keys */
+#define PROJKEY_SEARCH_REGROUP(at, id)                                        \
+    " DELETE FROM keys_search"                                                \
+    " WHERE rowid = " PROJKEY_SEARCH_ROWID(at, id) ";"                        \
+    " INSERT INTO keys_search (rowid, fproject, fname, ftail, fcreated,"      \
+    " fprefix)"                                                               \
+    " SELECT " PROJKEY_SEARCH_ROWID(at, id) ","                               \
+    " group_concat(" PROJKEY_SEARCH_TERM ", ' '),"                          \
+    " group_concat(name, char(1)),"                                           \
+    " group_concat(substr(preview, -4) || char(3), char(1)),"                 \
+    " " at ", substr(" id ", 1, 5)"                                           \
+    " FROM keys WHERE id >= substr(" id ", 1, 5)"                             \
+    " AND id < substr(" id ", 1, 5) || char(1114111)"                         \
+    " AND created_at = " at " HAVING count(*) > 0;"
+
+#define PROJKEY_B62_GLOB         "[0-9A-Za-z]"
+#define PROJKEY_SEARCH_CHECK_ID(id)                                           \
+    " SELECT RAISE(ABORT, 'a key id is 12 base62 characters')"                \
+    " WHERE " id " NOT GLOB '" PROJKEY_B62_GLOB PROJKEY_B62_GLOB              \
+    PROJKEY_B62_GLOB PROJKEY_B62_GLOB PROJKEY_B62_GLOB PROJKEY_B62_GLOB       \
+    PROJKEY_B62_GLOB PROJKEY_B62_GLOB PROJKEY_B62_GLOB PROJKEY_B62_GLOB       \
+    PROJKEY_B62_GLOB PROJKEY_B62_GLOB "';"
+
+/* a cursor: base64url of version, created_at, id length, id and a MAC */
+#define PROJKEY_CURSOR_VERSION   1
+#define PROJKEY_CURSOR_KEY_LEN   32
+#define PROJKEY_CURSOR_MAC_LEN   16
+#define PROJKEY_CURSOR_ID_MAX    255
+#define PROJKEY_CURSOR_FIXED     (1 + 8 + 1 + PROJKEY_CURSOR_MAC_LEN)
+
+/* steps of projkey_store_search_merge(), at most: some 100 ms each */
+#define PROJKEY_SEARCH_MERGE_MAX 10000
 
 
 typedef enum {
@@ -99,6 +195,12 @@ typedef enum {
     PROJKEY_SQL_PURGE_ANY,
     PROJKEY_SQL_PURGE_LIST,
     PROJKEY_SQL_PURGE,
+    PROJKEY_SQL_CURSOR_KEY,
+    PROJKEY_SQL_PAGE,
+    PROJKEY_SQL_PAGE_STATUS,
+    PROJKEY_SQL_PAGE_SEARCH,
+    PROJKEY_SQL_PROJECT_CODE,
+    PROJKEY_SQL_SEARCH_MERGE,
     PROJKEY_SQL_N
 } projkey_sql_e;
 
@@ -111,7 +213,48 @@ struct projkey_store_s {
     int             bulk;
     int             version;        /* the schema's, as opened */
     char            errmsg[PROJKEY_ERRMSG_LEN];
+
+    /* pages: the cursors' MAC key, the trigram tokenizer's case folding */
+    unsigned char   cursor_key[PROJKEY_CURSOR_KEY_LEN];
+    unsigned        has_cursor_key:1;
+    unsigned        has_fold:1;
+    fts5_tokenizer  fold;
+    Fts5Tokenizer  *fold_tok;
 };
+
+
+/* a growing malloc()ed buffer, for the JSON of a page */
+typedef struct {
+    char           *data;
+    size_t          len;
+    size_t          size;
+    int             failed;
+} projkey_buf_t;
+
+
+/* where a page is, and what it found */
+typedef struct {
+    int64_t         at;             /* of the cursor, then of the last key */
+    char            id[PROJKEY_CURSOR_ID_MAX + 1];
+    size_t          id_len;
+    int             more;
+} projkey_pos_t;
+
+
+/* text being case-folded by the trigram tokenizer */
+typedef struct {
+    char           *out;
+    size_t          len;
+    size_t          size;
+    int             tokens;
+} projkey_fold_t;
+
+
+/* a search text as folded once for a statement (sqlite3_set_auxdata) */
+typedef struct {
+    size_t          len;
+    char            data[];
+} projkey_needle_t;
 
 
 /* a key copied out of a statement, to be given to a callback later */
@@ -177,6 +320,35 @@ static projkey_store_rc_e projkey_store_retire(projkey_store_t *st,
     const char *project, size_t project_len, int64_t seq);
 static int projkey_store_hash_ok(sqlite3_stmt *s, int col);
 static int64_t projkey_store_years_ahead(int64_t now, int years);
+static projkey_store_rc_e projkey_store_page_walk(projkey_store_t *st,
+    const char *project, size_t project_len, const projkey_page_t *page,
+    projkey_row_pt cb, void *data, projkey_buf_t *json, char **next);
+static projkey_store_rc_e projkey_store_page_bind(projkey_store_t *st,
+    const char *project, size_t project_len, const projkey_page_t *page,
+    const projkey_pos_t *pos, sqlite3_stmt **stmt, char **match);
+static char *projkey_store_match(int64_t code, int status, const char *q,
+    size_t q_len, const char *tail, size_t tail_len);
+static size_t projkey_store_tail(const char *q, size_t len,
+    const char **tail);
+static int64_t projkey_store_search_rowid(int64_t at, const char *id,
+    size_t len);
+static projkey_store_rc_e projkey_store_cursor_key(projkey_store_t *st);
+static int projkey_store_cursor_decode(const char *cursor, size_t len,
+    unsigned char *bin, size_t *bin_len);
+static void projkey_store_cursor_mac(projkey_store_t *st,
+    const char *project, size_t project_len, const projkey_page_t *page,
+    const unsigned char *bin, size_t len, unsigned char *mac);
+static char *projkey_store_cursor(projkey_store_t *st, const char *project,
+    size_t project_len, const projkey_page_t *page,
+    const projkey_pos_t *pos);
+static projkey_store_rc_e projkey_store_fold_init(projkey_store_t *st);
+static int projkey_store_fold_token(void *data, int flags,
+    const char *token, int len, int start, int end);
+static char *projkey_store_fold(projkey_store_t *st, const char *text,
+    size_t len, size_t *out_len);
+static void projkey_store_contains(sqlite3_context *ctx, int argc,
+    sqlite3_value **argv);
+static void projkey_buf_add(projkey_buf_t *b, const char *p, size_t len);
 static size_t projkey_utf8_char(const unsigned char *p, size_t len,
     uint32_t *cp);
 
@@ -219,7 +391,7 @@ static const char  *projkey_store_sql[PROJKEY_SQL_N] = {
     "SELECT " PROJKEY_KEY_COLUMNS " FROM keys WHERE id = ?1 AND project = ?2",
 
     "SELECT " PROJKEY_KEY_COLUMNS " FROM keys WHERE project = ?1"
-    " ORDER BY created_at DESC, rowid DESC",
+    " ORDER BY created_at DESC, id DESC",
 
     "INSERT INTO keys (id, project, name, hash, preview, status, created_by,"
     " created_at, updated_at, last_used_at, seq, expires_at)"
@@ -261,7 +433,7 @@ static const char  *projkey_store_sql[PROJKEY_SQL_N] = {
 
     "SELECT json_object('keys', json_group_array(json(k))) FROM"
     " (SELECT " PROJKEY_KEY_JSON " AS k FROM keys WHERE project = ?1"
-    " ORDER BY created_at DESC, rowid DESC)",
+    " ORDER BY created_at DESC, id DESC)",
 
     /* a page of "limit" events; "next" only when an older one exists */
     "WITH page AS (SELECT seq AS s, json_object('id', seq,"
@@ -320,7 +492,35 @@ static const char  *projkey_store_sql[PROJKEY_SQL_N] = {
     " AND prev_expires_at <= ?1 LIMIT " PROJKEY_STR(PROJKEY_PURGE_BATCH),
 
     "UPDATE keys SET prev_hash = NULL, prev_preview = NULL,"
-    " prev_expires_at = NULL, seq = ?2 WHERE id = ?1"
+    " prev_expires_at = NULL, seq = ?2 WHERE id = ?1",
+
+    "SELECT v FROM meta WHERE k = 'cursor_key'",
+
+    /* a page: ?1 the project, (?2, ?3) the cursor's created_at and id */
+    "SELECT " PROJKEY_PAGE_COLUMNS " FROM keys"
+    " WHERE project = ?1 AND (created_at, id) < (?2, ?3)"
+    " ORDER BY created_at DESC, id DESC",
+
+    /* ?7 the stored status */
+    "SELECT " PROJKEY_PAGE_COLUMNS " FROM keys"
+    " WHERE project = ?1 AND status = ?7 AND (created_at, id) < (?2, ?3)"
+    " ORDER BY created_at DESC, id DESC",
+
+    /*
+     * ?8 the FTS5 query, ?9 the rowid of the cursor's group (its other
+     * keys may follow it); the keys of a group in index order, id DESC
+     */
+    "SELECT " PROJKEY_PAGE_COLUMNS " FROM keys_search"
+    " JOIN keys ON project = ?1 AND created_at = fcreated"
+    " AND id >= fprefix AND id < fprefix || char(1114111)"
+    " WHERE keys_search MATCH ?8 AND keys_search.rowid >= ?9"
+    " AND (created_at, id) < (?2, ?3)"
+    " ORDER BY keys_search.rowid",
+
+    "SELECT code FROM projects WHERE project = ?1",
+
+    /* about 1000 pages of merging, whatever the segments' levels */
+    "INSERT INTO keys_search (keys_search, rank) VALUES ('merge', -1000)"
 };
 
 
@@ -473,6 +673,62 @@ static const char  *projkey_store_migrations[] = {
     " (SELECT v FROM meta WHERE k = 'seq')"
     " WHERE OLD.prev_hash IS NOT NULL;"
     " END;"
+
+    /*
+     * Pages of the key list: an index in list order, one per status, the
+     * search index kept in step by triggers (changes by hand included),
+     * and the key of the cursors' MACs.
+     */
+    "DROP INDEX IF EXISTS keys_project;"
+    "CREATE INDEX IF NOT EXISTS keys_list"
+    " ON keys (project, created_at DESC, id DESC);"
+    "CREATE INDEX IF NOT EXISTS keys_list_status"
+    " ON keys (project, status, created_at DESC, id DESC);"
+    "DROP TRIGGER IF EXISTS keys_search_insert;"
+    "DROP TRIGGER IF EXISTS keys_search_update;"
+    "DROP TRIGGER IF EXISTS keys_search_delete;"
+    "DROP TABLE IF EXISTS keys_search;"
+    "CREATE TABLE IF NOT EXISTS projects ("
+    " code INTEGER PRIMARY KEY,"
+    " project TEXT NOT NULL UNIQUE);"
+    "INSERT OR IGNORE INTO projects (project)"
+    " SELECT DISTINCT project FROM keys;"
+    "CREATE VIRTUAL TABLE keys_search USING fts5(fproject, fname, ftail,"
+    " fcreated UNINDEXED, fprefix UNINDEXED, tokenize = 'trigram');"
+    "INSERT INTO keys_search (rowid, fproject, fname, ftail, fcreated,"
+    " fprefix)"
+    " SELECT " PROJKEY_SEARCH_ROWID("created_at", "id") ","
+    " group_concat(" PROJKEY_SEARCH_TERM ", ' '),"
+    " group_concat(name, char(1)),"
+    " group_concat(substr(preview, -4) || char(3), char(1)),"
+    " created_at, substr(id, 1, 5)"
+    " FROM keys GROUP BY 1;"
+    /* one segment: a search of a large index reads several times less */
+    "INSERT INTO keys_search (keys_search) VALUES ('optimize');"
+    "CREATE TRIGGER keys_search_insert AFTER INSERT ON keys"
+    " BEGIN"
+    PROJKEY_SEARCH_CHECK_ID("NEW.id")
+    " INSERT OR IGNORE INTO projects (project) VALUES (NEW.project);"
+    PROJKEY_SEARCH_REGROUP("NEW.created_at", "NEW.id")
+    " END;"
+    "CREATE TRIGGER keys_search_update"
+    " AFTER UPDATE OF id, project, name, preview, created_at, status ON keys"
+    " WHEN OLD.id IS NOT NEW.id OR OLD.project IS NOT NEW.project"
+    " OR OLD.name IS NOT NEW.name OR OLD.preview IS NOT NEW.preview"
+    " OR OLD.created_at IS NOT NEW.created_at"
+    " OR OLD.status IS NOT NEW.status"
+    " BEGIN"
+    PROJKEY_SEARCH_CHECK_ID("NEW.id")
+    " INSERT OR IGNORE INTO projects (project) VALUES (NEW.project);"
+    PROJKEY_SEARCH_REGROUP("OLD.created_at", "OLD.id")
+    PROJKEY_SEARCH_REGROUP("NEW.created_at", "NEW.id")
+    " END;"
+    "CREATE TRIGGER keys_search_delete AFTER DELETE ON keys"
+    " BEGIN"
+    PROJKEY_SEARCH_REGROUP("OLD.created_at", "OLD.id")
+    " END;"
+    "INSERT OR IGNORE INTO meta (k, v)"
+    " VALUES ('cursor_key', hex(randomblob(32)));"
 };
 
 #define PROJKEY_SCHEMA_VERSION                                                \
@@ -883,6 +1139,12 @@ projkey_store_close(projkey_store_t *st)
     for (i = 0; i < PROJKEY_SQL_N; i++) {
         sqlite3_finalize(st->stmt[i]);
     }
+
+    if (st->fold_tok != NULL) {
+        st->fold.xDelete(st->fold_tok);
+    }
+
+    sodium_memzero(st->cursor_key, PROJKEY_CURSOR_KEY_LEN);
 
     /* with every statement finalized, close cannot fail with SQLITE_BUSY */
     sqlite3_close(st->db);
@@ -3499,6 +3761,1089 @@ projkey_store_nodes(projkey_store_t *st, int64_t now, projkey_node_pt cb,
     }
 
     return PROJKEY_STORE_OK;
+}
+
+
+projkey_store_rc_e
+projkey_store_search_merge(projkey_store_t *st)
+{
+    int                 i, before;
+    projkey_store_rc_e  rc;
+
+    /* FTS5 did nothing when total_changes() grew by less than 2 */
+
+    for (i = 0; i < PROJKEY_SEARCH_MERGE_MAX; i++) {
+        rc = projkey_store_begin(st, 1);
+        if (rc != PROJKEY_STORE_OK) {
+            return rc;
+        }
+
+        before = sqlite3_total_changes(st->db);
+
+        rc = projkey_store_exec(st, PROJKEY_SQL_SEARCH_MERGE);
+        if (rc != PROJKEY_STORE_OK) {
+            projkey_store_rollback(st);
+            return rc;
+        }
+
+        rc = projkey_store_commit(st);
+        if (rc != PROJKEY_STORE_OK) {
+            return rc;
+        }
+
+        if (sqlite3_total_changes(st->db) - before < 2) {
+            break;
+        }
+    }
+
+    return PROJKEY_STORE_OK;
+}
+
+
+/* the pages of the key list */
+
+const char *
+projkey_store_check_page(const projkey_page_t *page)
+{
+    size_t         chars, n;
+    unsigned char  bin[PROJKEY_CURSOR_MAX];
+
+    if (page->limit < 0 || page->limit > PROJKEY_PAGE_LIMIT_MAX) {
+        return "The limit must be a number from 1 to 1000.";
+    }
+
+    if (page->status < PROJKEY_PAGE_ANY
+        || page->status > PROJKEY_PAGE_EXPIRED)
+    {
+        return "The status must be \"active\", \"disabled\" or \"expired\".";
+    }
+
+    switch (projkey_store_check_text(page->q, page->q_len, &chars)) {
+
+    case PROJKEY_TEXT_NOT_UTF8:
+        return "The search text must be valid UTF-8.";
+
+    case PROJKEY_TEXT_CONTROL:
+        return "The search text must not contain control characters.";
+
+    default:
+        break;
+    }
+
+    if (chars > PROJKEY_SEARCH_MAX) {
+        return "The search text must be at most 100 characters.";
+    }
+
+    if (page->after_len != 0
+        && projkey_store_cursor_decode(page->after, page->after_len, bin,
+                                       &n)
+           != 0)
+    {
+        return "Bad cursor: give the \"next\" of a previous page.";
+    }
+
+    return NULL;
+}
+
+
+projkey_store_rc_e
+projkey_store_page(projkey_store_t *st, const char *project,
+    size_t project_len, const projkey_page_t *page, projkey_row_pt cb,
+    void *data, char **next)
+{
+    return projkey_store_page_walk(st, project, project_len, page, cb, data,
+                                   NULL, next);
+}
+
+
+projkey_store_rc_e
+projkey_store_page_json(projkey_store_t *st, const char *project,
+    size_t project_len, const projkey_page_t *page, char **out, size_t *len)
+{
+    char                *next;
+    projkey_buf_t        b;
+    projkey_store_rc_e   rc;
+
+    *out = NULL;
+
+    memset(&b, 0, sizeof(projkey_buf_t));
+    projkey_buf_add(&b, "{\"keys\":[", 9);
+
+    rc = projkey_store_page_walk(st, project, project_len, page, NULL, NULL,
+                                 &b, &next);
+    if (rc != PROJKEY_STORE_OK) {
+        free(b.data);
+        return rc;
+    }
+
+    /* a cursor is base64url: nothing to escape */
+
+    if (next != NULL) {
+        projkey_buf_add(&b, "],\"next\":\"", 10);
+        projkey_buf_add(&b, next, strlen(next));
+        projkey_buf_add(&b, "\"}", 2);
+        free(next);
+
+    } else {
+        projkey_buf_add(&b, "],\"next\":null}", 14);
+    }
+
+    if (b.failed) {
+        free(b.data);
+        projkey_store_set_errmsg(st, "out of memory");
+        return PROJKEY_STORE_ERROR;
+    }
+
+    *out = b.data;
+
+    if (len != NULL) {
+        *len = b.len - 1;
+    }
+
+    return PROJKEY_STORE_OK;
+}
+
+
+/*
+ * The keys after the cursor in list order, from the best index for the
+ * page; each key the statement returns counts towards PROJKEY_PAGE_SCAN,
+ * hit or not.  "next" is the place of the last key looked at, when there
+ * may be more: a key found past the page, or the scan's end.
+ */
+
+static projkey_store_rc_e
+projkey_store_page_walk(projkey_store_t *st, const char *project,
+    size_t project_len, const projkey_page_t *page, projkey_row_pt cb,
+    void *data, projkey_buf_t *json, char **next)
+{
+    int                  rc, limit, hits, scanned;
+    char                *match;
+    size_t               n;
+    uint64_t             at;
+    const char          *msg, *text;
+    sqlite3_stmt        *s;
+    projkey_pos_t        pos;
+    projkey_row_t        row;
+    unsigned char        bin[PROJKEY_CURSOR_MAX];
+    unsigned char        mac[PROJKEY_CURSOR_MAC_LEN];
+    projkey_store_rc_e   src;
+
+    *next = NULL;
+    match = NULL;
+    s = NULL;
+
+    msg = projkey_store_check_page(page);
+
+    if (msg != NULL) {
+        projkey_store_set_errmsg(st, "%s", msg);
+        return PROJKEY_STORE_INVALID;
+    }
+
+    limit = page->limit != 0 ? page->limit : PROJKEY_PAGE_LIMIT;
+
+    pos.at = INT64_MAX;
+    pos.id[0] = '\0';
+    pos.id_len = 0;
+    pos.more = 0;
+
+    src = projkey_store_begin(st, 0);
+    if (src != PROJKEY_STORE_OK) {
+        return src;
+    }
+
+    src = projkey_store_cursor_key(st);
+    if (src != PROJKEY_STORE_OK) {
+        goto failed;
+    }
+
+    if (page->after_len != 0) {
+        /* checked above: of the right form */
+        (void) projkey_store_cursor_decode(page->after, page->after_len, bin,
+                                           &n);
+
+        n -= PROJKEY_CURSOR_MAC_LEN;
+        projkey_store_cursor_mac(st, project, project_len, page, bin, n, mac);
+
+        /* not one this database made for this project and filter */
+
+        if (sodium_memcmp(mac, bin + n, PROJKEY_CURSOR_MAC_LEN) != 0) {
+            projkey_store_set_errmsg(st, "Bad cursor: give the \"next\" of "
+                                     "a previous page of the same search.");
+            src = PROJKEY_STORE_INVALID;
+            goto failed;
+        }
+
+        for (at = 0, rc = 1; rc < 9; rc++) {
+            at = (at << 8) | bin[rc];
+        }
+
+        pos.at = (int64_t) at;
+        pos.id_len = bin[9];
+        memcpy(pos.id, bin + 10, pos.id_len);
+        pos.id[pos.id_len] = '\0';
+    }
+
+    src = projkey_store_page_bind(st, project, project_len, page, &pos, &s,
+                                  &match);
+    if (src != PROJKEY_STORE_OK) {
+        goto failed;
+    }
+
+    hits = 0;
+    scanned = 0;
+
+    for ( ;; ) {
+        rc = sqlite3_step(s);
+
+        if (rc != SQLITE_ROW) {
+            break;
+        }
+
+        text = (const char *) sqlite3_column_text(s, PROJKEY_PAGE_JSON);
+
+        if (text != NULL && hits == limit) {
+            /* a key past the page: there is a next one */
+            pos.more = 1;
+            break;
+        }
+
+        projkey_store_row(s, &row);
+
+        if (row.hash == NULL || row.id == NULL
+            || sqlite3_column_bytes(s, 1) != PROJKEY_HASH_LEN)
+        {
+            projkey_store_set_errmsg(st, "the key \"%s\" has a damaged hash",
+                                     row.id != NULL ? row.id : "");
+            src = PROJKEY_STORE_CORRUPT;
+            goto failed;
+        }
+
+        n = sqlite3_column_bytes(s, 0);
+
+        if (n > PROJKEY_CURSOR_ID_MAX) {
+            projkey_store_set_errmsg(st, "the key id \"%.20s...\" is too "
+                                     "long", row.id);
+            src = PROJKEY_STORE_CORRUPT;
+            goto failed;
+        }
+
+        pos.at = row.created_at;
+        memcpy(pos.id, row.id, n + 1);
+        pos.id_len = n;
+
+        if (text != NULL) {
+            if (json != NULL) {
+                if (hits != 0) {
+                    projkey_buf_add(json, ",", 1);
+                }
+
+                projkey_buf_add(json, text,
+                                sqlite3_column_bytes(s, PROJKEY_PAGE_JSON));
+            }
+
+            hits++;
+
+            if (cb != NULL && cb(data, &row) != 0) {
+                projkey_store_set_errmsg(st, "stopped by the caller");
+                src = PROJKEY_STORE_ERROR;
+                goto failed;
+            }
+        }
+
+        if (++scanned == PROJKEY_PAGE_SCAN) {
+            pos.more = 1;
+            break;
+        }
+    }
+
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        src = projkey_store_fail(st, rc);
+        goto failed;
+    }
+
+    sqlite3_reset(s);
+    s = NULL;
+
+    free(match);
+    match = NULL;
+
+    if (pos.more) {
+        *next = projkey_store_cursor(st, project, project_len, page, &pos);
+
+        if (*next == NULL) {
+            projkey_store_set_errmsg(st, "out of memory");
+            src = PROJKEY_STORE_ERROR;
+            goto failed;
+        }
+    }
+
+    src = projkey_store_commit(st);
+
+    if (src != PROJKEY_STORE_OK) {
+        free(*next);
+        *next = NULL;
+    }
+
+    return src;
+
+failed:
+
+    if (s != NULL) {
+        sqlite3_reset(s);
+    }
+
+    projkey_store_rollback(st);
+    free(match);
+    free(*next);
+    *next = NULL;
+
+    return src;
+}
+
+
+/*
+ * A search of 3 characters or more reads the search index; else the list
+ * index (of the status, if one is asked for) is read in order and each key
+ * checked: a bounded scan, as 1 or 2 characters make no trigram.
+ */
+
+static projkey_store_rc_e
+projkey_store_page_bind(projkey_store_t *st, const char *project,
+    size_t project_len, const projkey_page_t *page, const projkey_pos_t *pos,
+    sqlite3_stmt **stmt, char **match)
+{
+    int                  i;
+    size_t               chars, tail_len;
+    int64_t              code;
+    const char          *tail;
+    sqlite3_stmt        *s;
+    projkey_sql_e        n;
+    projkey_store_rc_e   src;
+
+    chars = 0;
+    tail = NULL;
+    tail_len = 0;
+
+    /* every page statement names projkey_contains() */
+
+    src = projkey_store_fold_init(st);
+    if (src != PROJKEY_STORE_OK) {
+        return src;
+    }
+
+    if (page->q_len != 0) {
+        (void) projkey_store_check_text(page->q, page->q_len, &chars);
+        tail_len = projkey_store_tail(page->q, page->q_len, &tail);
+    }
+
+    if (chars >= 3) {
+        n = PROJKEY_SQL_PAGE_SEARCH;
+
+        s = projkey_store_stmt(st, PROJKEY_SQL_PROJECT_CODE, &src);
+        if (s == NULL) {
+            return src;
+        }
+
+        sqlite3_bind_text(s, 1, project, project_len, SQLITE_STATIC);
+
+        i = sqlite3_step(s);
+        code = (i == SQLITE_ROW) ? sqlite3_column_int64(s, 0) : -1;
+        sqlite3_reset(s);
+
+        if (i != SQLITE_ROW && i != SQLITE_DONE) {
+            return projkey_store_fail(st, i);
+        }
+
+        /* a project that never had a key: a term that no key has */
+
+        *match = projkey_store_match(code, page->status, page->q,
+                                     page->q_len, tail, tail_len);
+        if (*match == NULL) {
+            projkey_store_set_errmsg(st, "out of memory");
+            return PROJKEY_STORE_ERROR;
+        }
+
+    } else if (page->status != PROJKEY_PAGE_ANY
+               && page->status != PROJKEY_PAGE_EXPIRED)
+    {
+        /* an expired key is expired whatever its stored status */
+        n = PROJKEY_SQL_PAGE_STATUS;
+
+    } else {
+        n = PROJKEY_SQL_PAGE;
+    }
+
+    s = projkey_store_stmt(st, n, &src);
+    if (s == NULL) {
+        return src;
+    }
+
+    /* the parameters a statement does not have are not bound (SQLITE_RANGE) */
+
+    sqlite3_bind_text(s, 1, project, project_len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, pos->at);
+    sqlite3_bind_text(s, 3, pos->id, pos->id_len, SQLITE_STATIC);
+    sqlite3_bind_int(s, 4, page->status);
+
+    if (page->q_len != 0) {
+        sqlite3_bind_text(s, 5, page->q, page->q_len, SQLITE_STATIC);
+
+    } else {
+        sqlite3_bind_null(s, 5);
+    }
+
+    if (tail_len != 0) {
+        sqlite3_bind_text(s, 6, tail, tail_len, SQLITE_STATIC);
+
+    } else {
+        sqlite3_bind_null(s, 6);
+    }
+
+    sqlite3_bind_int(s, 7, page->status == PROJKEY_PAGE_DISABLED
+                           ? PROJKEY_STATUS_DISABLED : PROJKEY_STATUS_ACTIVE);
+
+    if (*match != NULL) {
+        sqlite3_bind_text(s, 8, *match, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 9, pos->id_len == 0 ? INT64_MIN
+                                 : projkey_store_search_rowid(pos->at,
+                                                              pos->id,
+                                                              pos->id_len));
+    }
+
+    sqlite3_bind_int64(s, 10, (sqlite3_int64) time(NULL));
+
+    *stmt = s;
+
+    return PROJKEY_STORE_OK;
+}
+
+
+/*
+ * The FTS5 query of a search: the term of the project and stored status
+ * (either status when the page takes both), then the name, or the end of
+ * the preview (followed by \3).
+ */
+
+static char *
+projkey_store_match(int64_t code, int status, const char *q, size_t q_len,
+    const char *tail, size_t tail_len)
+{
+    int      k;
+    char    *out, *p;
+    size_t   i;
+    uint32_t cp[3];
+
+    out = malloc(128 + 2 * (q_len + tail_len));
+    if (out == NULL) {
+        return NULL;
+    }
+
+    p = stpcpy(out, "(");
+
+    for (k = PROJKEY_STATUS_ACTIVE; k <= PROJKEY_STATUS_DISABLED; k++) {
+        if ((status == PROJKEY_PAGE_DISABLED && k != PROJKEY_STATUS_DISABLED)
+            || (status == PROJKEY_PAGE_ACTIVE && k != PROJKEY_STATUS_ACTIVE))
+        {
+            continue;
+        }
+
+        if (p[-1] != '(') {
+            p = stpcpy(p, " OR ");
+        }
+
+        if (code < 0) {
+            /* not a term of PROJKEY_SEARCH_TERM: no key has it */
+            cp[0] = PROJKEY_SEARCH_STATUS;
+            cp[1] = PROJKEY_SEARCH_STATUS;
+            cp[2] = PROJKEY_SEARCH_STATUS;
+
+        } else {
+            cp[0] = PROJKEY_SEARCH_CODE_BASE
+                    + code % PROJKEY_SEARCH_CODE_SPAN;
+            cp[1] = PROJKEY_SEARCH_CODE_BASE
+                    + code / PROJKEY_SEARCH_CODE_SPAN
+                      % PROJKEY_SEARCH_CODE_SPAN;
+            cp[2] = PROJKEY_SEARCH_STATUS + k;
+        }
+
+        p = stpcpy(p, "fproject : \"");
+
+        /* U+E000 to U+F0FF: three bytes of UTF-8 each */
+        for (i = 0; i < 3; i++) {
+            *p++ = (char) (0xe0 | (cp[i] >> 12));
+            *p++ = (char) (0x80 | ((cp[i] >> 6) & 0x3f));
+            *p++ = (char) (0x80 | (cp[i] & 0x3f));
+        }
+
+        p = stpcpy(p, "\"");
+    }
+
+    p = stpcpy(p, ") AND (fname : \"");
+
+    for (i = 0; i < q_len; i++) {
+        /* a quote inside an FTS5 string is doubled */
+        if (q[i] == '"') {
+            *p++ = '"';
+        }
+
+        *p++ = q[i];
+    }
+
+    p = stpcpy(p, "\"");
+
+    if (tail_len != 0) {
+        /* base62: nothing to double */
+        p = stpcpy(p, " OR ftail : \"");
+        memcpy(p, tail, tail_len);
+        p += tail_len;
+        p = stpcpy(p, "\x03\"");
+    }
+
+    stpcpy(p, ")");
+
+    return out;
+}
+
+
+/*
+ * The end of a preview ("sk-project-..." and 4 base62 characters) that
+ * ends with q: q itself if it is 1 to 4 base62 characters, its last 4 if
+ * what comes before them is an end of "sk-project-..."; 0 if none can.
+ */
+
+static size_t
+projkey_store_tail(const char *q, size_t len, const char **tail)
+{
+    size_t       i, n, k;
+    const char  *prefix;
+
+    prefix = PROJKEY_PREFIX "...";
+    n = len < 4 ? len : 4;
+
+    if (n == 0 || len > PROJKEY_PREVIEW_LEN) {
+        return 0;
+    }
+
+    for (i = len - n; i < len; i++) {
+        if (!((q[i] >= '0' && q[i] <= '9') || (q[i] >= 'A' && q[i] <= 'Z')
+              || (q[i] >= 'a' && q[i] <= 'z')))
+        {
+            return 0;
+        }
+    }
+
+    k = len - n;
+
+    if (k != 0 && strncasecmp(q, prefix + PROJKEY_PREVIEW_LEN - 4 - k, k)
+                  != 0)
+    {
+        return 0;
+    }
+
+    *tail = q + k;
+
+    return n;
+}
+
+
+/* PROJKEY_SEARCH_ROWID() of key (at, id), for the cursor's group */
+
+static int64_t
+projkey_store_search_rowid(int64_t at, const char *id, size_t len)
+{
+    int       d;
+    size_t    i;
+    int64_t   v;
+
+    if (at >= INT64_MAX / PROJKEY_SEARCH_SPAN - 1) {
+        return INT64_MIN;
+    }
+
+    if (at <= INT64_MIN / PROJKEY_SEARCH_SPAN + 1) {
+        return INT64_MAX;
+    }
+
+    for (v = 0, i = 0; i < 5; i++) {
+        if (i >= len) {
+            d = 0;
+
+        } else if (id[i] >= '0' && id[i] <= '9') {
+            d = id[i] - '0';
+
+        } else if (id[i] >= 'A' && id[i] <= 'Z') {
+            d = id[i] - 'A' + 10;
+
+        } else if (id[i] >= 'a' && id[i] <= 'z') {
+            d = id[i] - 'a' + 36;
+
+        } else {
+            d = -1;
+        }
+
+        v = v * 62 + d;
+    }
+
+    return -(at * PROJKEY_SEARCH_SPAN + v);
+}
+
+
+/* the key of the cursors' MACs, random, made by the schema */
+
+static projkey_store_rc_e
+projkey_store_cursor_key(projkey_store_t *st)
+{
+    int                  rc;
+    size_t               n;
+    const char          *hex, *end;
+    sqlite3_stmt        *s;
+    projkey_store_rc_e   src;
+
+    if (st->has_cursor_key) {
+        return PROJKEY_STORE_OK;
+    }
+
+    s = projkey_store_stmt(st, PROJKEY_SQL_CURSOR_KEY, &src);
+    if (s == NULL) {
+        return src;
+    }
+
+    rc = sqlite3_step(s);
+
+    if (rc == SQLITE_ROW) {
+        hex = (const char *) sqlite3_column_text(s, 0);
+
+        if (hex != NULL
+            && sodium_hex2bin(st->cursor_key, PROJKEY_CURSOR_KEY_LEN, hex,
+                              strlen(hex), NULL, &n, &end) == 0
+            && n == PROJKEY_CURSOR_KEY_LEN && *end == '\0')
+        {
+            st->has_cursor_key = 1;
+        }
+
+        rc = SQLITE_DONE;
+    }
+
+    sqlite3_reset(s);
+
+    if (rc != SQLITE_DONE) {
+        return projkey_store_fail(st, rc);
+    }
+
+    if (!st->has_cursor_key) {
+        projkey_store_set_errmsg(st, "the cursor key is missing from table "
+                                 "meta");
+        return PROJKEY_STORE_CORRUPT;
+    }
+
+    return PROJKEY_STORE_OK;
+}
+
+
+/* a cursor of the right form, decoded; -1 otherwise */
+
+static int
+projkey_store_cursor_decode(const char *cursor, size_t len,
+    unsigned char *bin, size_t *bin_len)
+{
+    const char  *end;
+
+    if (len == 0 || len > PROJKEY_CURSOR_MAX) {
+        return -1;
+    }
+
+    /* strict: no padding, no other character, no stray bits */
+
+    if (sodium_base642bin(bin, PROJKEY_CURSOR_MAX, cursor, len, NULL,
+                          bin_len, &end,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING)
+        != 0
+        || end != cursor + len)
+    {
+        return -1;
+    }
+
+    if (*bin_len < PROJKEY_CURSOR_FIXED
+        || bin[0] != PROJKEY_CURSOR_VERSION
+        || *bin_len != (size_t) PROJKEY_CURSOR_FIXED + bin[9])
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* the MAC binds the place to the project, the search and the status */
+
+static void
+projkey_store_cursor_mac(projkey_store_t *st, const char *project,
+    size_t project_len, const projkey_page_t *page, const unsigned char *bin,
+    size_t len, unsigned char *mac)
+{
+    int                        i, k;
+    uint64_t                   n;
+    unsigned char              num[8];
+    crypto_generichash_state   h;
+    const unsigned char       *part[2];
+    size_t                     part_len[2];
+
+    part[0] = (const unsigned char *) project;
+    part_len[0] = project_len;
+    part[1] = (const unsigned char *) page->q;
+    part_len[1] = page->q_len;
+
+    crypto_generichash_init(&h, st->cursor_key, PROJKEY_CURSOR_KEY_LEN,
+                            PROJKEY_CURSOR_MAC_LEN);
+    crypto_generichash_update(&h, (const unsigned char *) "projkey cursor",
+                              sizeof("projkey cursor"));
+
+    for (k = 0; k < 2; k++) {
+        n = part_len[k];
+
+        for (i = 0; i < 8; i++) {
+            num[i] = (unsigned char) (n >> (8 * i));
+        }
+
+        crypto_generichash_update(&h, num, 8);
+
+        if (part_len[k] != 0) {
+            crypto_generichash_update(&h, part[k], part_len[k]);
+        }
+    }
+
+    num[0] = (unsigned char) page->status;
+    crypto_generichash_update(&h, num, 1);
+    crypto_generichash_update(&h, bin, len);
+    crypto_generichash_final(&h, mac, PROJKEY_CURSOR_MAC_LEN);
+}
+
+
+static char *
+projkey_store_cursor(projkey_store_t *st, const char *project,
+    size_t project_len, const projkey_page_t *page, const projkey_pos_t *pos)
+{
+    int            i;
+    char          *out;
+    size_t         n, size;
+    uint64_t       at;
+    unsigned char  bin[PROJKEY_CURSOR_FIXED + PROJKEY_CURSOR_ID_MAX];
+
+    at = (uint64_t) pos->at;
+
+    bin[0] = PROJKEY_CURSOR_VERSION;
+
+    for (i = 0; i < 8; i++) {
+        bin[1 + i] = (unsigned char) (at >> (56 - 8 * i));
+    }
+
+    bin[9] = (unsigned char) pos->id_len;
+    memcpy(bin + 10, pos->id, pos->id_len);
+    n = 10 + pos->id_len;
+
+    projkey_store_cursor_mac(st, project, project_len, page, bin, n,
+                             bin + n);
+    n += PROJKEY_CURSOR_MAC_LEN;
+
+    size = sodium_base64_ENCODED_LEN(n,
+                                     sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+
+    out = malloc(size);
+    if (out == NULL) {
+        return NULL;
+    }
+
+    sodium_bin2base64(out, size, bin, n,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+
+    return out;
+}
+
+
+/*
+ * A search folds case as the search index does: with the trigram
+ * tokenizer's own folding, through the FTS5 API, so that a 1 or 2
+ * character search (no index) and a longer one (the index) agree on
+ * every script.  projkey_contains(text, q) is registered for this
+ * connection only (never in a trigger: a change by hand has no such
+ * function).
+ */
+
+static projkey_store_rc_e
+projkey_store_fold_init(projkey_store_t *st)
+{
+    int            rc;
+    void          *udata;
+    fts5_api      *api;
+    sqlite3_stmt  *s;
+    static const char  *args[] = { "case_sensitive", "0" };
+
+    if (st->has_fold) {
+        return PROJKEY_STORE_OK;
+    }
+
+    api = NULL;
+
+    rc = sqlite3_prepare_v2(st->db, "SELECT fts5(?1)", -1, &s, NULL);
+    if (rc != SQLITE_OK) {
+        return projkey_store_fail(st, rc);
+    }
+
+    sqlite3_bind_pointer(s, 1, &api, "fts5_api_ptr", NULL);
+    (void) sqlite3_step(s);
+    sqlite3_finalize(s);
+
+    if (api == NULL || api->iVersion < 2
+        || api->xFindTokenizer(api, "trigram", &udata, &st->fold)
+           != SQLITE_OK)
+    {
+        projkey_store_set_errmsg(st, "SQLite has no FTS5 trigram tokenizer");
+        return PROJKEY_STORE_ERROR;
+    }
+
+    rc = st->fold.xCreate(udata, args, 2, &st->fold_tok);
+    if (rc != SQLITE_OK) {
+        st->fold_tok = NULL;
+        return projkey_store_fail(st, rc);
+    }
+
+    rc = sqlite3_create_function_v2(st->db, "projkey_contains", 2,
+                                    SQLITE_UTF8|SQLITE_DETERMINISTIC
+                                    |SQLITE_DIRECTONLY,
+                                    st, projkey_store_contains, NULL, NULL,
+                                    NULL);
+    if (rc != SQLITE_OK) {
+        return projkey_store_fail(st, rc);
+    }
+
+    st->has_fold = 1;
+
+    return PROJKEY_STORE_OK;
+}
+
+
+/* trigrams overlap: the first whole, then the last character of each */
+
+static int
+projkey_store_fold_token(void *data, int flags, const char *token, int len,
+    int start, int end)
+{
+    projkey_fold_t *f = data;
+
+    const char  *p;
+
+    if (f->tokens++ != 0) {
+        p = token + len - 1;
+
+        while (p > token && (*p & 0xc0) == 0x80) {
+            p--;
+        }
+
+        len -= p - token;
+        token = p;
+    }
+
+    if (f->len + len > f->size) {
+        return SQLITE_NOMEM;
+    }
+
+    memcpy(f->out + f->len, token, len);
+    f->len += len;
+
+    return SQLITE_OK;
+}
+
+
+/* text case-folded, malloc()ed; two characters of padding make trigrams */
+
+static char *
+projkey_store_fold(projkey_store_t *st, const char *text, size_t len,
+    size_t *out_len)
+{
+    int              rc;
+    char            *in;
+    projkey_fold_t   f;
+
+    in = malloc(len + 2);
+    f.size = 4 * (len + 2);
+    f.out = malloc(f.size);
+    f.len = 0;
+    f.tokens = 0;
+
+    if (in == NULL || f.out == NULL) {
+        free(in);
+        free(f.out);
+        return NULL;
+    }
+
+    memcpy(in, text, len);
+    in[len] = '\x01';
+    in[len + 1] = '\x01';
+
+    rc = st->fold.xTokenize(st->fold_tok, &f, FTS5_TOKENIZE_DOCUMENT, in,
+                            (int) len + 2, projkey_store_fold_token);
+    free(in);
+
+    if (rc != SQLITE_OK) {
+        free(f.out);
+        return NULL;
+    }
+
+    /* the padding is not folded: it is the last two bytes */
+    *out_len = f.len >= 2 ? f.len - 2 : 0;
+
+    return f.out;
+}
+
+
+static void
+projkey_store_contains(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    int                found, fresh;
+    char              *hay, c;
+    size_t             n, i, k;
+    const char        *text;
+    projkey_store_t   *st;
+    projkey_needle_t  *needle;
+
+    st = sqlite3_user_data(ctx);
+
+    if (sqlite3_value_type(argv[0]) == SQLITE_NULL
+        || sqlite3_value_type(argv[1]) == SQLITE_NULL)
+    {
+        return;
+    }
+
+    /* the search text is folded once per statement */
+
+    needle = sqlite3_get_auxdata(ctx, 1);
+    fresh = 0;
+
+    if (needle == NULL) {
+        text = (const char *) sqlite3_value_text(argv[1]);
+        n = sqlite3_value_bytes(argv[1]);
+
+        hay = text != NULL ? projkey_store_fold(st, text, n, &n) : NULL;
+        needle = hay != NULL ? malloc(sizeof(projkey_needle_t) + n) : NULL;
+
+        if (needle == NULL) {
+            free(hay);
+            sqlite3_result_error_nomem(ctx);
+            return;
+        }
+
+        needle->len = n;
+        memcpy(needle->data, hay, n);
+        free(hay);
+        fresh = 1;
+    }
+
+    text = (const char *) sqlite3_value_text(argv[0]);
+    n = sqlite3_value_bytes(argv[0]);
+
+    if (text == NULL) {
+        if (fresh) {
+            free(needle);
+        }
+
+        sqlite3_result_error_nomem(ctx);
+        return;
+    }
+
+    /* ASCII folds to ASCII lower case only: no tokenizer needed */
+
+    for (i = 0; i < n; i++) {
+        if ((unsigned char) text[i] >= 0x80) {
+            break;
+        }
+    }
+
+    found = 0;
+
+    if (i == n) {
+        for (i = 0; i + needle->len <= n && !found; i++) {
+            for (k = 0; k < needle->len; k++) {
+                c = text[i + k];
+
+                if (c >= 'A' && c <= 'Z') {
+                    c += 'a' - 'A';
+                }
+
+                if (c != needle->data[k]) {
+                    break;
+                }
+            }
+
+            found = (k == needle->len);
+        }
+
+    } else {
+        hay = projkey_store_fold(st, text, n, &n);
+
+        if (hay == NULL) {
+            if (fresh) {
+                free(needle);
+            }
+
+            sqlite3_result_error_nomem(ctx);
+            return;
+        }
+
+        for (i = 0; i + needle->len <= n; i++) {
+            if (memcmp(hay + i, needle->data, needle->len) == 0) {
+                found = 1;
+                break;
+            }
+        }
+
+        free(hay);
+    }
+
+    sqlite3_result_int(ctx, found);
+
+    if (fresh) {
+        /* SQLite may free it at once: it is not used after this */
+        sqlite3_set_auxdata(ctx, 1, needle, free);
+    }
+}
+
+
+static void
+projkey_buf_add(projkey_buf_t *b, const char *p, size_t len)
+{
+    char    *data;
+    size_t   size;
+
+    if (b->failed) {
+        return;
+    }
+
+    /* the data always ends with a NUL, counted in len */
+
+    if (b->len + len + 1 > b->size) {
+        size = b->size ? b->size : 4096;
+
+        while (size < b->len + len + 1) {
+            size *= 2;
+        }
+
+        data = realloc(b->data, size);
+
+        if (data == NULL) {
+            b->failed = 1;
+            return;
+        }
+
+        b->data = data;
+        b->size = size;
+    }
+
+    if (b->len != 0) {
+        b->len--;
+    }
+
+    memcpy(b->data + b->len, p, len);
+    b->len += len;
+    b->data[b->len++] = '\0';
 }
 
 

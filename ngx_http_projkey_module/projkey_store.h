@@ -358,6 +358,72 @@ projkey_store_rc_e projkey_store_parse_body(projkey_store_t *st,
     const char *body, size_t len, int require_one, projkey_body_t *out);
 void projkey_store_free_body(projkey_body_t *body);
 
+/* status filters of a page (projkey_page_t.status) */
+#define PROJKEY_PAGE_ANY         0
+#define PROJKEY_PAGE_ACTIVE      1      /* active and not expired */
+#define PROJKEY_PAGE_DISABLED    2
+#define PROJKEY_PAGE_EXPIRED     3      /* expires_at passed, either status */
+
+#define PROJKEY_PAGE_LIMIT       100    /* keys of a page by default */
+#define PROJKEY_PAGE_LIMIT_MAX   1000
+#define PROJKEY_SEARCH_MAX       100    /* characters of a search text */
+#define PROJKEY_CURSOR_MAX       400    /* bytes of a cursor */
+
+/*
+ * The keys one page looks at, at most, hits or not: what bounds the cost
+ * of a page whose filter no index answers (a 1 or 2 character search, a
+ * status that is rare).  Such a page may hold fewer than limit keys, even
+ * none, and still have a next cursor.
+ */
+#define PROJKEY_PAGE_SCAN        1000
+
+
+/*
+ * A page of the key list: newest first (created_at, then id, both
+ * descending), after the cursor "after" (a "next" of a page of the same
+ * project, search and status; NULL or "" for the first page).  q, if not
+ * empty, is matched case-insensitively against the name (a substring) and
+ * the preview (its end: "x7Qa", "7qa", "...x7Qa").
+ */
+typedef struct {
+    const char           *q;             /* UTF-8, checked */
+    size_t                q_len;
+    const char           *after;
+    size_t                after_len;
+    int                   status;        /* PROJKEY_PAGE_* */
+    int                   limit;         /* 0: PROJKEY_PAGE_LIMIT */
+} projkey_page_t;
+
+
+/*
+ * What a page request must be, checked without a database: NULL, or the
+ * error in words.  A cursor of the right form may still be refused by
+ * projkey_store_page(), which knows the cursors it made.
+ */
+const char *projkey_store_check_page(const projkey_page_t *page);
+
+/*
+ * One page, in one read transaction: cb gets every key of the page; *next
+ * (malloc()ed, freed with projkey_store_free()) is the cursor of the next
+ * page, or NULL on the last.  PROJKEY_STORE_INVALID for a bad page or a
+ * cursor that is not one of this database for this project and filter.
+ */
+projkey_store_rc_e projkey_store_page(projkey_store_t *st,
+    const char *project, size_t project_len, const projkey_page_t *page,
+    projkey_row_pt cb, void *data, char **next);
+
+/* the same page as {"keys":[KEY,...],"next":CURSOR|null} */
+projkey_store_rc_e projkey_store_page_json(projkey_store_t *st,
+    const char *project, size_t project_len, const projkey_page_t *page,
+    char **out, size_t *len);
+
+/*
+ * Merges the search index's segments, in short write transactions (some
+ * 100 ms each at 1,000,000 keys), until it is one: after many keys were
+ * added at once (create_batch), a search reads several times less.
+ */
+projkey_store_rc_e projkey_store_search_merge(projkey_store_t *st);
+
 /*
  * The body of POST keys/ID/roll: {} or {"previous_expires_at":TIME}, the
  * time checked with projkey_store_check_previous().

@@ -18,7 +18,7 @@ my $bin = $ENV{PROJKEY_TEST_CLI} // "$FindBin::Bin/../build/projkey";
 
 die "$bin is missing: run make cli first\n" unless -x $bin;
 
-plan(tests => 82);
+plan(tests => 93);
 
 delete $ENV{PROJKEY_DB};
 
@@ -70,7 +70,7 @@ like($out, qr/^No API key has been created on this project\.$/m,
     'says there is none');
 
 ($rc, $out) = projkey('--db', $db, '--json', 'list');
-is($out, qq({"keys":[]}\n), 'list --json of none');
+is($out, qq({"keys":[],"next":null}\n), 'list --json of none');
 
 # create, text
 
@@ -85,8 +85,9 @@ my ($secret1) = $out =~ /($key_re)/;
 is(substr($out =~ /\((sk-project-\.\.\.\w{4})\)/ ? $1 : '', -4),
     substr($secret1, -4), 'the preview ends like the secret');
 
-# create, JSON
+# create, JSON (a second later: one second's keys are listed in id order)
 
+sleep 1;
 ($rc, $out) = projkey('--json', 'create', 'second', '--db', $db);
 is($rc, 0, 'create --json, options after the command');
 my $c = eval { $json->decode($out) } // {};
@@ -119,7 +120,7 @@ is(scalar @{$l->{keys} // []}, 2, 'list --json: two keys');
 is($l->{keys}[0]{id}, $id2, 'newest first');
 
 ($rc, $out) = projkey('--db', $db, '--project', 'other', '--json', 'list');
-is($out, qq({"keys":[]}\n), 'another project has none');
+is($out, qq({"keys":[],"next":null}\n), 'another project has none');
 
 # show
 
@@ -210,9 +211,61 @@ is((stat "$dir/secrets")[2] & 07777, 0600, 'the file is mode 0600');
     'load', '--count', '10', '--secrets', "$dir/secrets");
 is($rc, 1, 'an existing secrets file is not overwritten: exit 1');
 
-($rc, $out) = projkey('--db', $db, '--project', 'bulk', '--json', 'list');
+($rc, $out) = projkey('--db', $db, '--project', 'bulk', '--json', 'list',
+    '--limit', '1000');
 $l = eval { $json->decode($out) } // {};
 is(scalar @{$l->{keys} // []}, 1000, '1000 keys listed');
+
+# list in pages, searched, filtered
+
+($rc, $out) = projkey('--db', $db, '--project', 'bulk', '--json', 'list');
+$l = eval { $json->decode($out) } // {};
+ok(@{$l->{keys} // []} == 100 && defined $l->{next},
+    'list: a page of 100 and a next cursor');
+
+my (%seen_ids, $pages);
+my @after;
+
+for ($pages = 1; $pages < 50; $pages++) {
+    ($rc, $out) = projkey('--db', $db, '--project', 'bulk', '--json', 'list',
+        '--limit', '300', @after);
+    $l = eval { $json->decode($out) } // {};
+    $seen_ids{$_->{id}}++ for @{$l->{keys} // []};
+    last unless defined $l->{next};
+    @after = ('--after', $l->{next});
+}
+
+ok($pages == 4 && keys %seen_ids == 1000 && !grep({ $_ != 1 } values %seen_ids),
+    'list --limit 300 --after: every key once in 4 pages');
+
+($rc, $out) = projkey('--db', $db, '--project', 'bulk', 'list', '--limit',
+    '2');
+like($out, qr/\ANext page: --after [A-Za-z0-9_-]+\n\z|\nNext page: --after [A-Za-z0-9_-]+\n\z/,
+    'list: the text ends with the next page\'s --after');
+my ($cursor) = $out =~ /--after (\S+)/;
+
+($rc, $out) = projkey('--db', $db, '--project', 'bulk', '--json', 'list',
+    '--search', 'LOAD-99');
+$l = eval { $json->decode($out) } // {};
+is(scalar @{$l->{keys} // []}, 11, 'list --search LOAD-99: 11 keys');
+($rc, $out) = projkey('--db', $db, '--project', 'bulk', 'list', '--search',
+    'no such key');
+ok($rc == 0 && $out eq "No API key matches.\n", 'list --search: none');
+($rc, $out) = projkey('--db', $db, '--json', 'list', '--status', 'disabled');
+$l = eval { $json->decode($out) } // {};
+is(scalar @{$l->{keys} // [1]}, 0, 'list --status disabled: none yet');
+($rc, undef, $err) = projkey('--db', $db, 'list', '--status', 'paused');
+ok($rc == 2 && $err =~ /--status must be/, 'list --status paused: exit 2');
+($rc, undef, $err) = projkey('--db', $db, 'list', '--limit', '1001');
+ok($rc == 2 && $err =~ /--limit must be a number from 1 to 1000/,
+    'list --limit 1001: exit 2');
+($rc, undef, $err) = projkey('--db', $db, 'list', '--after', $cursor);
+ok($rc == 4 && $err =~ /Bad cursor/,
+    'list --after a cursor of another project: exit 4');
+($rc, undef, $err) = projkey('--db', $db, 'list', '--search', "a\tb");
+ok($rc == 4 && $err =~ /control characters/, 'list --search a TAB: exit 4');
+($rc, undef, $err) = projkey('--db', $db, 'show', 'x', '--limit', '2');
+ok($rc == 2 && $err =~ /for list only/, 'show --limit: exit 2');
 
 # the secrets are nowhere in the database files
 

@@ -38,7 +38,7 @@ my ($rc) = $t->cli('create', 'bulk', '--count', '400',
 die "projkey create --count failed\n" if $rc;
 
 my @secret = split /\n/, $t->read_file('bulk.secrets');
-my %id = map { $_->{name} => $_->{id} } @{$t->cli_json('list')->{keys}};
+my %id = map { $_->{name} => $_->{id} } @{$t->cli_json('list', '--limit', '1000')->{keys}};
 
 # 64k: 512 buckets, indexed by the first 8 bytes of the key's BLAKE2b-256
 my @bucket = buckets(511, @secret);

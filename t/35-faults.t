@@ -237,7 +237,7 @@ $t->done();
 
 # the names in the database file, sorted, via the CLI
 sub db_names {
-    my ($data) = $t->cli_json('list');
+    my ($data) = $t->cli_json('list', '--limit', '1000');
     return '' unless ref $data eq 'HASH' || ref $data eq 'ARRAY';
     my $keys = ref $data eq 'HASH' ? $data->{keys} : $data;
     return join ',', sort map { $_->{name} } @$keys;

@@ -103,7 +103,7 @@ ok(@ok > 20, 'creates went on (' . scalar(@ok) . ')');
 
 sleep 0.5;
 my %listed = map { $_->{id} => $_ } @{$api->list};
-my ($data) = $t->cli_json('list');
+my ($data) = $t->cli_json('list', '--limit', '1000');
 my %db = map { $_->{id} => $_ } @{ref $data eq 'HASH' ? $data->{keys} : []};
 is(join(',', sort keys %listed), join(',', sort keys %db),
     'admin list == database');

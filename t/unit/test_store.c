@@ -197,6 +197,26 @@ t_collect(void *data, const projkey_row_t *r)
 }
 
 
+/* 1 if rows are in list order: created_at, then id, both descending */
+
+static int
+t_list_order(const t_rows_t *rows)
+{
+    int  i;
+
+    for (i = 1; i < rows->n; i++) {
+        if (rows->row[i - 1].created_at < rows->row[i].created_at
+            || (rows->row[i - 1].created_at == rows->row[i].created_at
+                && strcmp(rows->row[i - 1].id, rows->row[i].id) <= 0))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
 static int
 t_count(void *data, const projkey_row_t *r)
 {
@@ -653,8 +673,9 @@ t_crud(projkey_store_t *st)
     is_int(projkey_store_list(st, "default", 7, t_collect, &rows),
            PROJKEY_STORE_OK, "list");
     is_int(rows.n, 3, "three keys in project default");
-    is_str(rows.row[0].name, "fourth", "newest first");
-    is_str(rows.row[2].name, "first", "oldest last");
+
+    /* created in the same second, most likely: then in id order */
+    ok(t_list_order(&rows), "newest first, then by id");
 
     memset(&rows, 0, sizeof(rows));
     is_int(projkey_store_get(st, "default", 7, k[1].id, PROJKEY_ID_LEN,
@@ -1363,6 +1384,629 @@ t_checkpoint(void)
     projkey_store_close(st);
 }
 
+/* pages of the key list: GET keys?limit&after&q&status */
+
+#define T_PAGE_MAX  6000
+
+typedef struct {
+    char           id[T_PAGE_MAX][PROJKEY_ID_LEN + 1];
+    int            n;
+    char           next[PROJKEY_CURSOR_MAX + 1];
+    int            has_next;
+} t_page_t;
+
+
+/* one page as JSON, its ids appended to p->id; the rc of the store */
+static int
+t_page(projkey_store_t *st, const char *project, const char *q, int status,
+    int limit, const char *after, t_page_t *p)
+{
+    int                  rc;
+    char                *json;
+    size_t               len;
+    sqlite3_stmt        *s;
+    const char          *v;
+    projkey_page_t       page;
+
+    memset(&page, 0, sizeof(projkey_page_t));
+    page.q = q;
+    page.q_len = q != NULL ? strlen(q) : 0;
+    page.after = after;
+    page.after_len = after != NULL ? strlen(after) : 0;
+    page.status = status;
+    page.limit = limit;
+
+    rc = projkey_store_page_json(st, project, strlen(project), &page, &json,
+                                 &len);
+    if (rc != PROJKEY_STORE_OK) {
+        return rc;
+    }
+
+    if (strlen(json) != len) {
+        diag("page: length %zu, not %zu", len, strlen(json));
+    }
+
+    sqlite3_prepare_v2(t_json_db, "SELECT json_extract(value, '$.id')"
+                       " FROM json_each(?1, '$.keys')", -1, &s, NULL);
+    sqlite3_bind_text(s, 1, json, -1, SQLITE_STATIC);
+
+    while (sqlite3_step(s) == SQLITE_ROW && p->n < T_PAGE_MAX) {
+        v = (const char *) sqlite3_column_text(s, 0);
+        snprintf(p->id[p->n++], PROJKEY_ID_LEN + 1, "%s", v ? v : "");
+    }
+
+    sqlite3_finalize(s);
+
+    v = t_jx(json, "$.next");
+    p->has_next = (v != NULL && strcmp(v, "null") != 0);
+    snprintf(p->next, sizeof(p->next), "%s", p->has_next ? v : "");
+
+    projkey_store_free(json);
+
+    return rc;
+}
+
+
+/* every page from the first, appended to p; the number of pages, or -1 */
+static int
+t_walk(projkey_store_t *st, const char *project, const char *q, int status,
+    int limit, t_page_t *p)
+{
+    int   pages;
+    char  after[PROJKEY_CURSOR_MAX + 1];
+
+    after[0] = '\0';
+
+    for (pages = 1; pages < 10000; pages++) {
+        if (t_page(st, project, q, status, limit, after[0] ? after : NULL, p)
+            != PROJKEY_STORE_OK)
+        {
+            return -1;
+        }
+
+        if (!p->has_next) {
+            return pages;
+        }
+
+        memcpy(after, p->next, sizeof(after));
+    }
+
+    return -1;
+}
+
+
+/* the ids of sql ("SELECT id ..."), in its order, into p */
+static void
+t_sql_ids(const char *path, const char *sql, t_page_t *p)
+{
+    sqlite3       *db;
+    sqlite3_stmt  *s;
+
+    p->n = 0;
+
+    if (sqlite3_open(path, &db) != SQLITE_OK
+        || sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+    {
+        bail_out("t_sql_ids: %s", sqlite3_errmsg(db));
+    }
+
+    while (sqlite3_step(s) == SQLITE_ROW && p->n < T_PAGE_MAX) {
+        snprintf(p->id[p->n++], PROJKEY_ID_LEN + 1, "%s",
+                 (const char *) sqlite3_column_text(s, 0));
+    }
+
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+}
+
+
+static int
+t_same_ids(const t_page_t *a, const t_page_t *b)
+{
+    int  i;
+
+    if (a->n != b->n) {
+        diag("%d ids, not %d", a->n, b->n);
+        return 0;
+    }
+
+    for (i = 0; i < a->n; i++) {
+        if (strcmp(a->id[i], b->id[i]) != 0) {
+            diag("id %d: %s, not %s", i, a->id[i], b->id[i]);
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static int
+t_has_id(const t_page_t *p, const char *id)
+{
+    int  i, n;
+
+    for (n = 0, i = 0; i < p->n; i++) {
+        n += (strcmp(p->id[i], id) == 0);
+    }
+
+    return n;
+}
+
+
+/* n keys of project named prefix-1 .. prefix-n, in one batch */
+static void
+t_batch(projkey_store_t *st, const char *project, const char *prefix,
+    int n, t_key_t *k)
+{
+    int                i;
+    projkey_new_t     *batch;
+    static char        names[T_PAGE_MAX][32];
+    projkey_actor_t    actor = { "t", 1, NULL, 0 };
+
+    batch = malloc(n * sizeof(projkey_new_t));
+
+    for (i = 0; i < n; i++) {
+        snprintf(names[i], sizeof(names[i]), "%s-%d", prefix, i + 1);
+        t_make_key(&k[i], project, names[i]);
+        batch[i] = k[i].new;
+    }
+
+    if (projkey_store_create_batch(st, batch, n, &actor) != PROJKEY_STORE_OK)
+    {
+        bail_out("create_batch: %s", projkey_store_errmsg(st));
+    }
+
+    free(batch);
+}
+
+
+static void
+t_pages(void)
+{
+    int                i, pages, found;
+    char               sql[16384], q[8], cur[PROJKEY_CURSOR_MAX + 1];
+    t_key_t           *k, u[6];
+    t_page_t          *a, *b;
+    projkey_page_t     page;
+    projkey_store_t   *st;
+    projkey_actor_t    actor = { "t", 1, NULL, 0 };
+    static const char *names[6] = { "Clé Über", "ÉCOLE du soir", "Ключ API",
+                                    "grp-alpha", "grp-beta", "grp-gamma" };
+
+    if (projkey_store_open(t_path("page.db"), PROJKEY_STORE_CREATE, 1000,
+                           &st)
+        != PROJKEY_STORE_OK)
+    {
+        bail_out("cannot create page.db");
+    }
+
+    k = malloc(T_PAGE_MAX * sizeof(t_key_t));
+    a = calloc(1, sizeof(t_page_t));
+    b = calloc(1, sizeof(t_page_t));
+
+    /* 300 keys over 100 seconds, 3 a second: ties broken by id */
+
+    t_batch(st, "p", "key", 300, k);
+    t_sql(t_path("page.db"), "UPDATE keys SET created_at = 1700000000"
+          " + (CAST(substr(name, 5) AS INTEGER) / 3)");
+    t_batch(st, "other", "key", 50, k);
+
+    /* named keys; three of one second share a group of the search index */
+
+    for (i = 0; i < 6; i++) {
+        t_make_key(&u[i], "p", names[i]);
+
+        if (i >= 3) {
+            memcpy(u[i].id, "GRoUP", 5);
+        }
+
+        is_int(projkey_store_create(st, &u[i].new, &actor, NULL, NULL),
+               PROJKEY_STORE_OK, "page: create \"%s\"", names[i]);
+    }
+
+    snprintf(sql, sizeof(sql), "UPDATE keys SET created_at = 1600000000"
+             " WHERE id GLOB 'GRoUP*'");
+    t_sql(t_path("page.db"), sql);
+
+    /* every key once, in order, whatever the page size */
+
+    t_sql_ids(t_path("page.db"), "SELECT id FROM keys WHERE project = 'p'"
+              " ORDER BY created_at DESC, id DESC", b);
+    is_int(b->n, 306, "page: 306 keys in p");
+
+    for (i = 0; i < 4; i++) {
+        static const int  limits[4] = { 1, 7, 100, 1000 };
+
+        a->n = 0;
+        pages = t_walk(st, "p", NULL, PROJKEY_PAGE_ANY, limits[i], a);
+        ok(pages > 0 && t_same_ids(a, b), "page: limit %d walks every key "
+           "once, in order (%d pages)", limits[i], pages);
+    }
+
+    a->n = 0;
+    is_int(t_page(st, "p", NULL, PROJKEY_PAGE_ANY, 0, NULL, a),
+           PROJKEY_STORE_OK, "page: no limit");
+    is_int(a->n, 100, "page: 100 keys by default");
+    ok(a->has_next, "page: and a next");
+    ok(strlen(a->next) < 100 && strspn(a->next, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+       "abcdefghijklmnopqrstuvwxyz0123456789-_") == strlen(a->next),
+       "page: the cursor is base64url: %s", a->next);
+
+    a->n = 0;
+    is_int(t_page(st, "nobody", NULL, PROJKEY_PAGE_ANY, 10, NULL, a),
+           PROJKEY_STORE_OK, "page: a project without keys");
+    ok(a->n == 0 && !a->has_next, "page: no keys, next null");
+
+    /* keys created between pages are not shown twice, none is skipped */
+
+    a->n = 0;
+    cur[0] = '\0';
+
+    for (pages = 0; pages < 100; pages++) {
+        t_page(st, "p", NULL, PROJKEY_PAGE_ANY, 10, cur[0] ? cur : NULL, a);
+
+        if (!a->has_next) {
+            break;
+        }
+
+        memcpy(cur, a->next, sizeof(cur));
+
+        /* newer ones (now), and one older than the cursor by hand */
+        t_make_key(&k[0], "p", "during");
+        projkey_store_create(st, &k[0].new, &actor, NULL, NULL);
+        t_make_key(&k[1], "p", "during, old");
+        projkey_store_create(st, &k[1].new, &actor, NULL, NULL);
+        snprintf(sql, sizeof(sql), "UPDATE keys SET created_at = 1500000000"
+                 " WHERE id = '%s'", k[1].id);
+        t_sql(t_path("page.db"), sql);
+    }
+
+    for (found = 1, i = 0; i < b->n; i++) {
+        found &= (t_has_id(a, b->id[i]) == 1);
+    }
+
+    ok(found, "page: with inserts between pages, each key once");
+
+    for (found = 1, i = 0; i < a->n; i++) {
+        found &= (t_has_id(a, a->id[i]) == 1);
+    }
+
+    ok(found, "page: no key twice (%d keys in %d pages)", a->n, pages + 1);
+
+    t_sql(t_path("page.db"), "DELETE FROM keys WHERE name GLOB 'during*'");
+
+    /* search: the name, case-insensitively, in any script */
+
+    a->n = 0;
+    t_walk(st, "p", "KEY-29", PROJKEY_PAGE_ANY, 3, a);
+    t_sql_ids(t_path("page.db"), "SELECT id FROM keys WHERE project = 'p'"
+              " AND name LIKE '%key-29%' ORDER BY created_at DESC, id DESC",
+              b);
+    ok(b->n == 11 && t_same_ids(a, b), "search \"KEY-29\": key-29, "
+       "key-290 .. 299, in order, over pages of 3");
+
+    for (i = 0; i < 10; i++) {
+        static const struct {
+            const char  *q;
+            int          key;
+        } cases[10] = {
+            { "über", 0 }, { "ÜBER", 0 }, { "ü", 0 }, { "cLÉ", 0 },
+            { "é ü", 0 }, { "école", 1 }, { "É", -1 }, { "ключ", 2 },
+            { "Ю", 2 }, { "ЧA", -2 }
+        };
+
+        a->n = 0;
+        t_walk(st, "p", cases[i].q, PROJKEY_PAGE_ANY, 100, a);
+
+        if (cases[i].key >= 0) {
+            ok(a->n >= 1 && t_has_id(a, u[cases[i].key].id) == 1,
+               "search \"%s\": \"%s\" (%d found)", cases[i].q,
+               names[cases[i].key], a->n);
+
+        } else if (cases[i].key == -1) {
+            ok(a->n == 2 && t_has_id(a, u[0].id) && t_has_id(a, u[1].id),
+               "search \"%s\": both keys with an e acute", cases[i].q);
+
+        } else {
+            /* Cyrillic "Ч", then a Latin "A": no key has both in a row */
+            is_int(a->n, 0, "search \"%s\": none", cases[i].q);
+        }
+    }
+
+    /* keys of one group of the search index are checked one by one */
+
+    a->n = 0;
+    t_walk(st, "p", "alpha", PROJKEY_PAGE_ANY, 100, a);
+    ok(a->n == 1 && t_has_id(a, u[3].id), "search \"alpha\": only grp-alpha "
+       "of its group");
+    a->n = 0;
+    t_walk(st, "p", "grp-", PROJKEY_PAGE_ANY, 1, a);
+    ok(a->n == 3 && t_has_id(a, u[3].id) && t_has_id(a, u[4].id)
+       && t_has_id(a, u[5].id) && strcmp(a->id[0], a->id[1]) > 0
+       && strcmp(a->id[1], a->id[2]) > 0,
+       "search \"grp-\": the whole group, in id order, a key a page");
+
+    /* search: the end of the preview */
+
+    snprintf(q, sizeof(q), "%.4s", u[0].preview + PROJKEY_PREVIEW_LEN - 4);
+
+    for (i = 0; i < 6; i++) {
+        char  v[300];
+
+        switch (i) {
+        case 0: snprintf(v, sizeof(v), "%s", q); break;
+        case 1: snprintf(v, sizeof(v), "%s", q + 1); break;
+        case 2: snprintf(v, sizeof(v), "%s", q + 2); break;
+        case 3: snprintf(v, sizeof(v), "...%s", q); break;
+        case 4: snprintf(v, sizeof(v), "%.*s", (int) PROJKEY_PREVIEW_LEN,
+                         (const char *) u[0].preview); break;
+        default:
+            snprintf(v, sizeof(v), "%s", q);
+            v[0] = (v[0] >= 'a' && v[0] <= 'z') ? v[0] - 32
+                   : (v[0] >= 'A' && v[0] <= 'Z') ? v[0] + 32 : v[0];
+        }
+
+        a->n = 0;
+        t_walk(st, "p", v, PROJKEY_PAGE_ANY, 1000, a);
+        ok(t_has_id(a, u[0].id) == 1, "search \"%s\": the key whose "
+           "preview ends so (%d found)", v, a->n);
+    }
+
+    a->n = 0;
+    t_walk(st, "p", "xsk-project-...", PROJKEY_PAGE_ANY, 100, a);
+    is_int(a->n, 0, "search \"xsk-project-...\": no preview ends so");
+
+    /* search and status together; no other project's key, ever */
+
+    a->n = 0;
+    t_walk(st, "other", "Über", PROJKEY_PAGE_ANY, 100, a);
+    is_int(a->n, 0, "search in \"other\": not p's keys");
+    a->n = 0;
+    t_walk(st, "other", "key", PROJKEY_PAGE_ANY, 100, a);
+    t_sql_ids(t_path("page.db"), "SELECT id FROM keys WHERE project ="
+              " 'other' ORDER BY created_at DESC, id DESC", b);
+    ok(t_same_ids(a, b), "search \"key\" in \"other\": its 50 keys only");
+
+    /* status */
+
+    for (i = 0; i < 300; i += 7) {
+        snprintf(sql, sizeof(sql), "UPDATE keys SET status = 2 WHERE"
+                 " project = 'p' AND name = 'key-%d'", i + 1);
+        t_sql(t_path("page.db"), sql);
+    }
+
+    t_sql_ids(t_path("page.db"), "SELECT id FROM keys WHERE project = 'p'"
+              " AND status = 2 ORDER BY created_at DESC, id DESC", b);
+    a->n = 0;
+    t_walk(st, "p", NULL, PROJKEY_PAGE_DISABLED, 5, a);
+    ok(b->n == 43 && t_same_ids(a, b), "status disabled: the 43, in order");
+
+    t_sql_ids(t_path("page.db"), "SELECT id FROM keys WHERE project = 'p'"
+              " AND status = 1 ORDER BY created_at DESC, id DESC", b);
+    a->n = 0;
+    t_walk(st, "p", NULL, PROJKEY_PAGE_ACTIVE, 50, a);
+    ok(t_same_ids(a, b), "status active: the others");
+
+    a->n = 0;
+    t_walk(st, "p", NULL, PROJKEY_PAGE_EXPIRED, 50, a);
+    is_int(a->n, 0, "status expired: none (no expiry in this schema)");
+
+    t_sql_ids(t_path("page.db"), "SELECT id FROM keys WHERE project = 'p'"
+              " AND status = 2 AND name LIKE 'key-2%'"
+              " ORDER BY created_at DESC, id DESC", b);
+    a->n = 0;
+    t_walk(st, "p", "key-2", PROJKEY_PAGE_DISABLED, 4, a);
+    ok(b->n > 0 && t_same_ids(a, b), "search and status: %d keys", b->n);
+    a->n = 0;
+    t_walk(st, "p", "y-", PROJKEY_PAGE_DISABLED, 4, a);
+    t_sql_ids(t_path("page.db"), "SELECT id FROM keys WHERE project = 'p'"
+              " AND status = 2 ORDER BY created_at DESC, id DESC", b);
+    ok(t_same_ids(a, b), "2-character search and status");
+
+    /* changes by hand reach the search index */
+
+    snprintf(sql, sizeof(sql), "UPDATE keys SET name = 'Renamed by hand'"
+             " WHERE id = '%s'", u[1].id);
+    t_sql(t_path("page.db"), sql);
+    a->n = 0;
+    t_walk(st, "p", "by hand", PROJKEY_PAGE_ANY, 10, a);
+    ok(a->n == 1 && t_has_id(a, u[1].id), "by hand: a rename is found");
+    a->n = 0;
+    t_walk(st, "p", "école", PROJKEY_PAGE_ANY, 10, a);
+    is_int(a->n, 0, "by hand: the old name is not");
+
+    snprintf(sql, sizeof(sql), "DELETE FROM keys WHERE id = '%s'", u[4].id);
+    t_sql(t_path("page.db"), sql);
+    a->n = 0;
+    t_walk(st, "p", "grp-", PROJKEY_PAGE_ANY, 10, a);
+    ok(a->n == 2 && !t_has_id(a, u[4].id), "by hand: a deleted key is not "
+       "found, its group's others are");
+
+    {
+        sqlite3  *db;
+        char     *err;
+
+        err = NULL;
+        sqlite3_open(t_path("page.db"), &db);
+        i = sqlite3_exec(db, "INSERT INTO keys (id, project, name, hash,"
+                         " preview, status, created_by, created_at,"
+                         " updated_at, seq) VALUES ('bad id', 'p', 'x',"
+                         " randomblob(32), 'sk-project-...abcd', 1, 'me', 1,"
+                         " 1, 1)", NULL, NULL, &err);
+        ok(i != SQLITE_OK && err != NULL
+           && strstr(err, "12 base62 characters") != NULL,
+           "by hand: a key whose id is not 12 base62 characters is refused:"
+           " %s", err ? err : "");
+        sqlite3_free(err);
+        sqlite3_close(db);
+    }
+
+    /* bad pages */
+
+    memset(&page, 0, sizeof(projkey_page_t));
+
+    for (i = 0; i < 9; i++) {
+        static const struct {
+            int          limit;
+            int          status;
+            const char  *q;
+            const char  *msg;
+        } bad[9] = {
+            { -1, 0, "", "limit" }, { 1001, 0, "", "limit" },
+            { 0, 4, "", "status" }, { 0, -1, "", "status" },
+            { 0, 0, "\xc3", "UTF-8" }, { 0, 0, "a\tb", "control" },
+            { 0, 0, "\xed\xa0\x80", "UTF-8" },
+            { 0, 0, "\xc0\xaf", "UTF-8" },
+            { 0, 0, "01234567890123456789012345678901234567890123456789"
+                    "012345678901234567890123456789012345678901234567890",
+              "100 characters" }
+        };
+        const char  *msg;
+
+        page.limit = bad[i].limit;
+        page.status = bad[i].status;
+        page.q = bad[i].q;
+        page.q_len = strlen(bad[i].q);
+
+        msg = projkey_store_check_page(&page);
+        ok(msg != NULL && strstr(msg, bad[i].msg) != NULL,
+           "check_page refuses a bad %s: %s", bad[i].msg, msg ? msg : "");
+        a->n = 0;
+        is_int(t_page(st, "p", bad[i].q, bad[i].status, bad[i].limit, NULL,
+                      a), PROJKEY_STORE_INVALID, "and so does the page");
+    }
+
+    page.limit = 0;
+    page.status = 0;
+    page.q_len = 0;
+
+    /* cursors: only the store's own, for this project and filter */
+
+    a->n = 0;
+    t_page(st, "p", "key", PROJKEY_PAGE_ANY, 2, NULL, a);
+    memcpy(cur, a->next, sizeof(cur));
+
+    a->n = 0;
+    is_int(t_page(st, "p", "key", PROJKEY_PAGE_ANY, 2, cur, a),
+           PROJKEY_STORE_OK, "cursor: its own next page");
+    is_int(t_page(st, "other", "key", PROJKEY_PAGE_ANY, 2, cur, a),
+           PROJKEY_STORE_INVALID, "cursor: of another project, refused");
+    is_str(projkey_store_errmsg(st), "Bad cursor: give the \"next\" of a "
+           "previous page of the same search.", "and says so");
+    is_int(t_page(st, "p", "kez", PROJKEY_PAGE_ANY, 2, cur, a),
+           PROJKEY_STORE_INVALID, "cursor: of another search, refused");
+    is_int(t_page(st, "p", "key", PROJKEY_PAGE_ACTIVE, 2, cur, a),
+           PROJKEY_STORE_INVALID, "cursor: of another status, refused");
+    is_int(t_page(st, "p", NULL, PROJKEY_PAGE_ANY, 2, cur, a),
+           PROJKEY_STORE_INVALID, "cursor: of a search, without it, refused");
+
+    for (i = 0; i < 7; i++) {
+        char  bad[PROJKEY_CURSOR_MAX + 8];
+
+        snprintf(bad, sizeof(bad), "%s", cur);
+
+        switch (i) {
+        case 0: bad[10] = bad[10] == 'A' ? 'B' : 'A'; break;
+        case 1: bad[strlen(bad) - 1] = '\0'; break;
+        case 2: strcat(bad, "A"); break;
+        case 3: strcat(bad, "="); break;
+        case 4: bad[3] = '+'; break;
+        case 5: snprintf(bad, sizeof(bad), "300"); break;
+        default:
+            /* the last character's unused low bits set */
+            bad[strlen(bad) - 1] = bad[strlen(bad) - 1] == 'A' ? 'B' : 'A';
+        }
+
+        is_int(t_page(st, "p", "key", PROJKEY_PAGE_ANY, 2, bad, a),
+               PROJKEY_STORE_INVALID, "cursor: %s, refused",
+               i == 0 ? "a changed character" : i == 1 ? "cut short"
+               : i == 2 ? "a character more" : i == 3 ? "padded"
+               : i == 4 ? "not base64url" : i == 5 ? "a row number"
+               : "another last character");
+    }
+
+    /* a page is the same whatever the connection: one MAC key a database */
+
+    projkey_store_close(st);
+
+    if (projkey_store_open(t_path("page.db"), PROJKEY_STORE_RDONLY, 1000,
+                           &st)
+        != PROJKEY_STORE_OK)
+    {
+        bail_out("cannot open page.db read-only");
+    }
+
+    a->n = 0;
+    is_int(t_page(st, "p", "key", PROJKEY_PAGE_ANY, 2, cur, a),
+           PROJKEY_STORE_OK, "cursor: good on another connection");
+    projkey_store_close(st);
+
+    /* a search no index answers looks at PROJKEY_PAGE_SCAN keys a page */
+
+    if (projkey_store_open(t_path("page.db"), 0, 1000, &st)
+        != PROJKEY_STORE_OK)
+    {
+        bail_out("cannot open page.db");
+    }
+
+    t_batch(st, "big", "filler", 5000, k);
+    t_make_key(&k[0], "big", "the z! needle");
+    projkey_store_create(st, &k[0].new, &actor, NULL, NULL);
+    snprintf(sql, sizeof(sql), "UPDATE keys SET created_at = 1 WHERE id"
+             " = '%s'", k[0].id);
+    t_sql(t_path("page.db"), sql);
+
+    a->n = 0;
+    is_int(t_page(st, "big", "z!", PROJKEY_PAGE_ANY, 10, NULL, a),
+           PROJKEY_STORE_OK, "scan: a 2-character search");
+    ok(a->n == 0 && a->has_next, "scan: the first page looks at %d keys: "
+       "none, and a next", PROJKEY_PAGE_SCAN);
+    a->n = 0;
+    pages = t_walk(st, "big", "z!", PROJKEY_PAGE_ANY, 10, a);
+    ok(a->n == 1 && t_has_id(a, k[0].id)
+       && pages == (5001 + PROJKEY_PAGE_SCAN - 1) / PROJKEY_PAGE_SCAN,
+       "scan: the needle, on page %d", pages);
+
+    a->n = 0;
+    pages = t_walk(st, "big", "z! needle", PROJKEY_PAGE_ANY, 10, a);
+    ok(a->n == 1 && pages == 1, "index: a longer search, the first page");
+
+    projkey_store_close(st);
+
+    /* an older database gets the search index of the keys it has */
+
+    snprintf(sql, sizeof(sql), T_SCHEMA_1 T_SCHEMA_2
+             "PRAGMA user_version=2;"
+             "PRAGMA application_id=1886086521;"
+             "ATTACH '%s' AS old;"
+             "INSERT INTO keys SELECT id, project, name, hash, preview,"
+             " status, created_by, created_at, updated_at, last_used_at, seq"
+             " FROM old.keys;", t_path("page.db"));
+    t_sql(t_path("page2.db"), sql);
+
+    if (projkey_store_open(t_path("page2.db"), PROJKEY_STORE_MIGRATE, 1000,
+                           &st)
+        != PROJKEY_STORE_OK)
+    {
+        bail_out("cannot migrate page2.db: %s", projkey_store_errmsg(st));
+    }
+
+    a->n = 0;
+    t_walk(st, "p", "grp-", PROJKEY_PAGE_ANY, 10, a);
+    ok(a->n == 2, "migrated: the search index has the keys");
+    a->n = 0;
+    t_walk(st, "p", "key", PROJKEY_PAGE_ANY, 1000, a);
+    is_int(a->n, 300, "migrated: and all of them");
+
+    projkey_store_close(st);
+
+    free(k);
+    free(a);
+    free(b);
+}
+
+
 
 typedef struct {
     char           name[PROJKEY_NODE_NAME_MAX + 1];
@@ -2043,6 +2687,7 @@ main(void)
     t_nodes();
     t_checkpoint();
     t_by_hand();
+    t_pages();
     t_load_speed();
 
     sqlite3_close(t_json_db);

@@ -93,16 +93,24 @@ sub create {
     return ($r->{json}{key}, $r->{json}{secret});
 }
 
-# the list of keys (array reference), dies on failure
+# the list of keys (array reference), every page of it, dies on failure
 sub list {
     my ($self) = @_;
-    my $r = $self->call('GET', 'keys');
+    my ($after, @keys);
 
-    die "GET keys: $r->{status} $r->{body}\n"
-        unless $r->{status} == 200 && ref $r->{json} eq 'HASH'
-            && ref $r->{json}{keys} eq 'ARRAY';
+    do {
+        my $r = $self->call('GET', 'keys?limit=1000'
+            . (defined $after ? "&after=$after" : ''));
 
-    return $r->{json}{keys};
+        die "GET keys: $r->{status} $r->{body}\n"
+            unless $r->{status} == 200 && ref $r->{json} eq 'HASH'
+                && ref $r->{json}{keys} eq 'ARRAY';
+
+        push @keys, @{$r->{json}{keys}};
+        $after = $r->{json}{next};
+    } while (defined $after);
+
+    return \@keys;
 }
 
 # what an error answer must never show a client, '' when it shows none of

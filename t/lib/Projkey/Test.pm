@@ -676,6 +676,25 @@ sub cli_json {
     return wantarray ? ($data, $rc, $err) : $data;
 }
 
+# every key of the CLI's list --json, page after page (an array
+# reference, undef if a page is not JSON): cli_keys() or cli_keys({ db })
+sub cli_keys {
+    my ($self, @args) = @_;
+    my $opts = ref $args[0] eq 'HASH' ? shift @args : {};
+    my (@keys, @after);
+
+    for (1 .. 10000) {
+        my $data = $self->cli_json($opts, 'list', '--limit', '1000', @args,
+            @after);
+        return undef unless ref $data eq 'HASH';
+        push @keys, @{$data->{keys} // []};
+        last unless defined $data->{next};
+        @after = ('--after', $data->{next});
+    }
+
+    return \@keys;
+}
+
 # creates a key with the CLI: (id, secret), dies on failure
 sub create_key {
     my ($self, $name, %opts) = @_;
