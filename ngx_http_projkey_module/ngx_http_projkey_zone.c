@@ -242,6 +242,18 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
+    /* not a file name to create: said so, and the URI (a password?) not */
+
+    if ((db.len > 13 && ngx_strncmp(db.data, "postgresql://", 13) == 0)
+        || (db.len > 11 && ngx_strncmp(db.data, "postgres://", 11) == 0))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\": a PostgreSQL database is not supported "
+                           "yet; \"db=\" takes the path of an SQLite file",
+                           &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
     if (ngx_conf_full_name(cf->cycle, &db, 1) != NGX_OK) {
         return NGX_CONF_ERROR;
     }

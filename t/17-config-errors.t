@@ -15,7 +15,7 @@ use Projkey::Test;
 
 ###############################################################################
 
-my $t = Projkey::Test->new()->plan(28);
+my $t = Projkey::Test->new()->plan(29);
 
 # the failing cases below log [emerg] on purpose
 $t->expect_errors(qr/\[emerg\]/);
@@ -66,6 +66,9 @@ fails(zone('projkey_zone keys:4m;'),
     qr/db/i, 'missing db=');
 fails(zone('projkey_zone keys:4m db=;'),
     qr/db|path|empty|invalid/i, 'empty db=');
+fails(zone('projkey_zone keys:4m db=postgresql://u:secretpw@db.example/keys;'),
+    qr/a PostgreSQL database is not supported yet(?!.*secretpw)/s,
+    'a PostgreSQL URI: not yet, and its password not shown');
 fails(zone('projkey_zone keys:4m db=%%TESTDIR%%/g.db sync=abc;'),
     qr/sync|invalid/i, 'bad sync=');
 fails(zone('projkey_zone keys:4m db=%%TESTDIR%%/h.db foo=bar;'),
