@@ -108,6 +108,11 @@ async function createOnPage(name) {
     await page.getByRole('button', { name: 'Create', exact: true }).click();
 }
 
+// the start of the next second (of the machine's clock, which nginx shares)
+function nextSecond() {
+    return new Promise((r) => setTimeout(r, 1050 - (Date.now() % 1000)));
+}
+
 async function expectAlert(text) {
     await page.locator('[role="alert"]', { hasText: text }).first()
         .waitFor({ state: 'visible' });
@@ -445,7 +450,10 @@ describe('the API keys page', { concurrency: false }, () => {
     });
 
     it('lists several keys, newest first', async () => {
+        // times are to the second, and keys of one second come in the
+        // order of their (random) ids: one second each
         for (const name of ['Nightly reports', 'Staging backend']) {
+            await nextSecond();
             assert.equal((await adminApi('POST', 'keys', { name })).status, 201);
         }
         const staging = (await adminApi('GET', 'keys')).data.keys
@@ -454,6 +462,7 @@ describe('the API keys page', { concurrency: false }, () => {
 
         await page.reload();
         await waitForList();
+        await nextSecond();
         await createOnPage('CI pipeline');
         await page.getByText(TEXT.important, { exact: true }).waitFor();
         await page.getByRole('button', { name: 'Done' }).click();
