@@ -1404,7 +1404,7 @@ static void
 ngx_http_projkey_checkpoint(ngx_http_projkey_zone_t *zone, ino_t ino,
     dev_t dev, ngx_log_t *log)
 {
-    int                  complete;
+    int                  complete, more;
     projkey_store_t     *st;
     projkey_store_rc_e   rc;
 
@@ -1429,6 +1429,18 @@ ngx_http_projkey_checkpoint(ngx_http_projkey_zone_t *zone, ino_t ino,
     }
 
     zone->ckpt = st;
+
+    /*
+     * The search index keeps a segment for each write until merged: a step
+     * a flush, without the zone's lock (it changes no key), before the
+     * checkpoint copies it; a failure (busy, read-only) waits for the next
+     */
+
+    if (projkey_store_search_merge_step(st, &more) != PROJKEY_STORE_OK) {
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log, 0,
+                       "projkey search index merge of \"%V\" not done: %s",
+                       &zone->db, projkey_store_errmsg(st));
+    }
 
     rc = projkey_store_checkpoint(st, &complete);
     if (rc != PROJKEY_STORE_OK) {

@@ -3767,36 +3767,45 @@ projkey_store_nodes(projkey_store_t *st, int64_t now, projkey_node_pt cb,
 projkey_store_rc_e
 projkey_store_search_merge(projkey_store_t *st)
 {
-    int                 i, before;
+    int                 i, more;
     projkey_store_rc_e  rc;
 
-    /* FTS5 did nothing when total_changes() grew by less than 2 */
-
     for (i = 0; i < PROJKEY_SEARCH_MERGE_MAX; i++) {
-        rc = projkey_store_begin(st, 1);
-        if (rc != PROJKEY_STORE_OK) {
+        rc = projkey_store_search_merge_step(st, &more);
+        if (rc != PROJKEY_STORE_OK || !more) {
             return rc;
-        }
-
-        before = sqlite3_total_changes(st->db);
-
-        rc = projkey_store_exec(st, PROJKEY_SQL_SEARCH_MERGE);
-        if (rc != PROJKEY_STORE_OK) {
-            projkey_store_rollback(st);
-            return rc;
-        }
-
-        rc = projkey_store_commit(st);
-        if (rc != PROJKEY_STORE_OK) {
-            return rc;
-        }
-
-        if (sqlite3_total_changes(st->db) - before < 2) {
-            break;
         }
     }
 
     return PROJKEY_STORE_OK;
+}
+
+
+projkey_store_rc_e
+projkey_store_search_merge_step(projkey_store_t *st, int *more)
+{
+    int                 before;
+    projkey_store_rc_e  rc;
+
+    *more = 0;
+
+    rc = projkey_store_begin(st, 1);
+    if (rc != PROJKEY_STORE_OK) {
+        return rc;
+    }
+
+    before = sqlite3_total_changes(st->db);
+
+    rc = projkey_store_exec(st, PROJKEY_SQL_SEARCH_MERGE);
+    if (rc != PROJKEY_STORE_OK) {
+        projkey_store_rollback(st);
+        return rc;
+    }
+
+    /* FTS5 did nothing when total_changes() grew by less than 2 */
+    *more = (sqlite3_total_changes(st->db) - before >= 2);
+
+    return projkey_store_commit(st);
 }
 
 

@@ -425,6 +425,15 @@ projkey_store_rc_e projkey_store_page_json(projkey_store_t *st,
 projkey_store_rc_e projkey_store_search_merge(projkey_store_t *st);
 
 /*
+ * One step of that merging (about 1,000 pages, one short transaction):
+ * *more is 1 when it did some, and another step may do more.  Worker 0
+ * takes one a flush, so that an index grown key by key (through the admin
+ * API) does not keep a segment for each write.
+ */
+projkey_store_rc_e projkey_store_search_merge_step(projkey_store_t *st,
+    int *more);
+
+/*
  * The body of POST keys/ID/roll: {} or {"previous_expires_at":TIME}, the
  * time checked with projkey_store_check_previous().
  */

@@ -1561,6 +1561,52 @@ t_batch(projkey_store_t *st, const char *project, const char *prefix,
 }
 
 
+/* an index grown a key a transaction is merged a step at a time */
+
+static void
+t_merge_step(void)
+{
+    int                i, more, steps;
+    char               prefix[16];
+    t_key_t            k[1];
+    t_page_t          *a;
+    projkey_store_t   *st;
+
+    if (projkey_store_open(t_path("merge.db"), PROJKEY_STORE_CREATE, 1000,
+                           &st)
+        != PROJKEY_STORE_OK)
+    {
+        bail_out("cannot open merge.db: %s", projkey_store_errmsg(st));
+    }
+
+    for (i = 0; i < 64; i++) {
+        snprintf(prefix, sizeof(prefix), "mrg%02d", i);
+        t_batch(st, "m", prefix, 1, k);
+    }
+
+    more = 1;
+
+    for (steps = 0; more && steps < 100; steps++) {
+        if (projkey_store_search_merge_step(st, &more) != PROJKEY_STORE_OK) {
+            bail_out("merge step: %s", projkey_store_errmsg(st));
+        }
+    }
+
+    ok(steps >= 2 && !more, "merge: 64 writes' segments merged in %d steps",
+       steps);
+    is_int(projkey_store_search_merge_step(st, &more), PROJKEY_STORE_OK,
+           "merge: a step with nothing to do");
+    is_int(more, 0, "merge: and it says so");
+
+    a = calloc(1, sizeof(t_page_t));
+    t_walk(st, "m", "mrg", PROJKEY_PAGE_ANY, 1000, a);
+    is_int(a->n, 64, "merge: every key is found after it");
+    free(a);
+
+    projkey_store_close(st);
+}
+
+
 static void
 t_pages(void)
 {
@@ -2685,6 +2731,7 @@ main(void)
 
     t_secret();
     t_nodes();
+    t_merge_step();
     t_checkpoint();
     t_by_hand();
     t_pages();
