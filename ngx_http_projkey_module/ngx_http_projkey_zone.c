@@ -1277,9 +1277,15 @@ ngx_http_projkey_flush(void *data, ngx_log_t *log)
     ino = zone->ino;
     dev = zone->dev;
 
-    /* previous secrets past their end leave the database and the zone */
+    /*
+     * Previous secrets past their end leave the database and the zone, a
+     * flush interval after it: until then a client is told
+     * "api_key_expired", not "invalid_api_key", whenever the flush comes.
+     */
 
-    rc = projkey_store_purge(zone->store, now, ngx_http_projkey_purge_row,
+    rc = projkey_store_purge(zone->store,
+                             now - (time_t) (zone->flush / 1000),
+                             ngx_http_projkey_purge_row,
                              zone, &purged);
 
     if (rc != PROJKEY_STORE_OK) {

@@ -32,7 +32,7 @@ $t->write_config(<<'EOF')->run();
 worker_processes 2;
 
 http {
-    projkey_zone keys:4m db=%%TESTDIR%%/keys.db sync=200ms flush=1s;
+    projkey_zone keys:4m db=%%TESTDIR%%/keys.db sync=200ms flush=2s;
     projkey_zone small:32k db=%%TESTDIR%%/small.db;
 
     server {
@@ -145,9 +145,9 @@ is(join(' ', sort values %seen), '401 401', 'the previous: rejected at T');
 like(call($s1), qr/"api_key_expired"/, 'the previous at T: api_key_expired');
 like(call($s2), qr/ 200 /, 'the new secret still works');
 
-# the purge (worker 0's flush, every second here)
+# the purge (worker 0's flush, every 2 s here, a flush after T)
 
-ok($t->wait_for(4, sub { call($s1) =~ /"invalid_api_key"/ }),
+ok($t->wait_for(8, sub { call($s1) =~ /"invalid_api_key"/ }),
     'the previous is purged from the zone');
 is(sql("SELECT count(*) FROM keys WHERE prev_hash IS NOT NULL"), '0',
     'and from the database');
