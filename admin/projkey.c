@@ -113,6 +113,8 @@ static int projkey_cli_time(projkey_cli_t *cli, const char *text,
     int64_t *t);
 static int projkey_update(projkey_cli_t *cli, const char *name,
     size_t name_len, int status);
+static int projkey_change(projkey_cli_t *cli,
+    const projkey_change_t *change);
 static int projkey_row_json(void *data, const projkey_row_t *row);
 static int projkey_row_line(void *data, const projkey_row_t *row);
 static char *projkey_time(int64_t t);
@@ -1030,15 +1032,31 @@ static int
 projkey_update(projkey_cli_t *cli, const char *name, size_t name_len,
     int status)
 {
+    projkey_change_t  change;
+
+    memset(&change, 0, sizeof(projkey_change_t));
+    change.name = name;
+    change.name_len = name_len;
+    change.status = status;
+
+    return projkey_change(cli, &change);
+}
+
+
+/* a change of the key cli->arg[0], said as the admin API's PATCH says it */
+
+static int
+projkey_change(projkey_cli_t *cli, const projkey_change_t *change)
+{
     projkey_out_t       out;
     projkey_store_rc_e  src;
 
     memset(&out, 0, sizeof(projkey_out_t));
     out.cli = cli;
 
-    src = projkey_store_update(cli->st, cli->project, strlen(cli->project),
-                               cli->arg[0], strlen(cli->arg[0]), name,
-                               name_len, status, &cli->actor,
+    src = projkey_store_change(cli->st, cli->project, strlen(cli->project),
+                               cli->arg[0], strlen(cli->arg[0]), change,
+                               &cli->actor, NULL,
                                cli->json ? projkey_row_json : NULL, &out);
 
     if (src == PROJKEY_STORE_NOTFOUND) {
@@ -1069,7 +1087,6 @@ static int
 projkey_expire(projkey_cli_t *cli)
 {
     int                 rc;
-    projkey_out_t       out;
     projkey_change_t    change;
     projkey_store_rc_e  src;
 
@@ -1089,33 +1106,7 @@ projkey_expire(projkey_cli_t *cli)
         }
     }
 
-    memset(&out, 0, sizeof(projkey_out_t));
-    out.cli = cli;
-
-    src = projkey_store_change(cli->st, cli->project, strlen(cli->project),
-                               cli->arg[0], strlen(cli->arg[0]), &change,
-                               &cli->actor, NULL,
-                               cli->json ? projkey_row_json : NULL, &out);
-
-    if (src == PROJKEY_STORE_NOTFOUND) {
-        return projkey_not_found(cli, cli->arg[0]);
-    }
-
-    if (src != PROJKEY_STORE_OK) {
-        projkey_store_free(out.json);
-        return projkey_fail(cli, src);
-    }
-
-    if (cli->json) {
-        printf("{\"key\":%s,\"message\":\"" PROJKEY_UPDATED "\"}\n",
-               out.json);
-        projkey_store_free(out.json);
-
-    } else {
-        printf(PROJKEY_UPDATED "\n");
-    }
-
-    return PROJKEY_EXIT_OK;
+    return projkey_change(cli, &change);
 }
 
 
