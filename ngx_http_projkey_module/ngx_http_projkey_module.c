@@ -582,65 +582,103 @@ ngx_http_projkey_add_header(ngx_http_request_t *r, ngx_str_t *key,
 
 /*
  * The proxy, fastcgi and other upstream modules pass r->headers_in.headers
- * as they are, so the list is copied without the Authorization header.  The
- * old elements stay where they are: the pointers in r->headers_in to them
- * stay valid.
+ * as they are, so the Authorization element leaves the list.  No element
+ * moves: the pointers in r->headers_in (host, user_agent and the like) keep
+ * their headers, and the elements after it in its part, if any, are copied
+ * to a part of their own.
  */
 
 static ngx_int_t
 ngx_http_projkey_hide_authorization(ngx_http_request_t *r)
 {
-    ngx_uint_t        n, skip;
-    ngx_list_t        headers;
-    ngx_table_elt_t  *h, *nh, *auth;
-    ngx_list_part_t  *part;
+    ngx_uint_t        k, n;
+    ngx_list_t       *list;
+    ngx_table_elt_t  *h, *auth;
+    ngx_list_part_t  *part, *prev, *tail;
 
+    list = &r->headers_in.headers;
     auth = r->headers_in.authorization;
 
-    n = 0;
+    prev = NULL;
 
-    for (part = &r->headers_in.headers.part; part; part = part->next) {
-        n += part->nelts;
+    for (part = &list->part; part; part = part->next) {
+        h = part->elts;
+
+        if (auth >= h && auth < h + part->nelts) {
+            break;
+        }
+
+        prev = part;
     }
 
-    /*
-     * One part, filled a run of elements at a time, with room for all of
-     * them: the copy stays in bounds even if Authorization were not one.
-     */
-
-    if (ngx_list_init(&headers, r->pool, n ? n : 1, sizeof(ngx_table_elt_t))
-        != NGX_OK)
-    {
+    if (part == NULL) {
+        /* not where nginx put it: the header would go on; fail closed */
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "projkey: Authorization header not in the header list");
         return NGX_ERROR;
     }
 
-    nh = headers.part.elts;
+    r->headers_in.authorization = NULL;
 
-    for (part = &r->headers_in.headers.part; part; part = part->next) {
-        h = part->elts;
-        n = part->nelts;
+    k = auth - h;
+    n = part->nelts - k - 1;
 
-        if (auth >= h && auth < h + n) {
-            skip = auth - h;
+    /* a part after the first one is never left empty: loops read its first */
 
-            ngx_memcpy(nh, h, skip * sizeof(ngx_table_elt_t));
-            nh += skip;
+    if (part->nelts == 1 && prev) {
+        prev->next = part->next;
 
-            h += skip + 1;
-            n -= skip + 1;
+        if (list->last == part) {
+            list->last = prev;
         }
 
-        ngx_memcpy(nh, h, n * sizeof(ngx_table_elt_t));
-        nh += n;
+        return NGX_OK;
     }
 
-    headers.part.nelts = nh - (ngx_table_elt_t *) headers.part.elts;
+    if (n == 0) {
+        /* the last of its part: a later push may reuse the slot */
+        part->nelts--;
+        return NGX_OK;
+    }
 
-    /* "last" of the copy points into this frame: at its own part instead */
+    if (k == 0) {
 
-    r->headers_in.headers = headers;
-    r->headers_in.headers.last = &r->headers_in.headers.part;
-    r->headers_in.authorization = NULL;
+        /* the first of its part: the part starts one element later */
+
+        part->elts = auth + 1;
+        part->nelts--;
+
+        if (list->last == part) {
+            /* pushes onto it stay inside its block */
+            list->nalloc--;
+        }
+
+        return NGX_OK;
+    }
+
+    /* in the middle: the elements after it go to a new part */
+
+    tail = ngx_palloc(r->pool, sizeof(ngx_list_part_t));
+    if (tail == NULL) {
+        return NGX_ERROR;
+    }
+
+    tail->elts = ngx_palloc(r->pool, (list->last == part ? list->nalloc : n)
+                                     * sizeof(ngx_table_elt_t));
+    if (tail->elts == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(tail->elts, auth + 1, n * sizeof(ngx_table_elt_t));
+    tail->nelts = n;
+    tail->next = part->next;
+
+    part->nelts = k;
+    part->next = tail;
+
+    if (list->last == part) {
+        list->last = tail;
+    }
 
     return NGX_OK;
 }
