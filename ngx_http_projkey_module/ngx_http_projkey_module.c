@@ -37,6 +37,8 @@ static ngx_int_t ngx_http_projkey_hide_authorization(ngx_http_request_t *r);
 static ngx_int_t ngx_http_projkey_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_projkey_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
+static ngx_int_t ngx_http_projkey_send_body(ngx_http_request_t *r,
+    ngx_http_projkey_ctx_t *ctx, ngx_chain_t *in);
 
 static ngx_int_t ngx_http_projkey_origin_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -734,8 +736,6 @@ ngx_http_projkey_header_filter(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_projkey_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
-    ngx_buf_t               *b;
-    ngx_chain_t             *cl, out;
     ngx_http_projkey_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_projkey_module);
@@ -743,6 +743,19 @@ ngx_http_projkey_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     if (ctx == NULL || !ctx->replace_body) {
         return ngx_http_next_body_filter(r, in);
     }
+
+    return ngx_http_projkey_send_body(r, ctx, in);
+}
+
+
+/* apart from the filter, so that every other response's pass stays a jump */
+
+static ngx_int_t
+ngx_http_projkey_send_body(ngx_http_request_t *r, ngx_http_projkey_ctx_t *ctx,
+    ngx_chain_t *in)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl, *out;
 
     /* nginx's page is static memory: consume it, send the JSON once */
 
@@ -768,10 +781,17 @@ ngx_http_projkey_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     b->last_buf = 1;
     b->last_in_chain = 1;
 
-    out.buf = b;
-    out.next = NULL;
+    /* from the pool, not the stack: the filter then needs no stack guard */
 
-    return ngx_http_next_body_filter(r, &out);
+    out = ngx_alloc_chain_link(r->pool);
+    if (out == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->buf = b;
+    out->next = NULL;
+
+    return ngx_http_next_body_filter(r, out);
 }
 
 
