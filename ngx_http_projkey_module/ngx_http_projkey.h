@@ -189,6 +189,8 @@ typedef struct {
 #if (NGX_THREADS)
     ngx_thread_task_t         *flush_task;
     ngx_event_t                flush_wait;
+    ngx_thread_task_t         *sync_task;
+    ngx_flag_t                 syncing;
 #endif
     int64_t                    failed_seq;
     ngx_log_t                 *log;

@@ -82,6 +82,12 @@ static ngx_int_t ngx_http_projkey_zone_resync_locked(
 static int ngx_http_projkey_resync_row(void *data, const projkey_row_t *row);
 static int ngx_http_projkey_hash_cmp(const void *a, const void *b);
 static void ngx_http_projkey_sync_handler(ngx_event_t *ev);
+static void ngx_http_projkey_zone_follow_locked(ngx_http_projkey_zone_t *zone,
+    ngx_log_t *log);
+#if (NGX_THREADS)
+static void ngx_http_projkey_sync(void *data, ngx_log_t *log);
+static void ngx_http_projkey_sync_done(ngx_event_t *ev);
+#endif
 static void ngx_http_projkey_zone_sync_locked(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log);
 static void ngx_http_projkey_zone_retry_locked(ngx_http_projkey_zone_t *zone,
@@ -887,15 +893,20 @@ ngx_http_projkey_zones_init_process(ngx_cycle_t *cycle)
         zone = zones[i];
         zone->log = cycle->log;
 
+#if !(NGX_THREADS)
+
         /*
          * each worker its own connection: none crosses fork(); opened now
-         * unless a writer holds the zone, else at the first use
+         * unless a writer holds the zone, else at the first use (with
+         * threads, always then: in a thread, as every use of it)
          */
 
         if (ngx_shmtx_trylock(&zone->shpool->mutex)) {
             (void) ngx_http_projkey_zone_store_locked(zone, cycle->log);
             ngx_shmtx_unlock(&zone->shpool->mutex);
         }
+
+#endif
 
         if (ngx_worker != 0 || ngx_process == NGX_PROCESS_HELPER) {
             continue;
@@ -961,8 +972,9 @@ ngx_http_projkey_zones_exit_process(ngx_cycle_t *cycle)
 
 /*
  * Worker 0 applies what other processes changed in the database.  The
- * read is of the changes only, and in WAL mode it never waits for a writer;
- * the lock is only tried, so the event loop never waits on an admin write.
+ * read is of the changes only, and in WAL mode it never waits for a writer.
+ * It runs in the thread pool: SQLite never runs in the event loop, and its
+ * memory stays out of the heap the requests' pools come from.
  */
 
 static void
@@ -970,32 +982,111 @@ ngx_http_projkey_sync_handler(ngx_event_t *ev)
 {
     ngx_http_projkey_zone_t  *zone = ev->data;
 
+#if (NGX_THREADS)
+    ngx_thread_task_t        *task;
+#endif
+
     if (ngx_exiting || ngx_quit || ngx_terminate) {
         return;
     }
 
-    if (!ngx_shmtx_trylock(&zone->shpool->mutex)) {
-        goto next;
+#if (NGX_THREADS)
+
+    if (zone->syncing) {
+        /* the last one has not finished: it re-arms the timer */
+        return;
     }
 
-    /* the connection is shared with this worker's threads: under the lock */
+    task = zone->sync_task;
 
-    if (ngx_http_projkey_zone_store_locked(zone, ev->log) == NGX_OK) {
-        ngx_http_projkey_zone_sync_locked(zone, ev->log);
+    if (task == NULL) {
+        task = ngx_thread_task_alloc(ngx_cycle->pool, 0);
+        if (task == NULL) {
+            goto next;
+        }
 
-    } else {
-        zone->sh->store_up = 0;
+        task->ctx = zone;
+        task->handler = ngx_http_projkey_sync;
+        task->event.handler = ngx_http_projkey_sync_done;
+        task->event.data = zone;
+
+        zone->sync_task = task;
     }
 
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    if (ngx_thread_task_post(zone->thread_pool, task) == NGX_OK) {
+        zone->syncing = 1;
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                  "projkey_zone \"%V\": changes are not read this time",
+                  &zone->name);
 
 next:
+
+#else
+
+    /* in the event loop: the lock is only tried, never waited for */
+
+    if (ngx_shmtx_trylock(&zone->shpool->mutex)) {
+        ngx_http_projkey_zone_follow_locked(zone, ev->log);
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+    }
+
+#endif
 
     /* what this sync or an admin call applied: in GET nodes soon */
     ngx_http_projkey_beat_changed(zone, ev->log);
 
     ngx_add_timer(ev, zone->sync);
 }
+
+
+/* the connection is shared with this worker's other tasks: under the lock */
+
+static void
+ngx_http_projkey_zone_follow_locked(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
+{
+    if (ngx_http_projkey_zone_store_locked(zone, log) == NGX_OK) {
+        ngx_http_projkey_zone_sync_locked(zone, log);
+
+    } else {
+        zone->sh->store_up = 0;
+    }
+}
+
+
+#if (NGX_THREADS)
+
+static void
+ngx_http_projkey_sync(void *data, ngx_log_t *log)
+{
+    ngx_http_projkey_zone_t  *zone = data;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+    ngx_http_projkey_zone_follow_locked(zone, log);
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
+static void
+ngx_http_projkey_sync_done(ngx_event_t *ev)
+{
+    ngx_http_projkey_zone_t  *zone = ev->data;
+
+    zone->syncing = 0;
+
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        return;
+    }
+
+    /* a task's event has no log of its own */
+    ngx_http_projkey_beat_changed(zone, zone->log);
+
+    ngx_add_timer(&zone->sync_event, zone->sync);
+}
+
+#endif
 
 
 static void
