@@ -1,7 +1,10 @@
 
 /*
- * projkey: the key store, apart from nginx.  The only code that includes
- * <sqlite3.h>.
+ * projkey: the key store, apart from nginx.  One interface, two engines
+ * chosen by projkey_store_open()'s path: an SQLite file, or a PostgreSQL
+ * database named by a libpq URI (postgresql://, postgres://); only
+ * projkey_store_sqlite.c includes <sqlite3.h>, only projkey_store_pg.c
+ * <libpq-fe.h>.
  *
  * One connection per process (a connection never crosses fork()); not
  * shared between threads at the same time: callers serialize.  Every write
