@@ -815,3 +815,90 @@ projkey_store_cursor_decode(const char *cursor, size_t len,
 
     return 0;
 }
+
+
+/* the MAC binds the place to the project, the search and the status */
+
+void
+projkey_store_cursor_mac(projkey_store_t *st, const char *project,
+    size_t project_len, const projkey_page_t *page, const unsigned char *bin,
+    size_t len, unsigned char *mac)
+{
+    int                        i, k;
+    uint64_t                   n;
+    unsigned char              num[8];
+    crypto_generichash_state   h;
+    const unsigned char       *part[2];
+    size_t                     part_len[2];
+
+    part[0] = (const unsigned char *) project;
+    part_len[0] = project_len;
+    part[1] = (const unsigned char *) page->q;
+    part_len[1] = page->q_len;
+
+    crypto_generichash_init(&h, st->cursor_key, PROJKEY_CURSOR_KEY_LEN,
+                            PROJKEY_CURSOR_MAC_LEN);
+    crypto_generichash_update(&h, (const unsigned char *) "projkey cursor",
+                              sizeof("projkey cursor"));
+
+    for (k = 0; k < 2; k++) {
+        n = part_len[k];
+
+        for (i = 0; i < 8; i++) {
+            num[i] = (unsigned char) (n >> (8 * i));
+        }
+
+        crypto_generichash_update(&h, num, 8);
+
+        if (part_len[k] != 0) {
+            crypto_generichash_update(&h, part[k], part_len[k]);
+        }
+    }
+
+    num[0] = (unsigned char) page->status;
+    crypto_generichash_update(&h, num, 1);
+    crypto_generichash_update(&h, bin, len);
+    crypto_generichash_final(&h, mac, PROJKEY_CURSOR_MAC_LEN);
+}
+
+
+char *
+projkey_store_cursor(projkey_store_t *st, const char *project,
+    size_t project_len, const projkey_page_t *page, int64_t created,
+    const char *id, size_t id_len)
+{
+    int            i;
+    char          *out;
+    size_t         n, size;
+    uint64_t       at;
+    unsigned char  bin[PROJKEY_CURSOR_FIXED + PROJKEY_CURSOR_ID_MAX];
+
+    at = (uint64_t) created;
+
+    bin[0] = PROJKEY_CURSOR_VERSION;
+
+    for (i = 0; i < 8; i++) {
+        bin[1 + i] = (unsigned char) (at >> (56 - 8 * i));
+    }
+
+    bin[9] = (unsigned char) id_len;
+    memcpy(bin + 10, id, id_len);
+    n = 10 + id_len;
+
+    projkey_store_cursor_mac(st, project, project_len, page, bin, n,
+                             bin + n);
+    n += PROJKEY_CURSOR_MAC_LEN;
+
+    size = sodium_base64_ENCODED_LEN(n,
+                                     sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+
+    out = malloc(size);
+    if (out == NULL) {
+        return NULL;
+    }
+
+    sodium_bin2base64(out, size, bin, n,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+
+    return out;
+}

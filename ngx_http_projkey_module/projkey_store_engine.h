@@ -105,6 +105,8 @@ struct projkey_store_s {
     projkey_pg_t               *pg;          /* the PostgreSQL engine's */
     int                         flags;       /* of projkey_store_open() */
     int                         version;     /* the schema's, as opened */
+    unsigned                    has_cursor_key:1;
+    unsigned char               cursor_key[PROJKEY_CURSOR_KEY_LEN];
     char                        errmsg[PROJKEY_ERRMSG_LEN];
 };
 
@@ -122,6 +124,16 @@ void projkey_store_set_errmsg(projkey_store_t *st, const char *fmt, ...)
 /* a cursor's bytes, checked for form (not its MAC): 0, or -1 */
 int projkey_store_cursor_decode(const char *cursor, size_t len,
     unsigned char *bin, size_t *bin_len);
+
+/* a cursor's MAC (of project, search, status and bin) with st's key */
+void projkey_store_cursor_mac(projkey_store_t *st, const char *project,
+    size_t project_len, const projkey_page_t *page, const unsigned char *bin,
+    size_t len, unsigned char *mac);
+
+/* the cursor of the place (at, id) of a page, malloc()ed; NULL: no memory */
+char *projkey_store_cursor(projkey_store_t *st, const char *project,
+    size_t project_len, const projkey_page_t *page, int64_t at,
+    const char *id, size_t id_len);
 
 /* one strictly decoded UTF-8 character: its length, 0 when invalid */
 size_t projkey_utf8_char(const unsigned char *p, size_t len, uint32_t *cp);

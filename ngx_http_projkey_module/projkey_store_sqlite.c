@@ -201,8 +201,6 @@ struct projkey_sqlite_s {
     int             bulk;
 
     /* pages: the cursors' MAC key, the trigram tokenizer's case folding */
-    unsigned char   cursor_key[PROJKEY_CURSOR_KEY_LEN];
-    unsigned        has_cursor_key:1;
     unsigned        has_fold:1;
     fts5_tokenizer  fold;
     Fts5Tokenizer  *fold_tok;
@@ -381,12 +379,6 @@ static size_t projkey_store_tail(const char *q, size_t len,
 static int64_t projkey_store_search_rowid(int64_t at, const char *id,
     size_t len);
 static projkey_store_rc_e projkey_store_cursor_key(projkey_store_t *st);
-static void projkey_store_cursor_mac(projkey_store_t *st,
-    const char *project, size_t project_len, const projkey_page_t *page,
-    const unsigned char *bin, size_t len, unsigned char *mac);
-static char *projkey_store_cursor(projkey_store_t *st, const char *project,
-    size_t project_len, const projkey_page_t *page,
-    const projkey_pos_t *pos);
 static projkey_store_rc_e projkey_store_fold_init(projkey_store_t *st);
 static int projkey_store_fold_token(void *data, int flags,
     const char *token, int len, int start, int end);
@@ -1162,7 +1154,7 @@ projkey_sqlite_close(projkey_store_t *st)
         st->sq->fold.xDelete(st->sq->fold_tok);
     }
 
-    sodium_memzero(st->sq->cursor_key, PROJKEY_CURSOR_KEY_LEN);
+    sodium_memzero(st->cursor_key, PROJKEY_CURSOR_KEY_LEN);
 
     /* with every statement finalized, close cannot fail with SQLITE_BUSY */
     sqlite3_close(st->sq->db);
@@ -3640,7 +3632,8 @@ projkey_store_page_walk(projkey_store_t *st, const char *project,
     match = NULL;
 
     if (pos.more) {
-        *next = projkey_store_cursor(st, project, project_len, page, &pos);
+        *next = projkey_store_cursor(st, project, project_len, page, pos.at,
+                                     pos.id, pos.id_len);
 
         if (*next == NULL) {
             projkey_store_set_errmsg(st, "out of memory");
@@ -3970,7 +3963,7 @@ projkey_store_cursor_key(projkey_store_t *st)
     sqlite3_stmt        *s;
     projkey_store_rc_e   src;
 
-    if (st->sq->has_cursor_key) {
+    if (st->has_cursor_key) {
         return PROJKEY_STORE_OK;
     }
 
@@ -3985,11 +3978,11 @@ projkey_store_cursor_key(projkey_store_t *st)
         hex = (const char *) sqlite3_column_text(s, 0);
 
         if (hex != NULL
-            && sodium_hex2bin(st->sq->cursor_key, PROJKEY_CURSOR_KEY_LEN, hex,
+            && sodium_hex2bin(st->cursor_key, PROJKEY_CURSOR_KEY_LEN, hex,
                               strlen(hex), NULL, &n, &end) == 0
             && n == PROJKEY_CURSOR_KEY_LEN && *end == '\0')
         {
-            st->sq->has_cursor_key = 1;
+            st->has_cursor_key = 1;
         }
 
         rc = SQLITE_DONE;
@@ -4001,99 +3994,13 @@ projkey_store_cursor_key(projkey_store_t *st)
         return projkey_store_fail(st, rc);
     }
 
-    if (!st->sq->has_cursor_key) {
+    if (!st->has_cursor_key) {
         projkey_store_set_errmsg(st, "the cursor key is missing from table "
                                  "meta");
         return PROJKEY_STORE_CORRUPT;
     }
 
     return PROJKEY_STORE_OK;
-}
-
-
-/* the MAC binds the place to the project, the search and the status */
-
-static void
-projkey_store_cursor_mac(projkey_store_t *st, const char *project,
-    size_t project_len, const projkey_page_t *page, const unsigned char *bin,
-    size_t len, unsigned char *mac)
-{
-    int                        i, k;
-    uint64_t                   n;
-    unsigned char              num[8];
-    crypto_generichash_state   h;
-    const unsigned char       *part[2];
-    size_t                     part_len[2];
-
-    part[0] = (const unsigned char *) project;
-    part_len[0] = project_len;
-    part[1] = (const unsigned char *) page->q;
-    part_len[1] = page->q_len;
-
-    crypto_generichash_init(&h, st->sq->cursor_key, PROJKEY_CURSOR_KEY_LEN,
-                            PROJKEY_CURSOR_MAC_LEN);
-    crypto_generichash_update(&h, (const unsigned char *) "projkey cursor",
-                              sizeof("projkey cursor"));
-
-    for (k = 0; k < 2; k++) {
-        n = part_len[k];
-
-        for (i = 0; i < 8; i++) {
-            num[i] = (unsigned char) (n >> (8 * i));
-        }
-
-        crypto_generichash_update(&h, num, 8);
-
-        if (part_len[k] != 0) {
-            crypto_generichash_update(&h, part[k], part_len[k]);
-        }
-    }
-
-    num[0] = (unsigned char) page->status;
-    crypto_generichash_update(&h, num, 1);
-    crypto_generichash_update(&h, bin, len);
-    crypto_generichash_final(&h, mac, PROJKEY_CURSOR_MAC_LEN);
-}
-
-
-static char *
-projkey_store_cursor(projkey_store_t *st, const char *project,
-    size_t project_len, const projkey_page_t *page, const projkey_pos_t *pos)
-{
-    int            i;
-    char          *out;
-    size_t         n, size;
-    uint64_t       at;
-    unsigned char  bin[PROJKEY_CURSOR_FIXED + PROJKEY_CURSOR_ID_MAX];
-
-    at = (uint64_t) pos->at;
-
-    bin[0] = PROJKEY_CURSOR_VERSION;
-
-    for (i = 0; i < 8; i++) {
-        bin[1 + i] = (unsigned char) (at >> (56 - 8 * i));
-    }
-
-    bin[9] = (unsigned char) pos->id_len;
-    memcpy(bin + 10, pos->id, pos->id_len);
-    n = 10 + pos->id_len;
-
-    projkey_store_cursor_mac(st, project, project_len, page, bin, n,
-                             bin + n);
-    n += PROJKEY_CURSOR_MAC_LEN;
-
-    size = sodium_base64_ENCODED_LEN(n,
-                                     sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-
-    out = malloc(size);
-    if (out == NULL) {
-        return NULL;
-    }
-
-    sodium_bin2base64(out, size, bin, n,
-                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-
-    return out;
 }
 
 
