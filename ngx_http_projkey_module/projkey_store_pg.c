@@ -225,6 +225,8 @@ static void projkey_pg_buf_add(projkey_pg_buf_t *b, const char *p,
     size_t len);
 static projkey_store_rc_e projkey_pg_buf_done(projkey_store_t *st,
     projkey_pg_buf_t *b, char **out, size_t *len);
+static void projkey_pg_buf_json(projkey_pg_buf_t *b, const char *p,
+    size_t len);
 static char *projkey_pg_pattern(const char *q, size_t len);
 
 
@@ -576,6 +578,29 @@ static const char  *projkey_pg_migrations[] = {
     "    END LOOP;\n"
     "END\n"
     "$$;\n"
+    "\n"
+    "-- a key changed by hand (UPDATE of keys, not through the functions\n"
+    "-- above, which set seq) takes a revision all the same\n"
+    "CREATE FUNCTION projkey.keys_by_hand() RETURNS trigger\n"
+    "LANGUAGE plpgsql AS $$\n"
+    "BEGIN\n"
+    "    IF NEW.seq = OLD.seq\n"
+    "       AND (NEW.name, NEW.status, NEW.expires_at, NEW.hash,"
+    " NEW.prev_hash,\n"
+    "            NEW.prev_expires_at)\n"
+    "           IS DISTINCT FROM (OLD.name, OLD.status, OLD.expires_at,"
+    " OLD.hash,\n"
+    "                             OLD.prev_hash, OLD.prev_expires_at)\n"
+    "    THEN\n"
+    "        NEW.seq := projkey.next_revision(NEW.project, NEW.id,"
+    " 'update');\n"
+    "    END IF;\n"
+    "    RETURN NEW;\n"
+    "END\n"
+    "$$;\n"
+    "\n"
+    "CREATE TRIGGER keys_by_hand BEFORE UPDATE ON projkey.keys\n"
+    "    FOR EACH ROW EXECUTE FUNCTION projkey.keys_by_hand();\n",
 };
 
 #define PROJKEY_PG_SCHEMA_VERSION                                             \
@@ -1099,10 +1124,13 @@ projkey_pg_row(PGresult *res, int i, projkey_pg_row_t *r)
     row->hash = h ? r->hash : NULL;
     row->project = PQgetvalue(res, i, 2);
     row->project_len = PQgetlength(res, i, 2);
-    row->name = PQgetvalue(res, i, 3);
-    row->name_len = PQgetlength(res, i, 3);
-    row->preview = PQgetvalue(res, i, 4);
-    row->created_by = PQgetvalue(res, i, 5);
+    /* a deleted key has no name, preview or creator */
+    if (!PQgetisnull(res, i, 3)) {
+        row->name = PQgetvalue(res, i, 3);
+        row->name_len = PQgetlength(res, i, 3);
+        row->preview = PQgetvalue(res, i, 4);
+        row->created_by = PQgetvalue(res, i, 5);
+    }
     row->created_at = projkey_pg_int64(res, i, 6);
     row->updated_at = projkey_pg_int64(res, i, 7);
     row->last_used_at = projkey_pg_int64(res, i, 8);
@@ -2273,7 +2301,7 @@ projkey_pg_audit_json(projkey_store_t *st, const char *project,
     }
 
     memset(&b, 0, sizeof(projkey_pg_buf_t));
-    projkey_pg_buf_add(&b, PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0));
+    projkey_pg_buf_json(&b, PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0));
     PQclear(res);
 
     return projkey_pg_buf_done(st, &b, out, len);
@@ -2311,7 +2339,7 @@ projkey_pg_nodes_json(projkey_store_t *st, int64_t now, char **out,
     }
 
     memset(&b, 0, sizeof(projkey_pg_buf_t));
-    projkey_pg_buf_add(&b, PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0));
+    projkey_pg_buf_json(&b, PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0));
     PQclear(res);
 
     return projkey_pg_buf_done(st, &b, out, len);
@@ -2427,6 +2455,47 @@ projkey_pg_buf_done(projkey_store_t *st, projkey_pg_buf_t *b, char **out,
     }
 
     return PROJKEY_STORE_OK;
+}
+
+
+/*
+ * PostgreSQL's JSON without its blanks ({"a" : 1} is {"a":1}), so that
+ * both engines answer the same bytes
+ */
+
+static void
+projkey_pg_buf_json(projkey_pg_buf_t *b, const char *p, size_t len)
+{
+    int     in_string;
+    size_t  i, start;
+
+    in_string = 0;
+    start = 0;
+
+    for (i = 0; i < len; i++) {
+        if (in_string) {
+            if (p[i] == '\\') {
+                i++;
+
+            } else if (p[i] == '"') {
+                in_string = 0;
+            }
+
+            continue;
+        }
+
+        if (p[i] == '"') {
+            in_string = 1;
+
+        } else if (p[i] == ' ' || p[i] == '\n' || p[i] == '\t'
+                   || p[i] == '\r')
+        {
+            projkey_pg_buf_add(b, p + start, i - start);
+            start = i + 1;
+        }
+    }
+
+    projkey_pg_buf_add(b, p + start, len - start);
 }
 
 

@@ -5,6 +5,11 @@
  * The tests open a second SQLite connection of their own, to hold locks,
  * damage files and check the JSON the store builds: that is why this test,
  * unlike the module, includes <sqlite3.h>.
+ *
+ * With PROJKEY_TEST_PG_URI (t/05-unit-store-pg.t starts a private
+ * PostgreSQL for it), the tests of the store interface run again on that
+ * database, and then those of what only PostgreSQL has; the test's own
+ * connections to it are libpq's.
  */
 
 
@@ -18,6 +23,7 @@
 #include <unistd.h>
 
 #include <sqlite3.h>
+#include <libpq-fe.h>
 
 #include "projkey_store.h"
 #include "tap.h"
@@ -130,6 +136,10 @@ typedef struct {
 static char     t_dir[] = "/tmp/projkey-test-XXXXXX";
 static char     t_short_id[PROJKEY_ID_LEN + 1];
 static sqlite3  *t_json_db;
+static char     *t_pg_uri;
+
+
+static void t_pg_sql(const char *sql);
 
 
 static const char *
@@ -285,6 +295,12 @@ static void
 t_sql(const char *path, const char *sql)
 {
     sqlite3  *db;
+
+    /* PostgreSQL: the store's own database, whatever the path */
+    if (t_pg_uri != NULL) {
+        t_pg_sql(sql);
+        return;
+    }
 
     if (sqlite3_open(path, &db) != SQLITE_OK
         || sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
@@ -2690,6 +2706,293 @@ t_migrate_v2(void)
 }
 
 
+/* the tests' own connection to the PostgreSQL of PROJKEY_TEST_PG_URI */
+
+static PGconn *
+t_pg_connect(void)
+{
+    PGconn    *c;
+    PGresult  *res;
+
+    c = PQconnectdb(t_pg_uri);
+
+    if (PQstatus(c) != CONNECTION_OK) {
+        bail_out("cannot connect to PostgreSQL: %s", PQerrorMessage(c));
+    }
+
+    res = PQexec(c, "SET search_path = projkey");
+    PQclear(res);
+
+    return c;
+}
+
+
+static void
+t_pg_sql(const char *sql)
+{
+    PGconn    *c;
+    PGresult  *res;
+
+    c = t_pg_connect();
+    res = PQexec(c, sql);
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK
+        && PQresultStatus(res) != PGRES_TUPLES_OK)
+    {
+        bail_out("cannot run \"%s\": %s", sql, PQerrorMessage(c));
+    }
+
+    PQclear(res);
+    PQfinish(c);
+}
+
+
+/* runs sql on c; 0 if it did */
+
+static int
+t_pg_exec(PGconn *c, const char *sql)
+{
+    int        rc;
+    PGresult  *res;
+
+    res = PQexec(c, sql);
+    rc = (PQresultStatus(res) == PGRES_COMMAND_OK
+          || PQresultStatus(res) == PGRES_TUPLES_OK) ? 0 : -1;
+
+    if (rc != 0) {
+        diag("%s: %s", sql, PQerrorMessage(c));
+    }
+
+    PQclear(res);
+
+    return rc;
+}
+
+
+/* a key created by the schema's function, as an application would */
+
+static void
+t_pg_create_sql(const char *name, char *sql, size_t size)
+{
+    t_key_t  k;
+    char     hex[2 * PROJKEY_HASH_LEN + 1];
+    size_t   i;
+
+    t_make_key(&k, "pg", name);
+
+    for (i = 0; i < PROJKEY_HASH_LEN; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", k.hash[i]);
+    }
+
+    snprintf(sql, size, "SELECT projkey.create_key('%s', 'pg', '%s',"
+             " '\\x%s', '%.*s', 1, 0, %lld, 'app', NULL)", k.id, name, hex,
+             (int) PROJKEY_PREVIEW_LEN, (const char *) k.preview,
+             (long long) time(NULL));
+}
+
+
+/*
+ * Two writers, the first holding its transaction open: the second waits
+ * for the counter row, so that a reader never sees revision N + 1 while
+ * N may still commit.
+ */
+
+static void
+t_pg_revisions(projkey_store_t *st)
+{
+    char               sql[512];
+    int64_t            seq0, seq;
+    PGconn            *a, *b;
+    t_rows_t           rows;
+    PGresult          *res;
+
+    a = t_pg_connect();
+    b = t_pg_connect();
+
+    is_int(projkey_store_revision(st, &seq0), PROJKEY_STORE_OK,
+           "pg: revision");
+
+    t_pg_create_sql("first", sql, sizeof(sql));
+    ok(t_pg_exec(a, "BEGIN") == 0 && t_pg_exec(a, sql) == 0,
+       "pg: writer A takes revision N, its transaction open");
+
+    t_pg_create_sql("second", sql, sizeof(sql));
+    ok(t_pg_exec(b, "BEGIN") == 0 && PQsendQuery(b, sql) == 1,
+       "pg: writer B starts its change");
+
+    usleep(300000);
+    PQconsumeInput(b);
+    ok(PQisBusy(b), "pg: B waits for A's counter row");
+
+    memset(&rows, 0, sizeof(rows));
+    is_int(projkey_store_changes(st, seq0, t_collect, &rows, &seq),
+           PROJKEY_STORE_OK, "pg: a reader meanwhile");
+    ok(rows.n == 0 && seq == seq0, "pg: sees neither N nor N + 1");
+
+    ok(t_pg_exec(a, "COMMIT") == 0, "pg: A commits");
+
+    res = PQgetResult(b);
+    ok(PQresultStatus(res) == PGRES_TUPLES_OK
+       && strtoll(PQgetvalue(res, 0, 0), NULL, 10) == seq0 + 2,
+       "pg: B then gets N + 1");
+    PQclear(res);
+
+    while ((res = PQgetResult(b)) != NULL) {
+        PQclear(res);
+    }
+
+    memset(&rows, 0, sizeof(rows));
+    projkey_store_changes(st, seq0, t_collect, &rows, &seq);
+    ok(rows.n == 1 && rows.row[0].seq == seq0 + 1 && seq == seq0 + 1,
+       "pg: before B commits, the reader sees N alone");
+
+    ok(t_pg_exec(b, "COMMIT") == 0, "pg: B commits");
+
+    memset(&rows, 0, sizeof(rows));
+    projkey_store_changes(st, seq0, t_collect, &rows, &seq);
+    ok(rows.n == 2 && rows.row[0].seq == seq0 + 1
+       && rows.row[1].seq == seq0 + 2 && seq == seq0 + 2,
+       "pg: then N and N + 1, in order");
+
+    /* a writer that rolls back leaves no hole: the number is taken again */
+
+    ok(t_pg_exec(a, "BEGIN") == 0 && t_pg_exec(a, sql) != 0
+       && t_pg_exec(a, "ROLLBACK") == 0, "pg: a failed change rolls back");
+    t_pg_create_sql("third", sql, sizeof(sql));
+    ok(t_pg_exec(a, sql) == 0, "pg: the next one");
+    projkey_store_revision(st, &seq);
+    is_int(seq, seq0 + 3, "pg: takes the next number, no gap");
+
+    snprintf(sql, sizeof(sql), "SELECT count(*) = 3 AND min(revision) = %lld"
+             " AND max(revision) = %lld FROM projkey.changes"
+             " WHERE revision > %lld", (long long) seq0 + 1,
+             (long long) seq0 + 3, (long long) seq0);
+    res = PQexec(a, sql);
+    ok(PQresultStatus(res) == PGRES_TUPLES_OK
+       && PQgetvalue(res, 0, 0)[0] == 't',
+       "pg: one change-log row a revision");
+    PQclear(res);
+
+    PQfinish(a);
+    PQfinish(b);
+}
+
+
+static int
+t_refuse(void *data, const projkey_row_t *row)
+{
+    return 1;
+}
+
+
+/* the notifications a listener has, as "N,N,..." */
+
+static void
+t_pg_notes(PGconn *l, char *out, size_t size)
+{
+    size_t    n;
+    PGnotify  *note;
+
+    usleep(200000);
+    PQconsumeInput(l);
+
+    out[0] = '\0';
+    n = 0;
+
+    while ((note = PQnotifies(l)) != NULL) {
+        n += snprintf(out + n, n < size ? size - n : 0, "%s%s",
+                      n ? "," : "", note->extra);
+        PQfreemem(note);
+    }
+}
+
+
+static void
+t_pg_notify(projkey_store_t *st)
+{
+    char              notes[256], want[64];
+    int64_t           seq;
+    PGconn           *l;
+    t_key_t           k;
+    projkey_change_t  ch;
+    projkey_actor_t   actor = { "alice", 5, NULL, 0 };
+
+    l = t_pg_connect();
+    ok(t_pg_exec(l, "LISTEN projkey") == 0, "notify: listening");
+
+    t_make_key(&k, "pg", "notified");
+    is_int(projkey_store_create(st, &k.new, &actor, NULL, NULL),
+           PROJKEY_STORE_OK, "notify: a create");
+    projkey_store_revision(st, &seq);
+    t_pg_notes(l, notes, sizeof(notes));
+    snprintf(want, sizeof(want), "%lld", (long long) seq);
+    is_str(notes, want, "notify: once, with its revision, on commit");
+
+    memset(&ch, 0, sizeof(ch));
+    ch.status = PROJKEY_STATUS_DISABLED;
+    is_int(projkey_store_change(st, "pg", 2, k.id, PROJKEY_ID_LEN, &ch,
+                                &actor, t_refuse, NULL, NULL),
+           PROJKEY_STORE_ERROR, "notify: a change the caller refuses");
+    t_pg_notes(l, notes, sizeof(notes));
+    is_str(notes, "", "notify: none on rollback");
+    projkey_store_revision(st, &seq);
+    snprintf(want, sizeof(want), "%lld", (long long) seq);
+
+    is_int(projkey_store_change(st, "pg", 2, k.id, PROJKEY_ID_LEN, &ch,
+                                &actor, NULL, NULL, NULL),
+           PROJKEY_STORE_OK, "notify: the change again");
+    t_pg_notes(l, notes, sizeof(notes));
+    snprintf(want, sizeof(want), "%lld", (long long) seq + 1);
+    is_str(notes, want, "notify: its number follows, no gap");
+
+    is_int(projkey_store_change(st, "pg", 2, k.id, PROJKEY_ID_LEN, &ch,
+                                &actor, NULL, NULL, NULL),
+           PROJKEY_STORE_OK, "notify: a change to what it is");
+    t_pg_notes(l, notes, sizeof(notes));
+    is_str(notes, "", "notify: none, nothing changed");
+
+    PQfinish(l);
+}
+
+
+/* the store's tests on PostgreSQL, then PostgreSQL's own */
+
+static void
+t_pg(void)
+{
+    projkey_store_t  *st;
+
+    is_int(projkey_store_open(t_pg_uri, 0, 1000, &st), PROJKEY_STORE_CORRUPT,
+           "pg: no schema, and only init makes it");
+    ok(strstr(projkey_store_errmsg(st), "init") != NULL, "pg: says so");
+    projkey_store_close(st);
+
+    is_int(projkey_store_open(t_pg_uri, PROJKEY_STORE_MIGRATE, 1000, &st),
+           PROJKEY_STORE_OK, "pg: init");
+    is_int(projkey_store_schema(st), 1, "pg: schema version 1");
+    ok(!projkey_store_outdated(st), "pg: up to date");
+    projkey_store_close(st);
+
+    if (projkey_store_open(t_pg_uri, PROJKEY_STORE_CREATE, 1000, &st)
+        != PROJKEY_STORE_OK)
+    {
+        bail_out("cannot open: %s", projkey_store_errmsg(st));
+    }
+
+    t_crud(st);
+    t_json(st);
+    t_names(st);
+    t_bodies(st);
+    t_body_times(st);
+    t_expiry_roll(st);
+
+    t_pg_revisions(st);
+    t_pg_notify(st);
+
+    projkey_store_close(st);
+}
+
+
 int
 main(void)
 {
@@ -2707,6 +3010,15 @@ main(void)
     if (chdir(t_dir) != 0) {
         bail_out("cannot enter %s", t_dir);
     }
+
+    t_pg_uri = getenv("PROJKEY_TEST_PG_URI");
+
+    if (t_pg_uri != NULL && t_pg_uri[0] != '\0') {
+        t_pg();
+        goto done;
+    }
+
+    t_pg_uri = NULL;
 
     t_open_failures();
     t_readonly_and_busy();
@@ -2736,6 +3048,8 @@ main(void)
     t_by_hand();
     t_pages();
     t_load_speed();
+
+done:
 
     sqlite3_close(t_json_db);
 
