@@ -96,6 +96,8 @@ projkey_store_close(projkey_store_t *st)
         st->ops->close(st);
     }
 
+    sodium_memzero(st->cursor_key, PROJKEY_CURSOR_KEY_LEN);
+
     free(st);
 }
 

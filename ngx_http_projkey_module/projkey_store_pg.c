@@ -23,8 +23,9 @@
  * never deadlock, and revisions commit in their order, gap-free, which a
  * sequence would not give), takes the next revision (next_revision),
  * writes its change-log row and sends NOTIFY projkey, all in the change's
- * own transaction.  An application may read every table; it writes keys
- * only through those functions (and last_used_at, nodes, as it likes).
+ * own transaction.  An application may read every table; it creates,
+ * rolls and deletes keys through those functions, and may UPDATE name,
+ * status or expires_at of keys by hand (a trigger takes the revision).
  */
 
 
@@ -600,7 +601,23 @@ static const char  *projkey_pg_migrations[] = {
     "$$;\n"
     "\n"
     "CREATE TRIGGER keys_by_hand BEFORE UPDATE ON projkey.keys\n"
-    "    FOR EACH ROW EXECUTE FUNCTION projkey.keys_by_hand();\n",
+    "    FOR EACH ROW EXECUTE FUNCTION projkey.keys_by_hand();\n"
+    "\n"
+    "-- a trigram index for the search, when pg_trgm is installed (it takes\n"
+    "-- a superuser): ILIKE works without it, scanning\n"
+    "DO $$\n"
+    "DECLARE\n"
+    "    ns text;\n"
+    "BEGIN\n"
+    "    SELECT n.nspname INTO ns FROM pg_extension e\n"
+    "        JOIN pg_namespace n ON n.oid = e.extnamespace\n"
+    "        WHERE e.extname = 'pg_trgm';\n"
+    "    IF FOUND THEN\n"
+    "        EXECUTE format('CREATE INDEX keys_name_trgm ON projkey.keys'\n"
+    "            ' USING gin (name %I.gin_trgm_ops)', ns);\n"
+    "    END IF;\n"
+    "END\n"
+    "$$;\n",
 };
 
 #define PROJKEY_PG_SCHEMA_VERSION                                             \

@@ -1154,8 +1154,6 @@ projkey_sqlite_close(projkey_store_t *st)
         st->sq->fold.xDelete(st->sq->fold_tok);
     }
 
-    sodium_memzero(st->cursor_key, PROJKEY_CURSOR_KEY_LEN);
-
     /* with every statement finalized, close cannot fail with SQLITE_BUSY */
     sqlite3_close(st->sq->db);
 
