@@ -27,7 +27,7 @@ typedef struct projkey_sqlite_s  projkey_sqlite_t;
 typedef struct projkey_pg_s      projkey_pg_t;
 
 
-/* each as the projkey_store_* function of the same name, see projkey_store.h */
+/* each as the projkey_store_* function of its name (projkey_store.h) */
 typedef struct {
     const char          *name;
     int                  schema_version;   /* the newest this engine knows */

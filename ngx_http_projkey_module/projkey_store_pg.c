@@ -70,6 +70,7 @@ struct projkey_pg_s {
     projkey_store_t  *mem;          /* SQLite in memory: JSON and bodies */
     int               busy_timeout;
     int               in_tx;
+    int               trgm;         /* 1: trigram indexes, -1: none */
 };
 
 
@@ -197,7 +198,8 @@ static projkey_store_rc_e projkey_pg_nodes(projkey_store_t *st,
 static projkey_store_rc_e projkey_pg_cursor_key(projkey_store_t *st);
 static projkey_store_rc_e projkey_pg_page_rows(projkey_store_t *st,
     const char *project, size_t project_len, const projkey_page_t *page,
-    PGresult **out, int *count, char **next);
+    PGresult **out, int *bound);
+static int projkey_pg_trgm(projkey_store_t *st);
 static projkey_store_rc_e projkey_pg_page(projkey_store_t *st,
     const char *project, size_t project_len, const projkey_page_t *page,
     projkey_row_pt cb, void *data, char **next);
@@ -615,6 +617,9 @@ static const char  *projkey_pg_migrations[] = {
     "    IF FOUND THEN\n"
     "        EXECUTE format('CREATE INDEX keys_name_trgm ON projkey.keys'\n"
     "            ' USING gin (name %I.gin_trgm_ops)', ns);\n"
+    "        EXECUTE format('CREATE INDEX keys_preview_trgm'\n"
+    "            ' ON projkey.keys USING gin (preview %I.gin_trgm_ops)',\n"
+    "            ns);\n"
     "    END IF;\n"
     "END\n"
     "$$;\n",
@@ -723,7 +728,8 @@ projkey_pg_schema(projkey_store_t *st)
     const char         *state;
     projkey_store_rc_e  rc;
 
-    res = PQexec(st->pg->conn, "SELECT v FROM projkey.meta WHERE k = 'schema'");
+    res = PQexec(st->pg->conn,
+                 "SELECT v FROM projkey.meta WHERE k = 'schema'");
 
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         version = PQntuples(res) == 1 ? atoi(PQgetvalue(res, 0, 0)) : 0;
@@ -1015,8 +1021,10 @@ projkey_pg_begin(projkey_store_t *st, int write)
 {
     projkey_store_rc_e  rc;
 
-    rc = projkey_pg_command(st, write ? "BEGIN"
-                            : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    rc = projkey_pg_command(st, write
+                            ? "BEGIN"
+                            : "BEGIN ISOLATION LEVEL REPEATABLE READ"
+                              " READ ONLY");
     if (rc == PROJKEY_STORE_OK) {
         st->pg->in_tx = 1;
     }
@@ -2017,18 +2025,19 @@ projkey_pg_cursor_key(projkey_store_t *st)
 
 
 /*
- * A page: the keys after the cursor in list order, limit + 1 of them to
- * know whether there is a next page.  The search is ILIKE (a pg_trgm
- * index on name answers it when the extension is there).
+ * The keys a page looks at, after the cursor in list order, each with
+ * whether the page shows it (the last column).  The search is ILIKE
+ * (pg_trgm indexes on name and preview answer it when installed).
  */
 
 static projkey_store_rc_e
 projkey_pg_page_rows(projkey_store_t *st, const char *project,
     size_t project_len, const projkey_page_t *page, PGresult **out,
-    int *count, char **next)
+    int *bound)
 {
     int                  limit, i;
     char                *name, *tail, id[PROJKEY_CURSOR_ID_MAX + 1];
+    const char          *sql;
     size_t               n;
     int64_t              at;
     uint64_t             u;
@@ -2039,8 +2048,7 @@ projkey_pg_page_rows(projkey_store_t *st, const char *project,
     projkey_pg_params_t  p;
 
     *out = NULL;
-    *next = NULL;
-    *count = 0;
+    *bound = 0;
 
     msg = projkey_store_check_page(page);
 
@@ -2114,35 +2122,47 @@ projkey_pg_page_rows(projkey_store_t *st, const char *project,
     projkey_pg_text(&p, name, name != NULL ? strlen(name) : 0);
     projkey_pg_int(&p, time(NULL));
     projkey_pg_text(&p, id, strlen(id));
-    projkey_pg_int(&p, limit + 1);
+    /*
+     * A search the trigram indexes answer reads limit + 1 matches, and so
+     * does no filter; any other reads at most PROJKEY_PAGE_SCAN keys in
+     * list order, hits or not, so that a page costs the same at any number
+     * of keys (and may hold fewer than limit, with a next cursor).
+     */
+    if ((page->status == PROJKEY_PAGE_ANY && page->q_len == 0)
+        || (page->q_len >= 3 && projkey_pg_trgm(st)))
+    {
+        *bound = limit + 1;
+
+    } else {
+        *bound = PROJKEY_PAGE_SCAN;
+    }
+
+    projkey_pg_int(&p, *bound);
     projkey_pg_text(&p, tail, tail != NULL ? strlen(tail) : 0);
 
-    res = projkey_pg_exec(st, "SELECT " PROJKEY_PG_KEY_COLUMNS
-                          " FROM projkey.keys WHERE project = $1"
-                          " AND ($2::boolean OR (created_at, id)"
-                          " < ($3::bigint, $7::text))"
-                          " AND " PROJKEY_PG_PAGE_OK
-                          " ORDER BY created_at DESC, id DESC LIMIT $8",
-                          &p, &rc);
+    if (*bound == limit + 1) {
+        sql = "SELECT " PROJKEY_PG_KEY_COLUMNS ", true"
+              " FROM projkey.keys WHERE project = $1"
+              " AND ($2::boolean OR (created_at, id)"
+              " < ($3::bigint, $7::text))"
+              " AND " PROJKEY_PG_PAGE_OK
+              " ORDER BY created_at DESC, id DESC LIMIT $8";
+
+    } else {
+        sql = "SELECT " PROJKEY_PG_KEY_COLUMNS ", " PROJKEY_PG_PAGE_OK
+              " FROM (SELECT * FROM projkey.keys WHERE project = $1"
+              " AND ($2::boolean OR (created_at, id)"
+              " < ($3::bigint, $7::text))"
+              " ORDER BY created_at DESC, id DESC LIMIT $8) AS scan"
+              " ORDER BY created_at DESC, id DESC";
+    }
+
+    res = projkey_pg_exec(st, sql, &p, &rc);
     free(name);
     free(tail);
 
     if (res == NULL) {
         return rc;
-    }
-
-    *count = PQntuples(res) > limit ? limit : PQntuples(res);
-
-    if (PQntuples(res) > limit) {
-        *next = projkey_store_cursor(st, project, project_len, page,
-                                     projkey_pg_int64(res, limit - 1, 6),
-                                     PQgetvalue(res, limit - 1, 0),
-                                     PQgetlength(res, limit - 1, 0));
-        if (*next == NULL) {
-            PQclear(res);
-            projkey_store_set_errmsg(st, "out of memory");
-            return PROJKEY_STORE_ERROR;
-        }
     }
 
     *out = res;
@@ -2155,39 +2175,90 @@ static projkey_store_rc_e
 projkey_pg_page(projkey_store_t *st, const char *project, size_t project_len,
     const projkey_page_t *page, projkey_row_pt cb, void *data, char **next)
 {
-    int                 i, count;
+    int                 i, n, limit, shown, last, bound;
     PGresult           *res;
     projkey_pg_row_t    r;
     projkey_store_rc_e  rc;
 
-    rc = projkey_pg_page_rows(st, project, project_len, page, &res, &count,
-                              next);
+    *next = NULL;
+
+    rc = projkey_pg_page_rows(st, project, project_len, page, &res, &bound);
     if (rc != PROJKEY_STORE_OK) {
         return rc;
     }
 
-    for (i = 0; i < count; i++) {
+    limit = page->limit != 0 ? page->limit : PROJKEY_PAGE_LIMIT;
+    n = PQntuples(res);
+    shown = 0;
+    last = -1;
+
+    for (i = 0; i < n; i++) {
+        if (PQgetvalue(res, i, PROJKEY_PG_KEY_NCOLUMNS)[0] != 't') {
+            continue;
+        }
+
+        /* a hit past the page: the next starts after the last shown */
+        if (shown == limit) {
+            break;
+        }
+
         if (projkey_pg_row(res, i, &r) != 0) {
             projkey_store_set_errmsg(st, "the key has a damaged hash");
             rc = PROJKEY_STORE_CORRUPT;
-            break;
+            goto done;
         }
 
         if (cb != NULL && cb(data, &r.row) != 0) {
             projkey_store_set_errmsg(st, "stopped by the caller");
             rc = PROJKEY_STORE_ERROR;
-            break;
+            goto done;
+        }
+
+        shown++;
+        last = i;
+    }
+
+    if (i == n) {
+        /* the scan's bound reached: more may follow the last looked at */
+        last = (n == bound) ? n - 1 : -1;
+    }
+
+    if (last >= 0) {
+        *next = projkey_store_cursor(st, project, project_len, page,
+                                     projkey_pg_int64(res, last, 6),
+                                     PQgetvalue(res, last, 0),
+                                     PQgetlength(res, last, 0));
+        if (*next == NULL) {
+            projkey_store_set_errmsg(st, "out of memory");
+            rc = PROJKEY_STORE_ERROR;
         }
     }
 
-    PQclear(res);
+done:
 
-    if (rc != PROJKEY_STORE_OK) {
-        free(*next);
-        *next = NULL;
+    PQclear(res);
+    return rc;
+}
+
+
+/* whether the trigram indexes are there (pg_trgm was, at init) */
+
+static int
+projkey_pg_trgm(projkey_store_t *st)
+{
+    PGresult  *res;
+
+    if (st->pg->trgm == 0) {
+        res = PQexec(st->pg->conn, "SELECT to_regclass("
+                     "'projkey.keys_name_trgm') IS NOT NULL AND to_regclass("
+                     "'projkey.keys_preview_trgm') IS NOT NULL");
+
+        st->pg->trgm = (PQresultStatus(res) == PGRES_TUPLES_OK
+                        && PQgetvalue(res, 0, 0)[0] == 't') ? 1 : -1;
+        PQclear(res);
     }
 
-    return rc;
+    return st->pg->trgm == 1;
 }
 
 

@@ -923,7 +923,8 @@ projkey_store_open_db(projkey_store_t *st, const char *path)
 
     /* WAL: readers (the workers) never block the writer, nor it them */
 
-    rc = sqlite3_prepare_v2(st->sq->db, "PRAGMA journal_mode=WAL", -1, &s, NULL);
+    rc = sqlite3_prepare_v2(st->sq->db, "PRAGMA journal_mode=WAL", -1, &s,
+                            NULL);
     if (rc != SQLITE_OK) {
         return projkey_store_fail(st, rc);
     }
@@ -1281,7 +1282,8 @@ projkey_store_stmt(projkey_store_t *st, projkey_sql_e n,
     }
 
     err = sqlite3_prepare_v3(st->sq->db, projkey_store_sql[n], -1,
-                             SQLITE_PREPARE_PERSISTENT, &st->sq->stmt[n], NULL);
+                             SQLITE_PREPARE_PERSISTENT, &st->sq->stmt[n],
+                             NULL);
     if (err != SQLITE_OK) {
         *rc = projkey_store_fail(st, err);
         st->sq->stmt[n] = NULL;
@@ -1979,8 +1981,8 @@ projkey_sqlite_create_batch(projkey_store_t *st, const projkey_new_t *keys,
      */
     if (!st->sq->bulk) {
         st->sq->bulk = 1;
-        (void) sqlite3_exec(st->sq->db, "PRAGMA cache_size=-262144", NULL, NULL,
-                            NULL);
+        (void) sqlite3_exec(st->sq->db, "PRAGMA cache_size=-262144", NULL,
+                            NULL, NULL);
     }
 
     rc = projkey_store_begin(st, 1);
@@ -4122,8 +4124,8 @@ projkey_store_fold(projkey_store_t *st, const char *text, size_t len,
     in[len] = '\x01';
     in[len + 1] = '\x01';
 
-    rc = st->sq->fold.xTokenize(st->sq->fold_tok, &f, FTS5_TOKENIZE_DOCUMENT, in,
-                            (int) len + 2, projkey_store_fold_token);
+    rc = st->sq->fold.xTokenize(st->sq->fold_tok, &f, FTS5_TOKENIZE_DOCUMENT,
+                                in, (int) len + 2, projkey_store_fold_token);
     free(in);
 
     if (rc != SQLITE_OK) {

@@ -2955,6 +2955,169 @@ t_pg_notify(projkey_store_t *st)
 }
 
 
+/* the ids of a walk through every page of a search, and how many pages */
+
+typedef struct {
+    int   n;
+    char  ids[1100][PROJKEY_ID_LEN + 1];
+} t_pg_ids_t;
+
+
+static int
+t_pg_id(void *data, const projkey_row_t *row)
+{
+    t_pg_ids_t  *ids;
+
+    ids = data;
+
+    if (ids->n < 1100) {
+        snprintf(ids->ids[ids->n++], PROJKEY_ID_LEN + 1, "%s", row->id);
+    }
+
+    return 0;
+}
+
+
+static int
+t_pg_walk(projkey_store_t *st, const char *q, int status, int limit,
+    t_pg_ids_t *ids)
+{
+    int             pages;
+    char           *next, *after;
+    projkey_page_t  page;
+
+    memset(ids, 0, sizeof(t_pg_ids_t));
+    after = NULL;
+
+    for (pages = 0; pages < 100; pages++) {
+        memset(&page, 0, sizeof(page));
+        page.q = q;
+        page.q_len = strlen(q);
+        page.status = status;
+        page.limit = limit;
+        page.after = after;
+        page.after_len = after != NULL ? strlen(after) : 0;
+
+        if (projkey_store_page(st, "pgp", 3, &page, t_pg_id, ids, &next)
+            != PROJKEY_STORE_OK)
+        {
+            diag("page: %s", projkey_store_errmsg(st));
+            free(after);
+            return -1;
+        }
+
+        free(after);
+        after = next;
+
+        if (next == NULL) {
+            return pages + 1;
+        }
+    }
+
+    free(after);
+    return -1;
+}
+
+
+/* pages of 1,004 keys: a bounded scan for filters no index answers */
+
+static void
+t_pg_pages(projkey_store_t *st)
+{
+    int               i, dup;
+    char              name[32], *next;
+    t_key_t          *k;
+    t_pg_ids_t       *ids;
+    projkey_page_t    page;
+    projkey_change_t  ch;
+    projkey_new_t    *news;
+    projkey_actor_t   actor = { "alice", 5, NULL, 0 };
+
+    k = calloc(1004, sizeof(t_key_t));
+    news = calloc(1004, sizeof(projkey_new_t));
+    ids = calloc(1, sizeof(t_pg_ids_t));
+
+    if (k == NULL || news == NULL || ids == NULL) {
+        bail_out("out of memory");
+    }
+
+    for (i = 0; i < 1003; i++) {
+        snprintf(name, sizeof(name), "k-%04d", i);
+        t_make_key(&k[i], "pgp", "");
+        k[i].new.name = strdup(name);
+        k[i].new.name_len = strlen(name);
+        news[i] = k[i].new;
+    }
+
+    t_make_key(&k[1003], "pgp", "the Needle");
+    news[1003] = k[1003].new;
+
+    is_int(projkey_store_create_batch(st, news, 1004, &actor),
+           PROJKEY_STORE_OK, "pages: 1004 keys in one batch");
+    t_pg_sql("UPDATE keys SET created_at = created_at - 10"
+             " WHERE name = 'the Needle'");
+
+    is_int(t_pg_walk(st, "", PROJKEY_PAGE_ANY, 400, ids), 3,
+           "pages: every key in 3 pages of 400");
+    is_int(ids->n, 1004, "pages: each key");
+
+    for (dup = 0, i = 1; i < ids->n; i++) {
+        dup += (strcmp(ids->ids[i - 1], ids->ids[i]) <= 0
+                && strcmp(ids->ids[i], k[1003].id) != 0);
+    }
+
+    is_int(dup, 0, "pages: newest first, then by id, no key twice");
+    is_str(ids->ids[1003], k[1003].id, "pages: the oldest last");
+
+    /* 2 characters: no index, the scan stops at PROJKEY_PAGE_SCAN keys */
+    /* (a blank: no preview has one) */
+    is_int(t_pg_walk(st, " n", PROJKEY_PAGE_ANY, 10, ids), 2,
+           "pages: a short search takes a page per 1000 keys looked at");
+    ok(ids->n == 1 && strcmp(ids->ids[0], k[1003].id) == 0,
+       "pages: and finds the key, whatever the case");
+
+    is_int(t_pg_walk(st, "NEEDL", PROJKEY_PAGE_ANY, 10, ids), 1,
+           "pages: a longer search is one page (pg_trgm)");
+    ok(ids->n == 1 && strcmp(ids->ids[0], k[1003].id) == 0,
+       "pages: the same key");
+
+    /* (a "-": no preview ends with one) */
+    is_int(t_pg_walk(st, "k-01", PROJKEY_PAGE_ANY, 50, ids), 2,
+           "pages: 100 hits by 50: two pages");
+    is_int(ids->n, 100, "pages: all of them");
+
+    memset(&ch, 0, sizeof(ch));
+    ch.status = PROJKEY_STATUS_DISABLED;
+    projkey_store_change(st, "pgp", 3, k[1003].id, PROJKEY_ID_LEN, &ch,
+                         &actor, NULL, NULL, NULL);
+    is_int(t_pg_walk(st, "", PROJKEY_PAGE_DISABLED, 100, ids), 2,
+           "pages: a status filter is a bounded scan too");
+    ok(ids->n == 1 && strcmp(ids->ids[0], k[1003].id) == 0,
+       "pages: the disabled key");
+
+    /* a cursor of another search, or tampered with, is refused */
+    memset(&page, 0, sizeof(page));
+    page.limit = 1;
+    projkey_store_page(st, "pgp", 3, &page, NULL, NULL, &next);
+    page.q = "k";
+    page.q_len = 1;
+    page.after = next;
+    page.after_len = next != NULL ? strlen(next) : 0;
+    is_int(projkey_store_page(st, "pgp", 3, &page, NULL, NULL, &next),
+           PROJKEY_STORE_INVALID,
+           "pages: a cursor of another search is refused");
+    free((void *) page.after);
+
+    for (i = 0; i < 1003; i++) {
+        free((void *) k[i].new.name);
+    }
+
+    free(ids);
+    free(news);
+    free(k);
+}
+
+
 /* the store's tests on PostgreSQL, then PostgreSQL's own */
 
 static void
@@ -2986,6 +3149,7 @@ t_pg(void)
     t_body_times(st);
     t_expiry_roll(st);
 
+    t_pg_pages(st);
     t_pg_revisions(st);
     t_pg_notify(st);
 
