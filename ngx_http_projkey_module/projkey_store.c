@@ -237,6 +237,12 @@ projkey_store_touch(projkey_store_t *st, const projkey_touch_t *touch,
 projkey_store_rc_e
 projkey_store_heartbeat(projkey_store_t *st, const projkey_node_t *node)
 {
+    if (node->name_len == 0 || node->name_len > PROJKEY_NODE_NAME_MAX) {
+        projkey_store_set_errmsg(st, "a node name is 1 to %d bytes",
+                                 PROJKEY_NODE_NAME_MAX);
+        return PROJKEY_STORE_INVALID;
+    }
+
     return st->ops->heartbeat(st, node);
 }
 

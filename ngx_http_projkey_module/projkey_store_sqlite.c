@@ -3273,12 +3273,6 @@ projkey_sqlite_heartbeat(projkey_store_t *st, const projkey_node_t *node)
     sqlite3_stmt       *s;
     projkey_store_rc_e  src;
 
-    if (node->name_len == 0 || node->name_len > PROJKEY_NODE_NAME_MAX) {
-        projkey_store_set_errmsg(st, "a node name is 1 to %d bytes",
-                                 PROJKEY_NODE_NAME_MAX);
-        return PROJKEY_STORE_INVALID;
-    }
-
     src = projkey_store_begin(st, 1);
     if (src != PROJKEY_STORE_OK) {
         return src;

@@ -340,7 +340,7 @@ t_sql_int(const char *path, const char *sql, int *value)
 
 
 static void t_older_schema(void);
-static void t_nodes(void);
+static void t_nodes(const char *db);
 
 
 static int
@@ -2110,7 +2110,7 @@ t_collect_node(void *data, const projkey_node_t *node)
 /* heartbeats: one row a name, the last one wins; stale; old rows go */
 
 static void
-t_nodes(void)
+t_nodes(const char *db)
 {
     char              *json, *p;
     size_t             len;
@@ -2126,8 +2126,8 @@ t_nodes(void)
     actor.addr = NULL;
     actor.addr_len = 0;
 
-    if (projkey_store_open(t_path("nodes.db"), PROJKEY_STORE_CREATE, 1000,
-                           &st) != PROJKEY_STORE_OK)
+    if (projkey_store_open(db, PROJKEY_STORE_CREATE, 1000, &st)
+        != PROJKEY_STORE_OK)
     {
         bail_out("cannot open: %s", projkey_store_errmsg(st));
     }
@@ -2211,7 +2211,7 @@ t_nodes(void)
 
     /* a node unseen for a week goes at the next heartbeat */
 
-    t_sql(t_path("nodes.db"), "UPDATE nodes SET last_seen = 1000"
+    t_sql(db, "UPDATE nodes SET last_seen = 1000"
           " WHERE name = 'gw-a'");
     node.name = "gw-b";
     node.last_seen = now;
@@ -2230,8 +2230,8 @@ t_nodes(void)
 
     /* a read-only connection: the heartbeat fails, reads go on */
 
-    is_int(projkey_store_open(t_path("nodes.db"), PROJKEY_STORE_RDONLY, 100,
-                              &ro), PROJKEY_STORE_OK, "read-only open");
+    is_int(projkey_store_open(db, PROJKEY_STORE_RDONLY, 100, &ro),
+           PROJKEY_STORE_OK, "read-only open");
     node.name_len = 4;
     is_int(projkey_store_heartbeat(ro, &node), PROJKEY_STORE_READONLY,
            "a heartbeat on it is READONLY");
@@ -3154,6 +3154,14 @@ t_pg(void)
     t_pg_notify(st);
 
     projkey_store_close(st);
+
+    /* a new database for the tests that count from revision 0 */
+    t_pg_sql("DROP SCHEMA projkey CASCADE");
+    is_int(projkey_store_open(t_pg_uri, PROJKEY_STORE_MIGRATE, 1000, &st),
+           PROJKEY_STORE_OK, "pg: init again");
+    projkey_store_close(st);
+
+    t_nodes(t_pg_uri);
 }
 
 
@@ -3206,7 +3214,7 @@ main(void)
     projkey_store_close(NULL);
 
     t_secret();
-    t_nodes();
+    t_nodes(t_path("nodes.db"));
     t_merge_step();
     t_checkpoint();
     t_by_hand();
