@@ -3118,6 +3118,36 @@ t_pg_pages(projkey_store_t *st)
 }
 
 
+/* a key deleted by the application's own SQL reaches the readers too */
+
+static void
+t_pg_by_hand(projkey_store_t *st)
+{
+    char              sql[128];
+    int64_t           seq0, seq;
+    t_key_t           k;
+    t_rows_t          rows;
+    projkey_actor_t   actor = { "alice", 5, NULL, 0 };
+
+    t_make_key(&k, "pg", "by hand");
+    projkey_store_create(st, &k.new, &actor, NULL, NULL);
+    projkey_store_revision(st, &seq0);
+
+    snprintf(sql, sizeof(sql), "DELETE FROM keys WHERE id = '%s'", k.id);
+    t_pg_sql(sql);
+
+    memset(&rows, 0, sizeof(rows));
+    is_int(projkey_store_changes(st, seq0, t_collect, &rows, &seq),
+           PROJKEY_STORE_OK, "by hand: changes after a DELETE");
+    is_int(seq, seq0 + 1, "by hand: the DELETE took one revision");
+    ok(rows.n == 1 && strcmp(rows.row[0].id, k.id) == 0
+       && rows.row[0].status == PROJKEY_STATUS_DELETED
+       && rows.row[0].seq == seq0 + 1
+       && memcmp(rows.row[0].hash, k.hash, PROJKEY_HASH_LEN) == 0,
+       "by hand: the key as deleted, with its hash");
+}
+
+
 /* the store's tests on PostgreSQL, then PostgreSQL's own */
 
 static void
@@ -3152,6 +3182,7 @@ t_pg(void)
     t_pg_pages(st);
     t_pg_revisions(st);
     t_pg_notify(st);
+    t_pg_by_hand(st);
 
     projkey_store_close(st);
 
