@@ -257,6 +257,11 @@ main(int argc, char **argv)
     if (cmd->handler == projkey_init_db) {
         flags |= PROJKEY_STORE_MIGRATE;
 
+        /* migrate makes no PostgreSQL schema (nor a file, below) */
+        if (strcmp(cmd->name, "migrate") == 0 && projkey_is_uri(cli.db)) {
+            flags &= ~PROJKEY_STORE_CREATE;
+        }
+
         if (strcmp(cmd->name, "migrate") == 0 && !projkey_is_uri(cli.db)
             && access(cli.db, F_OK) == -1)
         {

@@ -741,8 +741,9 @@ projkey_pg_open(projkey_store_t *st, const char *uri, int busy_timeout_ms)
 
 
 /*
- * Checks the schema's version; only with PROJKEY_STORE_MIGRATE (projkey
- * init, migrate) creates or migrates it: nginx never does.
+ * Checks the schema's version; only PROJKEY_STORE_MIGRATE (projkey init,
+ * migrate) migrates it, and with PROJKEY_STORE_CREATE (init) creates it:
+ * nginx never does either.
  */
 
 static projkey_store_rc_e
@@ -791,6 +792,15 @@ projkey_pg_schema(projkey_store_t *st)
 
     if (version == PROJKEY_PG_SCHEMA_VERSION) {
         return PROJKEY_STORE_OK;
+    }
+
+    /* migrate (MIGRATE alone) does not make a schema: init does */
+    if (version == 0 && (st->flags & PROJKEY_STORE_MIGRATE)
+        && !(st->flags & PROJKEY_STORE_CREATE))
+    {
+        projkey_store_set_errmsg(st, "the database has no projkey schema "
+                                 "to migrate: \"init\" creates it");
+        return PROJKEY_STORE_CORRUPT;
     }
 
     if (!(st->flags & PROJKEY_STORE_MIGRATE)) {

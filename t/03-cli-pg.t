@@ -22,7 +22,7 @@ my $bin = $ENV{PROJKEY_TEST_CLI} // "$FindBin::Bin/../build/projkey";
 
 die "$bin is missing: run make cli first\n" unless -x $bin;
 
-plan(tests => 39);
+plan(tests => 42);
 
 delete $ENV{PROJKEY_DB};
 
@@ -69,6 +69,12 @@ like($err, qr/no projkey schema: run "projkey --db URI init"/,
     'saying to run init');
 is(sql("SELECT count(*) FROM pg_namespace WHERE nspname = 'projkey'"), "0\n",
     'and no command but init made it');
+
+($rc, $out, $err) = pk('migrate');
+is($rc, 1, 'migrate: no schema to migrate');
+like($err, qr/"init" creates it/, 'init makes it');
+is(sql("SELECT count(*) FROM pg_namespace WHERE nspname = 'projkey'"), "0\n",
+    'and migrate did not');
 
 ($rc, $out, $err) = pk('init');
 is($rc, 0, 'init');
