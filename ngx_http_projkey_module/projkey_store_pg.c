@@ -946,10 +946,14 @@ projkey_pg_close(projkey_store_t *st)
 static projkey_store_rc_e
 projkey_pg_fail(projkey_store_t *st, PGresult *res)
 {
+    char         state[6];
     size_t       n;
-    const char  *state, *msg;
+    const char  *p, *msg;
 
-    state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    /* both point into res: copied out before it goes */
+    p = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    snprintf(state, sizeof(state), "%s", p != NULL ? p : "");
+
     msg = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
                       : NULL;
 
@@ -973,10 +977,6 @@ projkey_pg_fail(projkey_store_t *st, PGresult *res)
     projkey_store_set_errmsg(st, "%.*s", (int) n, msg);
     PQclear(res);
 
-    if (state == NULL) {
-        return PROJKEY_STORE_ERROR;
-    }
-
     /* lock_not_available, deadlock, serialization, statement timeout */
     if (strcmp(state, "55P03") == 0 || strcmp(state, "40P01") == 0
         || strcmp(state, "40001") == 0 || strcmp(state, "57014") == 0)
@@ -995,6 +995,7 @@ projkey_pg_fail(projkey_store_t *st, PGresult *res)
         return PROJKEY_STORE_FULL;
     }
 
+    /* undefined table, schema or function: not (all) of a projkey schema */
     if (strcmp(state, "42P01") == 0 || strcmp(state, "3F000") == 0
         || strcmp(state, "42883") == 0)
     {

@@ -2720,7 +2720,8 @@ t_pg_connect(void)
         bail_out("cannot connect to PostgreSQL: %s", PQerrorMessage(c));
     }
 
-    res = PQexec(c, "SET search_path = projkey");
+    res = PQexec(c, "SET search_path = projkey;"
+                 " SET client_min_messages = warning");
     PQclear(res);
 
     return c;
@@ -3161,6 +3162,12 @@ t_pg(void)
     projkey_store_close(st);
 
     is_int(projkey_store_open(t_pg_uri, PROJKEY_STORE_MIGRATE, 1000, &st),
+           PROJKEY_STORE_CORRUPT, "pg: nor migrate");
+    projkey_store_close(st);
+
+    is_int(projkey_store_open(t_pg_uri,
+                              PROJKEY_STORE_CREATE|PROJKEY_STORE_MIGRATE,
+                              1000, &st),
            PROJKEY_STORE_OK, "pg: init");
     is_int(projkey_store_schema(st), 1, "pg: schema version 1");
     ok(!projkey_store_outdated(st), "pg: up to date");
@@ -3188,7 +3195,9 @@ t_pg(void)
 
     /* a new database for the tests that count from revision 0 */
     t_pg_sql("DROP SCHEMA projkey CASCADE");
-    is_int(projkey_store_open(t_pg_uri, PROJKEY_STORE_MIGRATE, 1000, &st),
+    is_int(projkey_store_open(t_pg_uri,
+                              PROJKEY_STORE_CREATE|PROJKEY_STORE_MIGRATE,
+                              1000, &st),
            PROJKEY_STORE_OK, "pg: init again");
     projkey_store_close(st);
 
