@@ -161,7 +161,10 @@ typedef struct {
  * Opens (with PROJKEY_STORE_CREATE: creates, with its schema) the database,
  * sets WAL, busy_timeout and foreign keys, checks that it is a projkey
  * database and, with PROJKEY_STORE_MIGRATE only, migrates an older schema
- * forward; without it an older schema is an error.  *st is set whenever memory
+ * forward; without it an older schema is an error.  A PostgreSQL URI
+ * connects instead (busy_timeout_ms is its lock_timeout); its schema is
+ * created only with both PROJKEY_STORE_CREATE and PROJKEY_STORE_MIGRATE
+ * (projkey init), never by PROJKEY_STORE_CREATE alone (nginx).  *st is set whenever memory
  * allows, even on failure, so that projkey_store_errmsg() can say why;
  * the caller always calls projkey_store_close(*st).
  */
