@@ -120,6 +120,9 @@ typedef struct {
 
 static projkey_store_rc_e projkey_pg_open(projkey_store_t *st,
     const char *uri, int busy_timeout_ms);
+static void projkey_pg_scrub(projkey_store_t *st, const char *uri);
+static void projkey_pg_cut(projkey_store_t *st, const char *secret,
+    size_t len);
 static projkey_store_rc_e projkey_pg_schema(projkey_store_t *st);
 static projkey_store_rc_e projkey_pg_migrate(projkey_store_t *st,
     int version);
@@ -717,7 +720,9 @@ projkey_pg_open(projkey_store_t *st, const char *uri, int busy_timeout_ms)
     }
 
     if (PQstatus(st->pg->conn) != CONNECTION_OK) {
-        return projkey_pg_fail(st, NULL);
+        rc = projkey_pg_fail(st, NULL);
+        projkey_pg_scrub(st, uri);
+        return rc;
     }
 
     /* waiting for a lock is "busy" after the caller's timeout */
@@ -737,6 +742,78 @@ projkey_pg_open(projkey_store_t *st, const char *uri, int busy_timeout_ms)
     }
 
     return projkey_pg_schema(st);
+}
+
+
+/*
+ * libpq quotes a bad part of a URI in its message ("invalid percent-encoded
+ * token"), which may be the password: it goes, wherever it shows.
+ */
+
+static void
+projkey_pg_scrub(projkey_store_t *st, const char *uri)
+{
+    const char  *p, *at, *end, *colon, *host;
+
+    host = strstr(uri, "://");
+    if (host == NULL) {
+        return;
+    }
+
+    host += 3;
+    end = host + strcspn(host, "/?");
+
+    /* user:password@host, the last @ of the authority */
+    for (at = NULL, p = host; p < end; p++) {
+        if (*p == '@') {
+            at = p;
+        }
+    }
+
+    if (at != NULL) {
+        colon = memchr(host, ':', at - host);
+
+        if (colon != NULL) {
+            projkey_pg_cut(st, colon + 1, at - colon - 1);
+        }
+    }
+
+    /* ?password=... */
+    for (p = end; (p = strstr(p, "password=")) != NULL; p += 9) {
+        projkey_pg_cut(st, p + 9, strcspn(p + 9, "&"));
+    }
+}
+
+
+/* every copy of secret in the error message becomes "...", in one pass */
+
+static void
+projkey_pg_cut(projkey_store_t *st, const char *secret, size_t len)
+{
+    char        out[PROJKEY_ERRMSG_LEN];
+    size_t      n;
+    const char  *p;
+
+    if (len == 0) {
+        return;
+    }
+
+    n = 0;
+
+    for (p = st->errmsg; *p != '\0' && n < PROJKEY_ERRMSG_LEN - 4; /* void */)
+    {
+        if (strncmp(p, secret, len) == 0) {
+            memcpy(out + n, "...", 3);
+            n += 3;
+            p += len;
+            continue;
+        }
+
+        out[n++] = *p++;
+    }
+
+    out[n] = '\0';
+    memcpy(st->errmsg, out, n + 1);
 }
 
 

@@ -22,7 +22,7 @@ my $bin = $ENV{PROJKEY_TEST_CLI} // "$FindBin::Bin/../build/projkey";
 
 die "$bin is missing: run make cli first\n" unless -x $bin;
 
-plan(tests => 42);
+plan(tests => 45);
 
 delete $ENV{PROJKEY_DB};
 
@@ -164,3 +164,11 @@ is($rc, 1, 'a wrong password: an error');
 like($err, qr/unreachable.*password authentication failed/s,
     'saying why');
 unlike($out . $err, qr/\Q$pw\E/, 'never showing the password');
+
+# libpq quotes a token it cannot decode: the password is cut out of it
+($rc, $out, $err) = projkey('--db', 'postgresql://projkey:pa%zzword@127.0.0.1:'
+    . $pg->port . '/projkey', 'list');
+like($err, qr/percent-encoded token: "\.\.\."/, 'a bad URI: libpq says why');
+unlike($err, qr/pa%zzword/, 'without the password it quotes');
+($rc, $out, $err) = projkey('--db', "$uri?password=se%zzcret", 'list');
+unlike($err, qr/se%zzcret/, 'nor one of the query');
