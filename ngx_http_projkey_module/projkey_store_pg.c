@@ -43,6 +43,9 @@
 
 #define PROJKEY_PG_PURGE_BATCH   1000
 
+/* seconds to connect, unless the URI says otherwise (libpq waits forever) */
+#define PROJKEY_PG_CONNECT_TIMEOUT  "10"
+
 /* the columns of a key, in the order projkey_pg_row() reads them */
 #define PROJKEY_PG_KEY_COLUMNS                                                \
     "id, encode(hash, 'hex'), project, name, preview, created_by, "           \
@@ -695,7 +698,15 @@ static projkey_store_rc_e
 projkey_pg_open(projkey_store_t *st, const char *uri, int busy_timeout_ms)
 {
     char                sql[64];
+    const char         *keys[3], *values[3];
     projkey_store_rc_e  rc;
+
+    keys[0] = "connect_timeout";
+    values[0] = PROJKEY_PG_CONNECT_TIMEOUT;
+    keys[1] = "dbname";
+    values[1] = uri;
+    keys[2] = NULL;
+    values[2] = NULL;
 
     st->pg = calloc(1, sizeof(projkey_pg_t));
 
@@ -712,7 +723,8 @@ projkey_pg_open(projkey_store_t *st, const char *uri, int busy_timeout_ms)
         return rc;
     }
 
-    st->pg->conn = PQconnectdb(uri);
+    /* the URI's own connect_timeout, if any, comes after ours and wins */
+    st->pg->conn = PQconnectdbParams(keys, values, 1);
 
     if (st->pg->conn == NULL) {
         projkey_store_set_errmsg(st, "out of memory");
