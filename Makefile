@@ -31,12 +31,16 @@ endif
 else
 CFLAGS      ?= -O2 -g
 endif
+# libpq-fe.h: Debian puts it in /usr/include/postgresql
+PQ_CFLAGS   := $(shell pkg-config --cflags libpq 2> /dev/null)
 CORE_CFLAGS := -std=c99 -D_DEFAULT_SOURCE -Wall -Wextra -Werror \
-               -Wno-unused-parameter -I$(SRC)
-CORE_LIBS   := -lsodium -lsqlite3
+               -Wno-unused-parameter -I$(SRC) $(PQ_CFLAGS)
+CORE_LIBS   := -lsodium -lsqlite3 -lpq
 
-CORE_SRCS   := $(SRC)/projkey_key.c $(SRC)/projkey_store.c
-CORE_HDRS   := $(SRC)/projkey_key.h $(SRC)/projkey_crc32.h $(SRC)/projkey_store.h
+CORE_SRCS   := $(SRC)/projkey_key.c $(SRC)/projkey_store.c \
+               $(SRC)/projkey_store_sqlite.c $(SRC)/projkey_store_pg.c
+CORE_HDRS   := $(SRC)/projkey_key.h $(SRC)/projkey_crc32.h $(SRC)/projkey_store.h \
+               $(SRC)/projkey_store_engine.h
 MODULE_SRCS := $(wildcard $(SRC)/*.c $(SRC)/*.h) config
 
 # The C flags Debian's nginx was built with, so the module is ABI-compatible.
@@ -116,7 +120,8 @@ FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined -D_GNU_SOURCE -Wall -Wextra \
-                -Wno-unused-parameter -Wno-unused-function -I$(SRC)
+                -Wno-unused-parameter -Wno-unused-function -I$(SRC) \
+                $(PQ_CFLAGS)
 FUZZ_BINS    := $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard fuzz/fuzz_*.c))
 
 $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(CORE_SRCS) $(CORE_HDRS)

@@ -98,6 +98,7 @@ static int projkey_create(projkey_cli_t *cli);
 static int projkey_create_many(projkey_cli_t *cli, const char *name,
     size_t name_len);
 static int projkey_init_db(projkey_cli_t *cli);
+static int projkey_is_uri(const char *db);
 static int projkey_list(projkey_cli_t *cli);
 static int projkey_show(projkey_cli_t *cli);
 static int projkey_rename(projkey_cli_t *cli);
@@ -142,7 +143,7 @@ static const projkey_command_t  projkey_commands[] = {
 
 
 static const char  projkey_usage_text[] =
-    "usage: projkey --db PATH [--project P] [--json] COMMAND ...\n"
+    "usage: projkey --db PATH|URI [--project P] [--json] COMMAND ...\n"
     "\n"
     "commands:\n"
     "  init                 create the database with its schema\n"
@@ -159,6 +160,8 @@ static const char  projkey_usage_text[] =
     "  delete ID\n"
     "  nodes                the nginx instances following the database\n"
     "\n"
+    "PATH is an SQLite file, URI a PostgreSQL database (postgresql://...),\n"
+    "whose schema only init and migrate create or change.\n"
     "TIME is RFC 3339 in UTC, e.g. 2026-11-27T05:35:01Z.\n"
     "options may come before or after the command; --db defaults to\n"
     "$PROJKEY_DB, --project to \"default\", --by to $SUDO_USER, $USER or\n"
@@ -254,7 +257,14 @@ main(int argc, char **argv)
     if (cmd->handler == projkey_init_db) {
         flags |= PROJKEY_STORE_MIGRATE;
 
-        if (strcmp(cmd->name, "migrate") == 0 && access(cli.db, F_OK) == -1) {
+        /* migrate makes no PostgreSQL schema (nor a file, below) */
+        if (strcmp(cmd->name, "migrate") == 0 && projkey_is_uri(cli.db)) {
+            flags &= ~PROJKEY_STORE_CREATE;
+        }
+
+        if (strcmp(cmd->name, "migrate") == 0 && !projkey_is_uri(cli.db)
+            && access(cli.db, F_OK) == -1)
+        {
             fprintf(stderr, "projkey: cannot migrate \"%s\": %s (\"init\" "
                     "creates a database)\n", cli.db, strerror(errno));
             return PROJKEY_EXIT_ERROR;
@@ -279,6 +289,16 @@ main(int argc, char **argv)
     }
 
     return rc;
+}
+
+
+/* a PostgreSQL URI, which may hold a password: never printed */
+
+static int
+projkey_is_uri(const char *db)
+{
+    return strncmp(db, "postgresql://", 13) == 0
+           || strncmp(db, "postgres://", 11) == 0;
 }
 
 
@@ -929,7 +949,8 @@ projkey_init_db(projkey_cli_t *cli)
         printf("{\"schema\":%d}\n", projkey_store_schema(cli->st));
 
     } else {
-        printf("Database %s is ready (schema version %d).\n", cli->db,
+        printf("Database %s is ready (schema version %d).\n",
+               projkey_is_uri(cli->db) ? "(PostgreSQL)" : cli->db,
                projkey_store_schema(cli->st));
     }
 

@@ -1,7 +1,7 @@
 
 /*
  * projkey fuzz targets: what they share.  Each target is one .c file
- * linked with the nginx-free core (projkey_key.c, projkey_store.c) and
+ * linked with the nginx-free core (projkey_key.c, projkey_store*.c) and
  * libFuzzer; see fuzz/README.md.
  *
  * The oracles here are written from the contract (SPEC.md, the headers),

@@ -1,7 +1,10 @@
 
 /*
- * projkey: the key store, apart from nginx.  The only code that includes
- * <sqlite3.h>.
+ * projkey: the key store, apart from nginx.  One interface, two engines
+ * chosen by projkey_store_open()'s path: an SQLite file, or a PostgreSQL
+ * database named by a libpq URI (postgresql://, postgres://); only
+ * projkey_store_sqlite.c includes <sqlite3.h>, only projkey_store_pg.c
+ * <libpq-fe.h>.
  *
  * One connection per process (a connection never crosses fork()); not
  * shared between threads at the same time: callers serialize.  Every write
@@ -158,7 +161,10 @@ typedef struct {
  * Opens (with PROJKEY_STORE_CREATE: creates, with its schema) the database,
  * sets WAL, busy_timeout and foreign keys, checks that it is a projkey
  * database and, with PROJKEY_STORE_MIGRATE only, migrates an older schema
- * forward; without it an older schema is an error.  *st is set whenever memory
+ * forward; without it an older schema is an error.  A PostgreSQL URI
+ * connects instead (busy_timeout_ms is its lock_timeout); its schema is
+ * created only with both PROJKEY_STORE_CREATE and PROJKEY_STORE_MIGRATE
+ * (projkey init), never by PROJKEY_STORE_CREATE alone (nginx).  *st is set whenever memory
  * allows, even on failure, so that projkey_store_errmsg() can say why;
  * the caller always calls projkey_store_close(*st).
  */

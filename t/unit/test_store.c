@@ -5,6 +5,11 @@
  * The tests open a second SQLite connection of their own, to hold locks,
  * damage files and check the JSON the store builds: that is why this test,
  * unlike the module, includes <sqlite3.h>.
+ *
+ * With PROJKEY_TEST_PG_URI (t/05-unit-store-pg.t starts a private
+ * PostgreSQL for it), the tests of the store interface run again on that
+ * database, and then those of what only PostgreSQL has; the test's own
+ * connections to it are libpq's.
  */
 
 
@@ -18,6 +23,7 @@
 #include <unistd.h>
 
 #include <sqlite3.h>
+#include <libpq-fe.h>
 
 #include "projkey_store.h"
 #include "tap.h"
@@ -130,6 +136,10 @@ typedef struct {
 static char     t_dir[] = "/tmp/projkey-test-XXXXXX";
 static char     t_short_id[PROJKEY_ID_LEN + 1];
 static sqlite3  *t_json_db;
+static char     *t_pg_uri;
+
+
+static void t_pg_sql(const char *sql);
 
 
 static const char *
@@ -286,6 +296,12 @@ t_sql(const char *path, const char *sql)
 {
     sqlite3  *db;
 
+    /* PostgreSQL: the store's own database, whatever the path */
+    if (t_pg_uri != NULL) {
+        t_pg_sql(sql);
+        return;
+    }
+
     if (sqlite3_open(path, &db) != SQLITE_OK
         || sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
     {
@@ -324,7 +340,7 @@ t_sql_int(const char *path, const char *sql, int *value)
 
 
 static void t_older_schema(void);
-static void t_nodes(void);
+static void t_nodes(const char *db);
 
 
 static int
@@ -2094,7 +2110,7 @@ t_collect_node(void *data, const projkey_node_t *node)
 /* heartbeats: one row a name, the last one wins; stale; old rows go */
 
 static void
-t_nodes(void)
+t_nodes(const char *db)
 {
     char              *json, *p;
     size_t             len;
@@ -2110,8 +2126,8 @@ t_nodes(void)
     actor.addr = NULL;
     actor.addr_len = 0;
 
-    if (projkey_store_open(t_path("nodes.db"), PROJKEY_STORE_CREATE, 1000,
-                           &st) != PROJKEY_STORE_OK)
+    if (projkey_store_open(db, PROJKEY_STORE_CREATE, 1000, &st)
+        != PROJKEY_STORE_OK)
     {
         bail_out("cannot open: %s", projkey_store_errmsg(st));
     }
@@ -2195,7 +2211,7 @@ t_nodes(void)
 
     /* a node unseen for a week goes at the next heartbeat */
 
-    t_sql(t_path("nodes.db"), "UPDATE nodes SET last_seen = 1000"
+    t_sql(db, "UPDATE nodes SET last_seen = 1000"
           " WHERE name = 'gw-a'");
     node.name = "gw-b";
     node.last_seen = now;
@@ -2214,8 +2230,8 @@ t_nodes(void)
 
     /* a read-only connection: the heartbeat fails, reads go on */
 
-    is_int(projkey_store_open(t_path("nodes.db"), PROJKEY_STORE_RDONLY, 100,
-                              &ro), PROJKEY_STORE_OK, "read-only open");
+    is_int(projkey_store_open(db, PROJKEY_STORE_RDONLY, 100, &ro),
+           PROJKEY_STORE_OK, "read-only open");
     node.name_len = 4;
     is_int(projkey_store_heartbeat(ro, &node), PROJKEY_STORE_READONLY,
            "a heartbeat on it is READONLY");
@@ -2690,6 +2706,505 @@ t_migrate_v2(void)
 }
 
 
+/* the tests' own connection to the PostgreSQL of PROJKEY_TEST_PG_URI */
+
+static PGconn *
+t_pg_connect(void)
+{
+    PGconn    *c;
+    PGresult  *res;
+
+    c = PQconnectdb(t_pg_uri);
+
+    if (PQstatus(c) != CONNECTION_OK) {
+        bail_out("cannot connect to PostgreSQL: %s", PQerrorMessage(c));
+    }
+
+    res = PQexec(c, "SET search_path = projkey;"
+                 " SET client_min_messages = warning");
+    PQclear(res);
+
+    return c;
+}
+
+
+static void
+t_pg_sql(const char *sql)
+{
+    PGconn    *c;
+    PGresult  *res;
+
+    c = t_pg_connect();
+    res = PQexec(c, sql);
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK
+        && PQresultStatus(res) != PGRES_TUPLES_OK)
+    {
+        bail_out("cannot run \"%s\": %s", sql, PQerrorMessage(c));
+    }
+
+    PQclear(res);
+    PQfinish(c);
+}
+
+
+/* runs sql on c; 0 if it did */
+
+static int
+t_pg_exec(PGconn *c, const char *sql)
+{
+    int        rc;
+    PGresult  *res;
+
+    res = PQexec(c, sql);
+    rc = (PQresultStatus(res) == PGRES_COMMAND_OK
+          || PQresultStatus(res) == PGRES_TUPLES_OK) ? 0 : -1;
+
+    if (rc != 0) {
+        diag("%s: %s", sql, PQerrorMessage(c));
+    }
+
+    PQclear(res);
+
+    return rc;
+}
+
+
+/* a key created by the schema's function, as an application would */
+
+static void
+t_pg_create_sql(const char *name, char *sql, size_t size)
+{
+    t_key_t  k;
+    char     hex[2 * PROJKEY_HASH_LEN + 1];
+    size_t   i;
+
+    t_make_key(&k, "pg", name);
+
+    for (i = 0; i < PROJKEY_HASH_LEN; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", k.hash[i]);
+    }
+
+    snprintf(sql, size, "SELECT projkey.create_key('%s', 'pg', '%s',"
+             " '\\x%s', '%.*s', 1, 0, %lld, 'app', NULL)", k.id, name, hex,
+             (int) PROJKEY_PREVIEW_LEN, (const char *) k.preview,
+             (long long) time(NULL));
+}
+
+
+/*
+ * Two writers, the first holding its transaction open: the second waits
+ * for the counter row, so that a reader never sees revision N + 1 while
+ * N may still commit.
+ */
+
+static void
+t_pg_revisions(projkey_store_t *st)
+{
+    char               sql[512];
+    int64_t            seq0, seq;
+    PGconn            *a, *b;
+    t_rows_t           rows;
+    PGresult          *res;
+
+    a = t_pg_connect();
+    b = t_pg_connect();
+
+    is_int(projkey_store_revision(st, &seq0), PROJKEY_STORE_OK,
+           "pg: revision");
+
+    t_pg_create_sql("first", sql, sizeof(sql));
+    ok(t_pg_exec(a, "BEGIN") == 0 && t_pg_exec(a, sql) == 0,
+       "pg: writer A takes revision N, its transaction open");
+
+    t_pg_create_sql("second", sql, sizeof(sql));
+    ok(t_pg_exec(b, "BEGIN") == 0 && PQsendQuery(b, sql) == 1,
+       "pg: writer B starts its change");
+
+    usleep(300000);
+    PQconsumeInput(b);
+    ok(PQisBusy(b), "pg: B waits for A's counter row");
+
+    memset(&rows, 0, sizeof(rows));
+    is_int(projkey_store_changes(st, seq0, t_collect, &rows, &seq),
+           PROJKEY_STORE_OK, "pg: a reader meanwhile");
+    ok(rows.n == 0 && seq == seq0, "pg: sees neither N nor N + 1");
+
+    ok(t_pg_exec(a, "COMMIT") == 0, "pg: A commits");
+
+    res = PQgetResult(b);
+    ok(PQresultStatus(res) == PGRES_TUPLES_OK
+       && strtoll(PQgetvalue(res, 0, 0), NULL, 10) == seq0 + 2,
+       "pg: B then gets N + 1");
+    PQclear(res);
+
+    while ((res = PQgetResult(b)) != NULL) {
+        PQclear(res);
+    }
+
+    memset(&rows, 0, sizeof(rows));
+    projkey_store_changes(st, seq0, t_collect, &rows, &seq);
+    ok(rows.n == 1 && rows.row[0].seq == seq0 + 1 && seq == seq0 + 1,
+       "pg: before B commits, the reader sees N alone");
+
+    ok(t_pg_exec(b, "COMMIT") == 0, "pg: B commits");
+
+    memset(&rows, 0, sizeof(rows));
+    projkey_store_changes(st, seq0, t_collect, &rows, &seq);
+    ok(rows.n == 2 && rows.row[0].seq == seq0 + 1
+       && rows.row[1].seq == seq0 + 2 && seq == seq0 + 2,
+       "pg: then N and N + 1, in order");
+
+    /* a writer that rolls back leaves no hole: the number is taken again */
+
+    ok(t_pg_exec(a, "BEGIN") == 0 && t_pg_exec(a, sql) != 0
+       && t_pg_exec(a, "ROLLBACK") == 0, "pg: a failed change rolls back");
+    t_pg_create_sql("third", sql, sizeof(sql));
+    ok(t_pg_exec(a, sql) == 0, "pg: the next one");
+    projkey_store_revision(st, &seq);
+    is_int(seq, seq0 + 3, "pg: takes the next number, no gap");
+
+    snprintf(sql, sizeof(sql), "SELECT count(*) = 3 AND min(revision) = %lld"
+             " AND max(revision) = %lld FROM projkey.changes"
+             " WHERE revision > %lld", (long long) seq0 + 1,
+             (long long) seq0 + 3, (long long) seq0);
+    res = PQexec(a, sql);
+    ok(PQresultStatus(res) == PGRES_TUPLES_OK
+       && PQgetvalue(res, 0, 0)[0] == 't',
+       "pg: one change-log row a revision");
+    PQclear(res);
+
+    PQfinish(a);
+    PQfinish(b);
+}
+
+
+static int
+t_refuse(void *data, const projkey_row_t *row)
+{
+    return 1;
+}
+
+
+/* the notifications a listener has, as "N,N,..." */
+
+static void
+t_pg_notes(PGconn *l, char *out, size_t size)
+{
+    size_t    n;
+    PGnotify  *note;
+
+    usleep(200000);
+    PQconsumeInput(l);
+
+    out[0] = '\0';
+    n = 0;
+
+    while ((note = PQnotifies(l)) != NULL) {
+        n += snprintf(out + n, n < size ? size - n : 0, "%s%s",
+                      n ? "," : "", note->extra);
+        PQfreemem(note);
+    }
+}
+
+
+static void
+t_pg_notify(projkey_store_t *st)
+{
+    char              notes[256], want[64];
+    int64_t           seq;
+    PGconn           *l;
+    t_key_t           k;
+    projkey_change_t  ch;
+    projkey_actor_t   actor = { "alice", 5, NULL, 0 };
+
+    l = t_pg_connect();
+    ok(t_pg_exec(l, "LISTEN projkey") == 0, "notify: listening");
+
+    t_make_key(&k, "pg", "notified");
+    is_int(projkey_store_create(st, &k.new, &actor, NULL, NULL),
+           PROJKEY_STORE_OK, "notify: a create");
+    projkey_store_revision(st, &seq);
+    t_pg_notes(l, notes, sizeof(notes));
+    snprintf(want, sizeof(want), "%lld", (long long) seq);
+    is_str(notes, want, "notify: once, with its revision, on commit");
+
+    memset(&ch, 0, sizeof(ch));
+    ch.status = PROJKEY_STATUS_DISABLED;
+    is_int(projkey_store_change(st, "pg", 2, k.id, PROJKEY_ID_LEN, &ch,
+                                &actor, t_refuse, NULL, NULL),
+           PROJKEY_STORE_ERROR, "notify: a change the caller refuses");
+    t_pg_notes(l, notes, sizeof(notes));
+    is_str(notes, "", "notify: none on rollback");
+    projkey_store_revision(st, &seq);
+    snprintf(want, sizeof(want), "%lld", (long long) seq);
+
+    is_int(projkey_store_change(st, "pg", 2, k.id, PROJKEY_ID_LEN, &ch,
+                                &actor, NULL, NULL, NULL),
+           PROJKEY_STORE_OK, "notify: the change again");
+    t_pg_notes(l, notes, sizeof(notes));
+    snprintf(want, sizeof(want), "%lld", (long long) seq + 1);
+    is_str(notes, want, "notify: its number follows, no gap");
+
+    is_int(projkey_store_change(st, "pg", 2, k.id, PROJKEY_ID_LEN, &ch,
+                                &actor, NULL, NULL, NULL),
+           PROJKEY_STORE_OK, "notify: a change to what it is");
+    t_pg_notes(l, notes, sizeof(notes));
+    is_str(notes, "", "notify: none, nothing changed");
+
+    PQfinish(l);
+}
+
+
+/* the ids of a walk through every page of a search, and how many pages */
+
+typedef struct {
+    int   n;
+    char  ids[1100][PROJKEY_ID_LEN + 1];
+} t_pg_ids_t;
+
+
+static int
+t_pg_id(void *data, const projkey_row_t *row)
+{
+    t_pg_ids_t  *ids;
+
+    ids = data;
+
+    if (ids->n < 1100) {
+        snprintf(ids->ids[ids->n++], PROJKEY_ID_LEN + 1, "%s", row->id);
+    }
+
+    return 0;
+}
+
+
+static int
+t_pg_walk(projkey_store_t *st, const char *q, int status, int limit,
+    t_pg_ids_t *ids)
+{
+    int             pages;
+    char           *next, *after;
+    projkey_page_t  page;
+
+    memset(ids, 0, sizeof(t_pg_ids_t));
+    after = NULL;
+
+    for (pages = 0; pages < 100; pages++) {
+        memset(&page, 0, sizeof(page));
+        page.q = q;
+        page.q_len = strlen(q);
+        page.status = status;
+        page.limit = limit;
+        page.after = after;
+        page.after_len = after != NULL ? strlen(after) : 0;
+
+        if (projkey_store_page(st, "pgp", 3, &page, t_pg_id, ids, &next)
+            != PROJKEY_STORE_OK)
+        {
+            diag("page: %s", projkey_store_errmsg(st));
+            free(after);
+            return -1;
+        }
+
+        free(after);
+        after = next;
+
+        if (next == NULL) {
+            return pages + 1;
+        }
+    }
+
+    free(after);
+    return -1;
+}
+
+
+/* pages of 1,004 keys: a bounded scan for filters no index answers */
+
+static void
+t_pg_pages(projkey_store_t *st)
+{
+    int               i, dup;
+    char              name[32], *next;
+    t_key_t          *k;
+    t_pg_ids_t       *ids;
+    projkey_page_t    page;
+    projkey_change_t  ch;
+    projkey_new_t    *news;
+    projkey_actor_t   actor = { "alice", 5, NULL, 0 };
+
+    k = calloc(1004, sizeof(t_key_t));
+    news = calloc(1004, sizeof(projkey_new_t));
+    ids = calloc(1, sizeof(t_pg_ids_t));
+
+    if (k == NULL || news == NULL || ids == NULL) {
+        bail_out("out of memory");
+    }
+
+    for (i = 0; i < 1003; i++) {
+        snprintf(name, sizeof(name), "k-%04d", i);
+        t_make_key(&k[i], "pgp", "");
+        k[i].new.name = strdup(name);
+        k[i].new.name_len = strlen(name);
+        news[i] = k[i].new;
+    }
+
+    t_make_key(&k[1003], "pgp", "the Needle");
+    news[1003] = k[1003].new;
+
+    is_int(projkey_store_create_batch(st, news, 1004, &actor),
+           PROJKEY_STORE_OK, "pages: 1004 keys in one batch");
+    t_pg_sql("UPDATE keys SET created_at = created_at - 10"
+             " WHERE name = 'the Needle'");
+
+    is_int(t_pg_walk(st, "", PROJKEY_PAGE_ANY, 400, ids), 3,
+           "pages: every key in 3 pages of 400");
+    is_int(ids->n, 1004, "pages: each key");
+
+    for (dup = 0, i = 1; i < ids->n; i++) {
+        dup += (strcmp(ids->ids[i - 1], ids->ids[i]) <= 0
+                && strcmp(ids->ids[i], k[1003].id) != 0);
+    }
+
+    is_int(dup, 0, "pages: newest first, then by id, no key twice");
+    is_str(ids->ids[1003], k[1003].id, "pages: the oldest last");
+
+    /* 2 characters: no index, the scan stops at PROJKEY_PAGE_SCAN keys */
+    /* (a blank: no preview has one) */
+    is_int(t_pg_walk(st, " n", PROJKEY_PAGE_ANY, 10, ids), 2,
+           "pages: a short search takes a page per 1000 keys looked at");
+    ok(ids->n == 1 && strcmp(ids->ids[0], k[1003].id) == 0,
+       "pages: and finds the key, whatever the case");
+
+    is_int(t_pg_walk(st, "NEEDL", PROJKEY_PAGE_ANY, 10, ids), 1,
+           "pages: a longer search is one page (pg_trgm)");
+    ok(ids->n == 1 && strcmp(ids->ids[0], k[1003].id) == 0,
+       "pages: the same key");
+
+    /* (a "-": no preview ends with one) */
+    is_int(t_pg_walk(st, "k-01", PROJKEY_PAGE_ANY, 50, ids), 2,
+           "pages: 100 hits by 50: two pages");
+    is_int(ids->n, 100, "pages: all of them");
+
+    memset(&ch, 0, sizeof(ch));
+    ch.status = PROJKEY_STATUS_DISABLED;
+    projkey_store_change(st, "pgp", 3, k[1003].id, PROJKEY_ID_LEN, &ch,
+                         &actor, NULL, NULL, NULL);
+    is_int(t_pg_walk(st, "", PROJKEY_PAGE_DISABLED, 100, ids), 2,
+           "pages: a status filter is a bounded scan too");
+    ok(ids->n == 1 && strcmp(ids->ids[0], k[1003].id) == 0,
+       "pages: the disabled key");
+
+    /* a cursor of another search, or tampered with, is refused */
+    memset(&page, 0, sizeof(page));
+    page.limit = 1;
+    projkey_store_page(st, "pgp", 3, &page, NULL, NULL, &next);
+    page.q = "k";
+    page.q_len = 1;
+    page.after = next;
+    page.after_len = next != NULL ? strlen(next) : 0;
+    is_int(projkey_store_page(st, "pgp", 3, &page, NULL, NULL, &next),
+           PROJKEY_STORE_INVALID,
+           "pages: a cursor of another search is refused");
+    free((void *) page.after);
+
+    for (i = 0; i < 1003; i++) {
+        free((void *) k[i].new.name);
+    }
+
+    free(ids);
+    free(news);
+    free(k);
+}
+
+
+/* a key deleted by the application's own SQL reaches the readers too */
+
+static void
+t_pg_by_hand(projkey_store_t *st)
+{
+    char              sql[128];
+    int64_t           seq0, seq;
+    t_key_t           k;
+    t_rows_t          rows;
+    projkey_actor_t   actor = { "alice", 5, NULL, 0 };
+
+    t_make_key(&k, "pg", "by hand");
+    projkey_store_create(st, &k.new, &actor, NULL, NULL);
+    projkey_store_revision(st, &seq0);
+
+    snprintf(sql, sizeof(sql), "DELETE FROM keys WHERE id = '%s'", k.id);
+    t_pg_sql(sql);
+
+    memset(&rows, 0, sizeof(rows));
+    is_int(projkey_store_changes(st, seq0, t_collect, &rows, &seq),
+           PROJKEY_STORE_OK, "by hand: changes after a DELETE");
+    is_int(seq, seq0 + 1, "by hand: the DELETE took one revision");
+    ok(rows.n == 1 && strcmp(rows.row[0].id, k.id) == 0
+       && rows.row[0].status == PROJKEY_STATUS_DELETED
+       && rows.row[0].seq == seq0 + 1
+       && memcmp(rows.row[0].hash, k.hash, PROJKEY_HASH_LEN) == 0,
+       "by hand: the key as deleted, with its hash");
+}
+
+
+/* the store's tests on PostgreSQL, then PostgreSQL's own */
+
+static void
+t_pg(void)
+{
+    projkey_store_t  *st;
+
+    is_int(projkey_store_open(t_pg_uri, 0, 1000, &st), PROJKEY_STORE_CORRUPT,
+           "pg: no schema, and only init makes it");
+    ok(strstr(projkey_store_errmsg(st), "init") != NULL, "pg: says so");
+    projkey_store_close(st);
+
+    is_int(projkey_store_open(t_pg_uri, PROJKEY_STORE_MIGRATE, 1000, &st),
+           PROJKEY_STORE_CORRUPT, "pg: nor migrate");
+    projkey_store_close(st);
+
+    is_int(projkey_store_open(t_pg_uri,
+                              PROJKEY_STORE_CREATE|PROJKEY_STORE_MIGRATE,
+                              1000, &st),
+           PROJKEY_STORE_OK, "pg: init");
+    is_int(projkey_store_schema(st), 1, "pg: schema version 1");
+    ok(!projkey_store_outdated(st), "pg: up to date");
+    projkey_store_close(st);
+
+    if (projkey_store_open(t_pg_uri, PROJKEY_STORE_CREATE, 1000, &st)
+        != PROJKEY_STORE_OK)
+    {
+        bail_out("cannot open: %s", projkey_store_errmsg(st));
+    }
+
+    t_crud(st);
+    t_json(st);
+    t_names(st);
+    t_bodies(st);
+    t_body_times(st);
+    t_expiry_roll(st);
+
+    t_pg_pages(st);
+    t_pg_revisions(st);
+    t_pg_notify(st);
+    t_pg_by_hand(st);
+
+    projkey_store_close(st);
+
+    /* a new database for the tests that count from revision 0 */
+    t_pg_sql("DROP SCHEMA projkey CASCADE");
+    is_int(projkey_store_open(t_pg_uri,
+                              PROJKEY_STORE_CREATE|PROJKEY_STORE_MIGRATE,
+                              1000, &st),
+           PROJKEY_STORE_OK, "pg: init again");
+    projkey_store_close(st);
+
+    t_nodes(t_pg_uri);
+}
+
+
 int
 main(void)
 {
@@ -2707,6 +3222,15 @@ main(void)
     if (chdir(t_dir) != 0) {
         bail_out("cannot enter %s", t_dir);
     }
+
+    t_pg_uri = getenv("PROJKEY_TEST_PG_URI");
+
+    if (t_pg_uri != NULL && t_pg_uri[0] != '\0') {
+        t_pg();
+        goto done;
+    }
+
+    t_pg_uri = NULL;
 
     t_open_failures();
     t_readonly_and_busy();
@@ -2730,12 +3254,14 @@ main(void)
     projkey_store_close(NULL);
 
     t_secret();
-    t_nodes();
+    t_nodes(t_path("nodes.db"));
     t_merge_step();
     t_checkpoint();
     t_by_hand();
     t_pages();
     t_load_speed();
+
+done:
 
     sqlite3_close(t_json_db);
 
