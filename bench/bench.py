@@ -253,11 +253,13 @@ def write_conf(v, d, port, n, keys, extra, cg=False):
                 '            proxy_pass_request_body off;\n'
                 '            proxy_set_header Content-Length "";\n'
                 '        }\n')
-    elif v == 'projkey':
+    elif v in ('projkey', 'loaded'):
+        # "loaded": projkey's zone, thread pool and timers, no key check:
+        # what the module's presence costs a request it does not check
         mods = 'load_module %s;\n' % MODULE
         http = '    projkey_zone keys:%s db=%s;\n' % (extra['zone'],
                                                       extra['db'])
-        loc = '            projkey keys;\n'
+        loc = '            projkey keys;\n' if v == 'projkey' else ''
         more = ('        location /admin/ {\n            projkey_admin keys;\n'
                 '            projkey_admin_user $http_x_user;\n        }\n')
     if v == 'auth_svc':
@@ -761,6 +763,7 @@ def callgrind_all(R, n, base, keys, extra, a):
                 if v in a.cg_variants or
                 (not a.cg_variants and (n < a.cg_all_below
                                         or v in ('none', 'projkey')))]
+    variants += [v for v in ('loaded',) if v in a.cg_variants]
     for v in variants:
         log('N=%d callgrind %s' % (n, v))
         R['callgrind'][v] = callgrind_variant(
