@@ -164,6 +164,18 @@ def setup_keys(n, cache, quick):
         created = time.time() - t0
         open(os.path.join(d, 'complete'), 'w').close()
         log('created %d keys in %.1f s' % (n, created))
+    with open(secrets) as f:
+        keys = f.read().split()
+    assert len(keys) == n, (len(keys), n)
+    r = key_files(d, n, keys, quick)
+    r.update({'db': db, 'secrets': secrets, 'create_s': created})
+    return r
+
+
+def key_files(d, n, keys, quick):
+    """valid.txt, malformed.txt and unknown.txt (made by the CLI) in d, from
+    the known secrets of a database of n keys (all of them when the CLI made
+    it; bench/scale.py's databases know a sample only)"""
     unknown = os.path.join(d, 'unknown.txt')
     if not os.path.exists(unknown):
         tmp = os.path.join(d, 'throwaway')
@@ -174,11 +186,8 @@ def setup_keys(n, cache, quick):
                         '--secrets', unknown], check=True,
                        stdout=subprocess.DEVNULL)
         shutil.rmtree(tmp)
-    with open(secrets) as f:
-        keys = f.read().split()
-    assert len(keys) == n, (len(keys), n)
     rnd = random.Random(n)
-    sample = rnd.sample(keys, min(n, 5000 if quick else 50000))
+    sample = rnd.sample(keys, min(len(keys), 5000 if quick else 50000))
     valid = os.path.join(d, 'valid.txt')
     with open(valid, 'w') as f:
         f.write('\n'.join(sample) + '\n')
@@ -199,9 +208,9 @@ def setup_keys(n, cache, quick):
     wellformed = sum(crc_b62(k[:-6]) == k[-6:] for k in sample[:100])
     with open(mal) as f:
         malk = f.read().split()
-    return {'db': db, 'secrets': secrets, 'valid': valid, 'unknown': unknown,
-            'malformed': mal, 'malformed_keys': malk, 'sample': sample, 'unknown_keys': unk,
-            'create_s': created, 'crc_check': wellformed}
+    return {'valid': valid, 'unknown': unknown, 'malformed': mal,
+            'malformed_keys': malk, 'sample': sample, 'unknown_keys': unk,
+            'crc_check': wellformed}
 
 
 # --- configurations ---------------------------------------------------------
