@@ -116,6 +116,9 @@ typedef struct {
     /* worker 0's last read of the database worked (in instance's padding) */
     u_char                     store_up;
 
+    /* a new worker 0 of the zone since a reload takes over its last uses */
+    u_char                     generation;
+
     /* of nexpired, those disabled (in instance's padding too) */
     uint32_t                   nexpired_disabled;
 
@@ -186,6 +189,7 @@ typedef struct {
     ngx_event_t                sync_event;
     ngx_event_t                flush_event;
     ngx_flag_t                 flushing;
+    u_char                     generation;
 #if (NGX_THREADS)
     ngx_thread_task_t         *flush_task;
     ngx_event_t                flush_wait;

@@ -912,6 +912,10 @@ ngx_http_projkey_zones_init_process(ngx_cycle_t *cycle)
             continue;
         }
 
+        ngx_shmtx_lock(&zone->shpool->mutex);
+        zone->generation = ++zone->sh->generation;
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+
         zone->sync_event.handler = ngx_http_projkey_sync_handler;
         zone->sync_event.data = zone;
         zone->sync_event.log = cycle->log;
@@ -951,10 +955,16 @@ ngx_http_projkey_zones_exit_process(ngx_cycle_t *cycle)
 
     for (i = 0; i < pmcf->zones.nelts; i++) {
 
-        /* the uses since the last batch are not lost with the worker */
+        /*
+         * The uses since the last batch are not lost with the worker: it
+         * writes them, even if it has not opened the database yet, unless
+         * a reload started a new worker 0 on the same zone, which writes
+         * them with its own batch (a walk of every key here would hold the
+         * reload up).
+         */
 
-        if (ngx_worker == 0 && zones[i]->store != NULL
-            && !zones[i]->flushing)
+        if (ngx_worker == 0 && !zones[i]->flushing
+            && zones[i]->sh->generation == zones[i]->generation)
         {
             ngx_http_projkey_flush(zones[i], cycle->log);
         }
