@@ -585,9 +585,10 @@ ngx_http_projkey_add_header(ngx_http_request_t *r, ngx_str_t *key,
 /*
  * The proxy, fastcgi and other upstream modules pass r->headers_in.headers
  * as they are, so the Authorization element leaves the list.  No element
- * moves: the pointers in r->headers_in (host, user_agent and the like) keep
- * their headers, and the elements after it in its part, if any, are copied
- * to a part of their own.
+ * moves or is copied: the pointers in r->headers_in (host, user_agent, the
+ * same-name "next" links) keep naming the list's own headers, which a
+ * later module may change through them.  The last part keeps room for
+ * pushes: nalloc never exceeds what is left of its block.
  */
 
 static ngx_int_t
@@ -631,7 +632,12 @@ ngx_http_projkey_hide_authorization(ngx_http_request_t *r)
         prev->next = part->next;
 
         if (list->last == part) {
+            /*
+             * pushes fill prev no further than it is: another module's
+             * removals may have lowered nalloc below its room
+             */
             list->last = prev;
+            list->nalloc = ngx_max(prev->nelts, 1);
         }
 
         return NGX_OK;
@@ -651,27 +657,20 @@ ngx_http_projkey_hide_authorization(ngx_http_request_t *r)
         part->nelts--;
 
         if (list->last == part) {
-            /* pushes onto it stay inside its block */
             list->nalloc--;
         }
 
         return NGX_OK;
     }
 
-    /* in the middle: the elements after it go to a new part */
+    /* in the middle: the elements after it become a part of their own */
 
     tail = ngx_palloc(r->pool, sizeof(ngx_list_part_t));
     if (tail == NULL) {
         return NGX_ERROR;
     }
 
-    tail->elts = ngx_palloc(r->pool, (list->last == part ? list->nalloc : n)
-                                     * sizeof(ngx_table_elt_t));
-    if (tail->elts == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(tail->elts, auth + 1, n * sizeof(ngx_table_elt_t));
+    tail->elts = auth + 1;
     tail->nelts = n;
     tail->next = part->next;
 
@@ -680,6 +679,7 @@ ngx_http_projkey_hide_authorization(ngx_http_request_t *r)
 
     if (list->last == part) {
         list->last = tail;
+        list->nalloc -= k + 1;
     }
 
     return NGX_OK;
