@@ -96,12 +96,12 @@ def sql_rows(c, m):
 
 def store_source():
     with open(os.path.join(bench.ROOT, 'ngx_http_projkey_module',
-                           'projkey_store.c')) as f:
+                           'projkey_store_sqlite.c')) as f:
         return f.read()
 
 
 def c_macro(src, name):
-    """a #define of projkey_store.c, its string literals joined (the
+    """a #define of projkey_store_sqlite.c, its string literals joined (the
     macros it uses expanded); enough for the search index's statements"""
     m = re.search(r'^#define %s(\([^)]*\))?\s*((?:.*\\\n)*.*)$' % name,
                   src, re.M)
@@ -110,7 +110,7 @@ def c_macro(src, name):
 
 def search_build_sql():
     """the migration's INSERT INTO keys_search ... FROM keys GROUP BY 1,
-    taken from projkey_store.c so that it cannot drift"""
+    taken from projkey_store_sqlite.c so that it cannot drift"""
     src = store_source()
     m = re.search(r'"INSERT INTO keys_search \(rowid, fproject, fname, ftail,'
                   r' fcreated,"\s*" fprefix\)"\s*" SELECT " '

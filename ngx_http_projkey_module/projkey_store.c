@@ -416,9 +416,16 @@ projkey_store_check_text(const char *text, size_t len, size_t *chars)
     const unsigned char  *p;
 
     p = (const unsigned char *) text;
-    *chars = 0;
 
-    for (i = 0; i < len; i += n) {
+    /* most text is printable ASCII: a byte a character, nothing to decode */
+
+    for (i = 0; i < len && p[i] >= 0x20 && p[i] < 0x7f; i++) {
+        /* void */
+    }
+
+    *chars = i;
+
+    for ( /* void */ ; i < len; i += n) {
         n = projkey_utf8_char(p + i, len - i, &cp);
 
         if (n == 0) {

@@ -833,7 +833,11 @@ projkey_store_open_db(projkey_store_t *st, const char *path)
     }
 
     if (st->flags & PROJKEY_STORE_RDONLY) {
-        flags = SQLITE_OPEN_READONLY;
+        /*
+         * A read-only connection (the master's load, nginx -t) is one
+         * thread's: no mutex around each of its millions of calls.
+         */
+        flags = SQLITE_OPEN_READONLY|SQLITE_OPEN_NOMUTEX;
 
     } else {
         flags = SQLITE_OPEN_READWRITE;
