@@ -140,6 +140,7 @@ static char     *t_pg_uri;
 
 
 static void t_pg_sql(const char *sql);
+static int t_pg_sql_fails(const char *sql);
 
 
 static const char *
@@ -2748,6 +2749,25 @@ t_pg_sql(const char *sql)
 }
 
 
+/* 1 if PostgreSQL refuses sql */
+
+static int
+t_pg_sql_fails(const char *sql)
+{
+    int        rc;
+    PGconn    *c;
+    PGresult  *res;
+
+    c = t_pg_connect();
+    res = PQexec(c, sql);
+    rc = (PQresultStatus(res) == PGRES_FATAL_ERROR);
+    PQclear(res);
+    PQfinish(c);
+
+    return rc;
+}
+
+
 /* runs sql on c; 0 if it did */
 
 static int
@@ -3133,6 +3153,16 @@ t_pg_by_hand(projkey_store_t *st)
     t_make_key(&k, "pg", "by hand");
     projkey_store_create(st, &k.new, &actor, NULL, NULL);
     projkey_store_revision(st, &seq0);
+
+    /* a secret changed by hand would stay valid where it was loaded */
+    snprintf(sql, sizeof(sql),
+             "UPDATE keys SET prev_hash = hash WHERE id = '%s'", k.id);
+    ok(t_pg_sql_fails(sql), "by hand: a secret is not changed by UPDATE");
+    snprintf(sql, sizeof(sql),
+             "UPDATE keys SET project = 'other' WHERE id = '%s'", k.id);
+    ok(t_pg_sql_fails(sql), "by hand: nor a project");
+    projkey_store_revision(st, &seq);
+    is_int(seq, seq0, "by hand: a refused UPDATE takes no revision");
 
     snprintf(sql, sizeof(sql), "DELETE FROM keys WHERE id = '%s'", k.id);
     t_pg_sql(sql);
