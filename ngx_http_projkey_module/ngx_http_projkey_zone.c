@@ -85,6 +85,9 @@ static void ngx_http_projkey_sync_handler(ngx_event_t *ev);
 static void ngx_http_projkey_zone_follow_locked(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log);
 #if (NGX_THREADS)
+static ngx_int_t ngx_http_projkey_zone_post(ngx_http_projkey_zone_t *zone,
+    ngx_thread_task_t **taskp, void (*handler)(void *data, ngx_log_t *log),
+    ngx_event_handler_pt done);
 static void ngx_http_projkey_sync(void *data, ngx_log_t *log);
 static void ngx_http_projkey_sync_done(ngx_event_t *ev);
 #endif
@@ -980,6 +983,39 @@ ngx_http_projkey_zones_exit_process(ngx_cycle_t *cycle)
 }
 
 
+#if (NGX_THREADS)
+
+/* a periodic task of worker 0: made at its first use, then posted again */
+
+static ngx_int_t
+ngx_http_projkey_zone_post(ngx_http_projkey_zone_t *zone,
+    ngx_thread_task_t **taskp, void (*handler)(void *data, ngx_log_t *log),
+    ngx_event_handler_pt done)
+{
+    ngx_thread_task_t  *task;
+
+    task = *taskp;
+
+    if (task == NULL) {
+        task = ngx_thread_task_alloc(ngx_cycle->pool, 0);
+        if (task == NULL) {
+            return NGX_ERROR;
+        }
+
+        task->ctx = zone;
+        task->handler = handler;
+        task->event.handler = done;
+        task->event.data = zone;
+
+        *taskp = task;
+    }
+
+    return ngx_thread_task_post(zone->thread_pool, task);
+}
+
+#endif
+
+
 /*
  * Worker 0 applies what other processes changed in the database.  The
  * read is of the changes only, and in WAL mode it never waits for a writer.
@@ -992,10 +1028,6 @@ ngx_http_projkey_sync_handler(ngx_event_t *ev)
 {
     ngx_http_projkey_zone_t  *zone = ev->data;
 
-#if (NGX_THREADS)
-    ngx_thread_task_t        *task;
-#endif
-
     if (ngx_exiting || ngx_quit || ngx_terminate) {
         return;
     }
@@ -1007,23 +1039,11 @@ ngx_http_projkey_sync_handler(ngx_event_t *ev)
         return;
     }
 
-    task = zone->sync_task;
-
-    if (task == NULL) {
-        task = ngx_thread_task_alloc(ngx_cycle->pool, 0);
-        if (task == NULL) {
-            goto next;
-        }
-
-        task->ctx = zone;
-        task->handler = ngx_http_projkey_sync;
-        task->event.handler = ngx_http_projkey_sync_done;
-        task->event.data = zone;
-
-        zone->sync_task = task;
-    }
-
-    if (ngx_thread_task_post(zone->thread_pool, task) == NGX_OK) {
+    if (ngx_http_projkey_zone_post(zone, &zone->sync_task,
+                                   ngx_http_projkey_sync,
+                                   ngx_http_projkey_sync_done)
+        == NGX_OK)
+    {
         zone->syncing = 1;
         return;
     }
@@ -1031,8 +1051,6 @@ ngx_http_projkey_sync_handler(ngx_event_t *ev)
     ngx_log_error(NGX_LOG_ERR, ev->log, 0,
                   "projkey_zone \"%V\": changes are not read this time",
                   &zone->name);
-
-next:
 
 #else
 
@@ -1055,7 +1073,8 @@ next:
 /* the connection is shared with this worker's other tasks: under the lock */
 
 static void
-ngx_http_projkey_zone_follow_locked(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
+ngx_http_projkey_zone_follow_locked(ngx_http_projkey_zone_t *zone,
+    ngx_log_t *log)
 {
     if (ngx_http_projkey_zone_store_locked(zone, log) == NGX_OK) {
         ngx_http_projkey_zone_sync_locked(zone, log);
@@ -1264,33 +1283,17 @@ ngx_http_projkey_flush_handler(ngx_event_t *ev)
 {
     ngx_http_projkey_zone_t  *zone = ev->data;
 
-#if (NGX_THREADS)
-    ngx_thread_task_t        *task;
-#endif
-
     if (ngx_exiting || ngx_quit || ngx_terminate) {
         return;
     }
 
 #if (NGX_THREADS)
 
-    task = zone->flush_task;
-
-    if (task == NULL) {
-        task = ngx_thread_task_alloc(ngx_cycle->pool, 0);
-        if (task == NULL) {
-            goto next;
-        }
-
-        task->ctx = zone;
-        task->handler = ngx_http_projkey_flush;
-        task->event.handler = ngx_http_projkey_flush_done;
-        task->event.data = zone;
-
-        zone->flush_task = task;
-    }
-
-    if (ngx_thread_task_post(zone->thread_pool, task) == NGX_OK) {
+    if (ngx_http_projkey_zone_post(zone, &zone->flush_task,
+                                   ngx_http_projkey_flush,
+                                   ngx_http_projkey_flush_done)
+        == NGX_OK)
+    {
         zone->flushing = 1;
 
         /* an exiting worker waits for the batch it started */
@@ -1301,8 +1304,6 @@ ngx_http_projkey_flush_handler(ngx_event_t *ev)
 
         return;
     }
-
-next:
 
 #else
 

@@ -917,3 +917,57 @@ projkey_store_cursor(projkey_store_t *st, const char *project,
 
     return out;
 }
+
+
+void
+projkey_buf_add(projkey_buf_t *b, const char *p, size_t len)
+{
+    char    *data;
+    size_t   size;
+
+    if (b->failed) {
+        return;
+    }
+
+    if (b->len + len + 1 > b->size) {
+        size = b->size ? b->size : 4096;
+
+        while (size < b->len + len + 1) {
+            size *= 2;
+        }
+
+        data = realloc(b->data, size);
+
+        if (data == NULL) {
+            b->failed = 1;
+            return;
+        }
+
+        b->data = data;
+        b->size = size;
+    }
+
+    memcpy(b->data + b->len, p, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+}
+
+
+projkey_store_rc_e
+projkey_buf_done(projkey_store_t *st, projkey_buf_t *b, char **out,
+    size_t *len)
+{
+    if (b->failed) {
+        free(b->data);
+        projkey_store_set_errmsg(st, "out of memory");
+        return PROJKEY_STORE_ERROR;
+    }
+
+    *out = b->data;
+
+    if (len != NULL) {
+        *len = b->len;
+    }
+
+    return PROJKEY_STORE_OK;
+}

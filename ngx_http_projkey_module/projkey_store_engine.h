@@ -135,6 +135,20 @@ char *projkey_store_cursor(projkey_store_t *st, const char *project,
     size_t project_len, const projkey_page_t *page, int64_t at,
     const char *id, size_t id_len);
 
+/* a growing malloc()ed string, always NUL-terminated, for JSON answers */
+typedef struct {
+    char                  *data;
+    size_t                 len;            /* without the NUL */
+    size_t                 size;
+    int                    failed;
+} projkey_buf_t;
+
+void projkey_buf_add(projkey_buf_t *b, const char *p, size_t len);
+
+/* the string to *out (its length to *len); out of memory: freed, an error */
+projkey_store_rc_e projkey_buf_done(projkey_store_t *st, projkey_buf_t *b,
+    char **out, size_t *len);
+
 /* one strictly decoded UTF-8 character: its length, 0 when invalid */
 size_t projkey_utf8_char(const unsigned char *p, size_t len, uint32_t *cp);
 

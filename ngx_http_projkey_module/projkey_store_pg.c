@@ -86,13 +86,6 @@ typedef struct {
 } projkey_pg_row_t;
 
 
-/* a malloc()ed growing string, for the JSON of lists */
-typedef struct {
-    char             *data;
-    size_t            len;
-    size_t            size;
-    int               failed;
-} projkey_pg_buf_t;
 
 
 /* PostgreSQL takes each parameter as text or as bytes of its type */
@@ -115,7 +108,7 @@ typedef struct {
 /* the JSON of rows, appended to by projkey_pg_json_row() */
 typedef struct {
     projkey_store_t    *st;
-    projkey_pg_buf_t    buf;
+    projkey_buf_t    buf;
     int                 n;
     projkey_store_rc_e  rc;
 } projkey_pg_json_t;
@@ -230,11 +223,7 @@ static projkey_store_rc_e projkey_pg_parse_roll(projkey_store_t *st,
 static projkey_store_rc_e projkey_pg_mem(projkey_store_t *st,
     projkey_store_rc_e rc);
 static int projkey_pg_json_row(void *data, const projkey_row_t *row);
-static void projkey_pg_buf_add(projkey_pg_buf_t *b, const char *p,
-    size_t len);
-static projkey_store_rc_e projkey_pg_buf_done(projkey_store_t *st,
-    projkey_pg_buf_t *b, char **out, size_t *len);
-static void projkey_pg_buf_json(projkey_pg_buf_t *b, const char *p,
+static void projkey_pg_buf_json(projkey_buf_t *b, const char *p,
     size_t len);
 static char *projkey_pg_pattern(const char *q, size_t len);
 
@@ -2409,7 +2398,7 @@ projkey_pg_page_json(projkey_store_t *st, const char *project,
 
     memset(&j, 0, sizeof(projkey_pg_json_t));
     j.st = st;
-    projkey_pg_buf_add(&j.buf, "{\"keys\":[", 9);
+    projkey_buf_add(&j.buf, "{\"keys\":[", 9);
 
     rc = projkey_pg_page(st, project, project_len, page, projkey_pg_json_row,
                          &j, &next);
@@ -2421,16 +2410,16 @@ projkey_pg_page_json(projkey_store_t *st, const char *project,
     /* a cursor is base64url: nothing to escape */
 
     if (next != NULL) {
-        projkey_pg_buf_add(&j.buf, "],\"next\":\"", 10);
-        projkey_pg_buf_add(&j.buf, next, strlen(next));
-        projkey_pg_buf_add(&j.buf, "\"}", 2);
+        projkey_buf_add(&j.buf, "],\"next\":\"", 10);
+        projkey_buf_add(&j.buf, next, strlen(next));
+        projkey_buf_add(&j.buf, "\"}", 2);
         free(next);
 
     } else {
-        projkey_pg_buf_add(&j.buf, "],\"next\":null}", 14);
+        projkey_buf_add(&j.buf, "],\"next\":null}", 14);
     }
 
-    return projkey_pg_buf_done(st, &j.buf, out, len);
+    return projkey_buf_done(st, &j.buf, out, len);
 }
 
 
@@ -2466,7 +2455,7 @@ projkey_pg_list_json(projkey_store_t *st, const char *project,
 
     memset(&j, 0, sizeof(projkey_pg_json_t));
     j.st = st;
-    projkey_pg_buf_add(&j.buf, "{\"keys\":[", 9);
+    projkey_buf_add(&j.buf, "{\"keys\":[", 9);
 
     rc = projkey_pg_list(st, project, project_len, projkey_pg_json_row, &j);
     if (rc != PROJKEY_STORE_OK) {
@@ -2474,9 +2463,9 @@ projkey_pg_list_json(projkey_store_t *st, const char *project,
         return j.rc != PROJKEY_STORE_OK ? j.rc : rc;
     }
 
-    projkey_pg_buf_add(&j.buf, "]}", 2);
+    projkey_buf_add(&j.buf, "]}", 2);
 
-    return projkey_pg_buf_done(st, &j.buf, out, len);
+    return projkey_buf_done(st, &j.buf, out, len);
 }
 
 
@@ -2485,7 +2474,7 @@ projkey_pg_audit_json(projkey_store_t *st, const char *project,
     size_t project_len, int64_t before, int limit, char **out, size_t *len)
 {
     PGresult            *res;
-    projkey_pg_buf_t     b;
+    projkey_buf_t     b;
     projkey_store_rc_e   rc;
     projkey_pg_params_t  p;
 
@@ -2523,11 +2512,11 @@ projkey_pg_audit_json(projkey_store_t *st, const char *project,
         return rc;
     }
 
-    memset(&b, 0, sizeof(projkey_pg_buf_t));
+    memset(&b, 0, sizeof(projkey_buf_t));
     projkey_pg_buf_json(&b, PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0));
     PQclear(res);
 
-    return projkey_pg_buf_done(st, &b, out, len);
+    return projkey_buf_done(st, &b, out, len);
 }
 
 
@@ -2536,7 +2525,7 @@ projkey_pg_nodes_json(projkey_store_t *st, int64_t now, char **out,
     size_t *len)
 {
     PGresult            *res;
-    projkey_pg_buf_t     b;
+    projkey_buf_t     b;
     projkey_store_rc_e   rc;
     projkey_pg_params_t  p;
 
@@ -2561,11 +2550,11 @@ projkey_pg_nodes_json(projkey_store_t *st, int64_t now, char **out,
         return rc;
     }
 
-    memset(&b, 0, sizeof(projkey_pg_buf_t));
+    memset(&b, 0, sizeof(projkey_buf_t));
     projkey_pg_buf_json(&b, PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0));
     PQclear(res);
 
-    return projkey_pg_buf_done(st, &b, out, len);
+    return projkey_buf_done(st, &b, out, len);
 }
 
 
@@ -2617,67 +2606,13 @@ projkey_pg_json_row(void *data, const projkey_row_t *row)
     }
 
     if (j->n++ > 0) {
-        projkey_pg_buf_add(&j->buf, ",", 1);
+        projkey_buf_add(&j->buf, ",", 1);
     }
 
-    projkey_pg_buf_add(&j->buf, json, len);
+    projkey_buf_add(&j->buf, json, len);
     projkey_store_free(json);
 
     return 0;
-}
-
-
-static void
-projkey_pg_buf_add(projkey_pg_buf_t *b, const char *p, size_t len)
-{
-    char    *data;
-    size_t   size;
-
-    if (b->failed) {
-        return;
-    }
-
-    if (b->len + len + 1 > b->size) {
-        size = b->size ? b->size : 1024;
-
-        while (size < b->len + len + 1) {
-            size *= 2;
-        }
-
-        data = realloc(b->data, size);
-
-        if (data == NULL) {
-            b->failed = 1;
-            return;
-        }
-
-        b->data = data;
-        b->size = size;
-    }
-
-    memcpy(b->data + b->len, p, len);
-    b->len += len;
-    b->data[b->len] = '\0';
-}
-
-
-static projkey_store_rc_e
-projkey_pg_buf_done(projkey_store_t *st, projkey_pg_buf_t *b, char **out,
-    size_t *len)
-{
-    if (b->failed) {
-        free(b->data);
-        projkey_store_set_errmsg(st, "out of memory");
-        return PROJKEY_STORE_ERROR;
-    }
-
-    *out = b->data;
-
-    if (len != NULL) {
-        *len = b->len;
-    }
-
-    return PROJKEY_STORE_OK;
 }
 
 
@@ -2687,7 +2622,7 @@ projkey_pg_buf_done(projkey_store_t *st, projkey_pg_buf_t *b, char **out,
  */
 
 static void
-projkey_pg_buf_json(projkey_pg_buf_t *b, const char *p, size_t len)
+projkey_pg_buf_json(projkey_buf_t *b, const char *p, size_t len)
 {
     int     in_string;
     size_t  i, start;
@@ -2713,12 +2648,12 @@ projkey_pg_buf_json(projkey_pg_buf_t *b, const char *p, size_t len)
         } else if (p[i] == ' ' || p[i] == '\n' || p[i] == '\t'
                    || p[i] == '\r')
         {
-            projkey_pg_buf_add(b, p + start, i - start);
+            projkey_buf_add(b, p + start, i - start);
             start = i + 1;
         }
     }
 
-    projkey_pg_buf_add(b, p + start, len - start);
+    projkey_buf_add(b, p + start, len - start);
 }
 
 

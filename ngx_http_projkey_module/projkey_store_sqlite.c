@@ -207,13 +207,6 @@ struct projkey_sqlite_s {
 };
 
 
-/* a growing malloc()ed buffer, for the JSON of a page */
-typedef struct {
-    char           *data;
-    size_t          len;
-    size_t          size;
-    int             failed;
-} projkey_buf_t;
 
 
 /* where a page is, and what it found */
@@ -386,7 +379,6 @@ static char *projkey_store_fold(projkey_store_t *st, const char *text,
     size_t len, size_t *out_len);
 static void projkey_store_contains(sqlite3_context *ctx, int argc,
     sqlite3_value **argv);
-static void projkey_buf_add(projkey_buf_t *b, const char *p, size_t len);
 
 
 static const char  *projkey_store_sql[PROJKEY_SQL_N] = {
@@ -3450,19 +3442,7 @@ projkey_sqlite_page_json(projkey_store_t *st, const char *project,
         projkey_buf_add(&b, "],\"next\":null}", 14);
     }
 
-    if (b.failed) {
-        free(b.data);
-        projkey_store_set_errmsg(st, "out of memory");
-        return PROJKEY_STORE_ERROR;
-    }
-
-    *out = b.data;
-
-    if (len != NULL) {
-        *len = b.len - 1;
-    }
-
-    return PROJKEY_STORE_OK;
+    return projkey_buf_done(st, &b, out, len);
 }
 
 
@@ -4247,46 +4227,6 @@ projkey_store_contains(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         /* SQLite may free it at once: it is not used after this */
         sqlite3_set_auxdata(ctx, 1, needle, free);
     }
-}
-
-
-static void
-projkey_buf_add(projkey_buf_t *b, const char *p, size_t len)
-{
-    char    *data;
-    size_t   size;
-
-    if (b->failed) {
-        return;
-    }
-
-    /* the data always ends with a NUL, counted in len */
-
-    if (b->len + len + 1 > b->size) {
-        size = b->size ? b->size : 4096;
-
-        while (size < b->len + len + 1) {
-            size *= 2;
-        }
-
-        data = realloc(b->data, size);
-
-        if (data == NULL) {
-            b->failed = 1;
-            return;
-        }
-
-        b->data = data;
-        b->size = size;
-    }
-
-    if (b->len != 0) {
-        b->len--;
-    }
-
-    memcpy(b->data + b->len, p, len);
-    b->len += len;
-    b->data[b->len++] = '\0';
 }
 
 
