@@ -47,6 +47,9 @@
 /* at most this long between the retries of a resync that did not fit */
 #define NGX_HTTP_PROJKEY_RETRY       (30 * 1000)
 
+/* at most this long between two tries to reach a PostgreSQL server */
+#define NGX_HTTP_PROJKEY_RECONNECT   (5 * 1000)
+
 /* by default, last use times reach the database at most this late */
 #define NGX_HTTP_PROJKEY_FLUSH       (30 * 1000)
 
@@ -59,6 +62,7 @@
 
 typedef struct ngx_http_projkey_node_s  ngx_http_projkey_node_t;
 typedef struct ngx_http_projkey_beat_s  ngx_http_projkey_beat_t;
+typedef struct ngx_http_projkey_follow_s  ngx_http_projkey_follow_t;
 
 /*
  * A key in the zone.  Readers walk the chains without a lock; the one
@@ -158,7 +162,9 @@ typedef struct {
     ngx_cycle_t               *cycle;
 
     ngx_str_t                  name;
-    ngx_str_t                  db;             /* NUL-terminated */
+    ngx_str_t                  db;             /* as logs show it */
+    u_char                    *dsn;            /* what is opened */
+    ngx_flag_t                 pg;             /* a PostgreSQL URI */
     ngx_msec_t                 sync;
     ngx_msec_t                 flush;
     ngx_flag_t                 created;
@@ -195,9 +201,18 @@ typedef struct {
     ngx_event_t                flush_wait;
     ngx_thread_task_t         *sync_task;
     ngx_flag_t                 syncing;
+    ngx_flag_t                 sync_again;
+
+    /* PostgreSQL: worker 0's notifications */
+    ngx_http_projkey_follow_t *follow;
 #endif
     int64_t                    failed_seq;
     ngx_log_t                 *log;
+
+    /* PostgreSQL: out of reach since the last connection broke */
+    ngx_flag_t                 down;
+    ngx_msec_t                 reconnect;
+    ngx_msec_t                 reconnect_delay;
 
     /* worker 0's next retry of a resync that left keys out */
     ngx_msec_t                 retry;
@@ -314,6 +329,15 @@ ngx_int_t ngx_http_projkey_zone_set_status_locked(
 void ngx_http_projkey_zone_sweep_locked(ngx_http_projkey_zone_t *zone);
 void ngx_http_projkey_zone_catch_up_locked(ngx_http_projkey_zone_t *zone,
     int64_t seq, ngx_log_t *log);
+
+#if (NGX_THREADS)
+void ngx_http_projkey_zone_sync_now(ngx_http_projkey_zone_t *zone);
+
+/* ngx_http_projkey_follow.c */
+ngx_int_t ngx_http_projkey_follow_start(ngx_http_projkey_zone_t *zone,
+    ngx_cycle_t *cycle);
+void ngx_http_projkey_follow_stop(ngx_http_projkey_zone_t *zone);
+#endif
 
 /* ngx_http_projkey_nodes.c */
 ngx_int_t ngx_http_projkey_beat_start(ngx_http_projkey_zone_t *zone,

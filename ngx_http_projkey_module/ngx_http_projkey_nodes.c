@@ -229,7 +229,9 @@ ngx_http_projkey_beat_run(void *data, ngx_log_t *log)
 
     /* a file replaced at the path is followed; a missing one not made */
 
-    if (stat((char *) zone->db.data, &st) == -1) {
+    ngx_memzero(&st, sizeof(struct stat));
+
+    if (!zone->pg && stat((char *) zone->dsn, &st) == -1) {
         beat->rc = PROJKEY_STORE_ERROR;
         ngx_snprintf((u_char *) beat->error, sizeof(beat->error) - 1,
                      "the database file is missing (%s)%Z", strerror(errno));
@@ -244,7 +246,7 @@ ngx_http_projkey_beat_run(void *data, ngx_log_t *log)
     }
 
     if (beat->store == NULL) {
-        beat->rc = projkey_store_open((char *) zone->db.data,
+        beat->rc = projkey_store_open((char *) zone->dsn,
                                       PROJKEY_STORE_NO_CHECKPOINT,
                                       NGX_HTTP_PROJKEY_BEAT_BUSY,
                                       &beat->store);

@@ -70,6 +70,16 @@ static ngx_int_t ngx_http_projkey_zone_load(ngx_http_projkey_zone_t *zone,
 static int ngx_http_projkey_zone_load_row(void *data,
     const projkey_row_t *row);
 static ngx_int_t ngx_http_projkey_check_node(ngx_str_t *node);
+static ngx_int_t ngx_http_projkey_zone_file_locked(
+    ngx_http_projkey_zone_t *zone, ngx_log_t *log, struct stat *st);
+static ngx_int_t ngx_http_projkey_zone_server_locked(
+    ngx_http_projkey_zone_t *zone, ngx_log_t *log);
+static void ngx_http_projkey_zone_backoff(ngx_http_projkey_zone_t *zone,
+    ngx_log_t *log);
+static ngx_int_t ngx_http_projkey_zone_task_store_locked(
+    ngx_http_projkey_zone_t *zone, ngx_log_t *log);
+static ngx_int_t ngx_http_projkey_check_db_uri(ngx_conf_t *cf,
+    ngx_http_projkey_zone_t *zone, ngx_str_t *db);
 static ngx_int_t ngx_http_projkey_check_db_path(ngx_conf_t *cf,
     ngx_str_t *db, ngx_flag_t *created);
 static ngx_int_t ngx_http_projkey_row_text_ok(const projkey_row_t *row);
@@ -124,10 +134,11 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_projkey_main_conf_t *pmcf = conf;
 
-    u_char                    *p;
+    u_char                    *p, *dsn;
     ssize_t                    size;
     ngx_str_t                 *value, name, s, db, node, pool;
     ngx_int_t                  sync, flush;
+    ngx_flag_t                 pg;
     ngx_uint_t                 i;
     ngx_shm_zone_t            *shm_zone;
     ngx_core_conf_t           *ccf;
@@ -251,19 +262,18 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    /* not a file name to create: said so, and the URI (a password?) not */
+    /* the argument ends in the NUL of the configuration's tokens */
+    pg = projkey_store_is_uri((char *) db.data);
 
-    if ((db.len > 13 && ngx_strncmp(db.data, "postgresql://", 13) == 0)
-        || (db.len > 11 && ngx_strncmp(db.data, "postgres://", 11) == 0))
-    {
+    if (pg) {
+#if !(NGX_THREADS)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\": a PostgreSQL database is not supported "
-                           "yet; \"db=\" takes the path of an SQLite file",
-                           &cmd->name);
+                           "\"%V\" with a PostgreSQL database needs nginx "
+                           "built with thread pools", &cmd->name);
         return NGX_CONF_ERROR;
-    }
+#endif
 
-    if (ngx_conf_full_name(cf->cycle, &db, 1) != NGX_OK) {
+    } else if (ngx_conf_full_name(cf->cycle, &db, 1) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -281,21 +291,44 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     /* ngx_conf_full_name() leaves no room for the NUL that SQLite needs */
 
-    p = ngx_pnalloc(cf->pool, db.len + 1);
-    if (p == NULL) {
+    dsn = ngx_pnalloc(cf->pool, db.len + 1);
+    if (dsn == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    *ngx_cpymem(p, db.data, db.len) = '\0';
-    db.data = p;
+    *ngx_cpymem(dsn, db.data, db.len) = '\0';
 
     zone = ngx_pcalloc(cf->pool, sizeof(ngx_http_projkey_zone_t));
     if (zone == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_projkey_check_db_path(cf, &db, &zone->created) != NGX_OK) {
-        return NGX_CONF_ERROR;
+    zone->dsn = dsn;
+    zone->pg = pg;
+
+    /* what logs show: a URI without its password */
+
+    if (pg) {
+        db.data = ngx_pnalloc(cf->pool, db.len + 64);
+        if (db.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        projkey_store_display((char *) dsn, (char *) db.data, db.len + 64);
+        db.len = ngx_strlen(db.data);
+
+        if (ngx_http_projkey_check_db_uri(cf, zone, &db) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+    } else {
+        db.data = dsn;
+
+        if (ngx_http_projkey_check_db_path(cf, &db, &zone->created)
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
     }
 
     ccf = (ngx_core_conf_t *) ngx_get_conf(cf->cycle->conf_ctx,
@@ -371,6 +404,41 @@ ngx_http_projkey_check_node(ngx_str_t *node)
             return NGX_DECLINED;
         }
     }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A PostgreSQL database is only ever read here, at every check: its schema
+ * is made and migrated by "projkey init" and "projkey migrate", never by
+ * nginx.  A server that cannot be reached stops the start, as a missing
+ * schema does, with libpq's reason.
+ */
+
+static ngx_int_t
+ngx_http_projkey_check_db_uri(ngx_conf_t *cf, ngx_http_projkey_zone_t *zone,
+    ngx_str_t *db)
+{
+    projkey_store_t    *st;
+    projkey_store_rc_e  rc;
+
+    if (ngx_process == NGX_PROCESS_SIGNALLER) {
+        return NGX_OK;
+    }
+
+    rc = projkey_store_open((char *) zone->dsn, PROJKEY_STORE_RDONLY, 1000,
+                            &st);
+
+    if (rc != PROJKEY_STORE_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "database \"%V\" cannot be used: %s", db,
+                           st ? projkey_store_errmsg(st) : "out of memory");
+        projkey_store_close(st);
+        return NGX_ERROR;
+    }
+
+    projkey_store_close(st);
 
     return NGX_OK;
 }
@@ -555,7 +623,7 @@ ngx_http_projkey_init_zone(ngx_shm_zone_t *shm_zone, void *data)
          * the new worker 0 applies what changed since
          */
 
-        if (ngx_strcmp(zone->db.data, ozone->db.data) != 0) {
+        if (ngx_strcmp(zone->dsn, ozone->dsn) != 0) {
             ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
                           "projkey_zone \"%V\" cannot change its database "
                           "from \"%V\" to \"%V\" on reload: give the zone "
@@ -647,8 +715,10 @@ ngx_http_projkey_zone_load(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
     projkey_store_rc_e        rc;
     ngx_http_projkey_load_t   load;
 
-    rc = projkey_store_open((char *) zone->db.data,
-                            ngx_test_config
+    /* only a start migrates, and only an SQLite file */
+
+    rc = projkey_store_open((char *) zone->dsn,
+                            (ngx_test_config && !zone->pg)
                             ? PROJKEY_STORE_RDONLY|PROJKEY_STORE_ANY_VERSION
                             : PROJKEY_STORE_RDONLY,
                             5000, &st);
@@ -765,7 +835,10 @@ ngx_http_projkey_check_owner(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
     ccf = (ngx_core_conf_t *) ngx_get_conf(zone->cycle->conf_ctx,
                                            ngx_core_module);
 
-    if (geteuid() != 0 || ccf == NULL || ccf->user == (ngx_uid_t) 0
+    /* PostgreSQL: no file of nginx's to own */
+
+    if (zone->pg || geteuid() != 0 || ccf == NULL
+        || ccf->user == (ngx_uid_t) 0
         || ccf->user == (ngx_uid_t) NGX_CONF_UNSET_UINT)
     {
         return NGX_OK;
@@ -936,6 +1009,12 @@ ngx_http_projkey_zones_init_process(ngx_cycle_t *cycle)
         if (ngx_http_projkey_beat_start(zone, cycle) != NGX_OK) {
             return NGX_ERROR;
         }
+
+#if (NGX_THREADS)
+        if (ngx_http_projkey_follow_start(zone, cycle) != NGX_OK) {
+            return NGX_ERROR;
+        }
+#endif
     }
 
     return NGX_OK;
@@ -979,6 +1058,10 @@ ngx_http_projkey_zones_exit_process(ngx_cycle_t *cycle)
         zones[i]->ckpt = NULL;
 
         ngx_http_projkey_beat_stop(zones[i]);
+
+#if (NGX_THREADS)
+        ngx_http_projkey_follow_stop(zones[i]);
+#endif
     }
 }
 
@@ -1076,7 +1159,7 @@ static void
 ngx_http_projkey_zone_follow_locked(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log)
 {
-    if (ngx_http_projkey_zone_store_locked(zone, log) == NGX_OK) {
+    if (ngx_http_projkey_zone_task_store_locked(zone, log) == NGX_OK) {
         ngx_http_projkey_zone_sync_locked(zone, log);
 
     } else {
@@ -1112,7 +1195,32 @@ ngx_http_projkey_sync_done(ngx_event_t *ev)
     /* a task's event has no log of its own */
     ngx_http_projkey_beat_changed(zone, zone->log);
 
+    if (zone->sync_again) {
+        /* a notification came during the sync: it may be past its read */
+        zone->sync_again = 0;
+        ngx_http_projkey_sync_handler(&zone->sync_event);
+        return;
+    }
+
     ngx_add_timer(&zone->sync_event, zone->sync);
+}
+
+
+/* a commit notified: read the changes now, not at the next sync */
+
+void
+ngx_http_projkey_zone_sync_now(ngx_http_projkey_zone_t *zone)
+{
+    if (zone->syncing) {
+        zone->sync_again = 1;
+        return;
+    }
+
+    if (zone->sync_event.timer_set) {
+        ngx_del_timer(&zone->sync_event);
+    }
+
+    ngx_http_projkey_sync_handler(&zone->sync_event);
 }
 
 #endif
@@ -1371,7 +1479,7 @@ ngx_http_projkey_flush(void *data, ngx_log_t *log)
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    if (ngx_http_projkey_zone_store_locked(zone, log) != NGX_OK) {
+    if (ngx_http_projkey_zone_task_store_locked(zone, log) != NGX_OK) {
         goto done;
     }
 
@@ -1526,7 +1634,7 @@ ngx_http_projkey_checkpoint(ngx_http_projkey_zone_t *zone, ino_t ino,
     }
 
     if (st == NULL) {
-        rc = projkey_store_open((char *) zone->db.data,
+        rc = projkey_store_open((char *) zone->dsn,
                                 PROJKEY_STORE_NO_CHECKPOINT, 1000, &st);
         if (rc != PROJKEY_STORE_OK) {
             goto failed;
@@ -1651,10 +1759,70 @@ ngx_http_projkey_zone_store_locked(ngx_http_projkey_zone_t *zone,
 {
     int64_t             seq;
     u_char              instance[33];
+    ngx_int_t           found;
     struct stat         st;
     projkey_store_rc_e  rc;
 
-    if (stat((char *) zone->db.data, &st) == -1) {
+    if (zone->pg) {
+        found = ngx_http_projkey_zone_server_locked(zone, log);
+        ngx_memzero(&st, sizeof(struct stat));
+
+    } else {
+        found = ngx_http_projkey_zone_file_locked(zone, log, &st);
+    }
+
+    if (found != NGX_DECLINED) {
+        return found;
+    }
+
+    rc = projkey_store_open((char *) zone->dsn,
+                            PROJKEY_STORE_NO_CHECKPOINT, 5000, &zone->store);
+
+    if (rc == PROJKEY_STORE_OK) {
+        rc = projkey_store_state(zone->store, &seq, (char *) instance);
+    }
+
+    if (rc != PROJKEY_STORE_OK) {
+        ngx_snprintf((u_char *) zone->error, sizeof(zone->error) - 1,
+                     "the database \"%V\" cannot be opened: %s%Z",
+                     &zone->db, zone->store ? projkey_store_errmsg(zone->store)
+                                            : "out of memory");
+        ngx_http_projkey_zone_backoff(zone, log);
+        projkey_store_close(zone->store);
+        zone->store = NULL;
+        return NGX_ERROR;
+    }
+
+    if (zone->pg && zone->down) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0, "projkey_zone \"%V\": "
+                      "database \"%V\" is reachable again",
+                      &zone->name, &zone->db);
+    }
+
+    zone->down = 0;
+    zone->reconnect_delay = 0;
+    zone->ino = st.st_ino;
+    zone->dev = st.st_dev;
+
+    if (ngx_strcmp(instance, zone->sh->instance) == 0 && seq >= zone->sh->seq)
+    {
+        return NGX_OK;
+    }
+
+    return ngx_http_projkey_zone_resync_locked(zone, log);
+}
+
+
+/*
+ * SQLite: the connection stays while the file at the path is the one it
+ * has open (NGX_OK); NGX_DECLINED: open one.
+ */
+
+static ngx_int_t
+ngx_http_projkey_zone_file_locked(ngx_http_projkey_zone_t *zone,
+    ngx_log_t *log, struct stat *st)
+{
+    if (stat((char *) zone->dsn, st) == -1) {
         ngx_snprintf((u_char *) zone->error, sizeof(zone->error) - 1,
                      "the database file \"%V\" is missing (%s): restore it"
                      "%Z", &zone->db, strerror(errno));
@@ -1669,8 +1837,8 @@ ngx_http_projkey_zone_store_locked(ngx_http_projkey_zone_t *zone,
         return NGX_ERROR;
     }
 
-    if (zone->store != NULL && st.st_ino == zone->ino
-        && st.st_dev == zone->dev)
+    if (zone->store != NULL && st->st_ino == zone->ino
+        && st->st_dev == zone->dev)
     {
         return NGX_OK;
     }
@@ -1683,35 +1851,87 @@ ngx_http_projkey_zone_store_locked(ngx_http_projkey_zone_t *zone,
         zone->store = NULL;
     }
 
-    rc = projkey_store_open((char *) zone->db.data,
-                            PROJKEY_STORE_NO_CHECKPOINT, 5000, &zone->store);
+    return NGX_DECLINED;
+}
 
-    if (rc == PROJKEY_STORE_OK) {
-        rc = projkey_store_state(zone->store, &seq, (char *) instance);
-    }
 
-    if (rc != PROJKEY_STORE_OK) {
-        ngx_snprintf((u_char *) zone->error, sizeof(zone->error) - 1,
-                     "the database \"%V\" cannot be opened: %s%Z",
-                     &zone->db, zone->store ? projkey_store_errmsg(zone->store)
-                                            : "out of memory");
-        ngx_log_error(NGX_LOG_ALERT, log, 0, "projkey_zone \"%V\": %s; keys "
-                      "are checked against the zone as it is",
-                      &zone->name, zone->error);
-        projkey_store_close(zone->store);
-        zone->store = NULL;
-        return NGX_ERROR;
-    }
+/*
+ * PostgreSQL: the connection stays until it breaks; then another is tried,
+ * at growing intervals while the server cannot be reached, so that a
+ * connect timeout does not hold every writer of the zone each time.
+ */
 
-    zone->ino = st.st_ino;
-    zone->dev = st.st_dev;
-
-    if (ngx_strcmp(instance, zone->sh->instance) == 0 && seq >= zone->sh->seq)
-    {
+static ngx_int_t
+ngx_http_projkey_zone_server_locked(ngx_http_projkey_zone_t *zone,
+    ngx_log_t *log)
+{
+    if (zone->store != NULL && !projkey_store_broken(zone->store)) {
         return NGX_OK;
     }
 
-    return ngx_http_projkey_zone_resync_locked(zone, log);
+    if (zone->store != NULL) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "projkey_zone \"%V\": the connection to database "
+                      "\"%V\" is lost (%s); keys are checked against the "
+                      "zone as it is", &zone->name, &zone->db,
+                      projkey_store_errmsg(zone->store));
+        projkey_store_close(zone->store);
+        zone->store = NULL;
+        zone->down = 1;
+        zone->reconnect = 0;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * Worker 0's own tasks (sync, flush) wait for the next try while the
+ * server is out of reach; an admin call, made by someone, tries at once.
+ */
+
+static ngx_int_t
+ngx_http_projkey_zone_task_store_locked(ngx_http_projkey_zone_t *zone,
+    ngx_log_t *log)
+{
+    if (zone->pg && zone->store == NULL && zone->reconnect_delay
+        && (ngx_msec_int_t) (ngx_current_msec - zone->reconnect) < 0)
+    {
+        /* zone->error still says why */
+        return NGX_ERROR;
+    }
+
+    return ngx_http_projkey_zone_store_locked(zone, log);
+}
+
+
+/* a failed open: said, and for PostgreSQL not tried again for a while */
+
+static void
+ngx_http_projkey_zone_backoff(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
+{
+    if (!zone->pg) {
+        ngx_log_error(NGX_LOG_ALERT, log, 0, "projkey_zone \"%V\": %s; keys "
+                      "are checked against the zone as it is",
+                      &zone->name, zone->error);
+        return;
+    }
+
+    /* a server out of reach is said once, not at each try */
+
+    if (!zone->down) {
+        ngx_log_error(NGX_LOG_ERR, log, 0, "projkey_zone \"%V\": %s; keys "
+                      "are checked against the zone as it is",
+                      &zone->name, zone->error);
+    }
+
+    zone->down = 1;
+
+    zone->reconnect_delay = zone->reconnect_delay
+                            ? ngx_min(zone->reconnect_delay * 2,
+                                      NGX_HTTP_PROJKEY_RECONNECT)
+                            : 100;
+    zone->reconnect = ngx_current_msec + zone->reconnect_delay;
 }
 
 

@@ -31,13 +31,31 @@ static int64_t projkey_store_years_ahead(int64_t now, int years);
 static const projkey_store_ops_t *
 projkey_store_engine(const char *path)
 {
-    if (strncmp(path, "postgresql://", 13) == 0
-        || strncmp(path, "postgres://", 11) == 0)
-    {
-        return &projkey_store_pg_ops;
+    return projkey_store_is_uri(path) ? &projkey_store_pg_ops
+                                      : &projkey_store_sqlite_ops;
+}
+
+
+int
+projkey_store_is_uri(const char *db)
+{
+    return strncmp(db, "postgresql://", 13) == 0
+           || strncmp(db, "postgres://", 11) == 0;
+}
+
+
+int
+projkey_store_broken(projkey_store_t *st)
+{
+    if (st == NULL) {
+        return 1;
     }
 
-    return &projkey_store_sqlite_ops;
+    if (!st->broken && st->ops->alive != NULL && !st->ops->alive(st)) {
+        st->broken = 1;
+    }
+
+    return st->broken;
 }
 
 
@@ -223,6 +241,41 @@ projkey_store_rc_e
 projkey_store_checkpoint(projkey_store_t *st, int *complete)
 {
     return st->ops->checkpoint(st, complete);
+}
+
+
+projkey_store_rc_e
+projkey_store_listen(projkey_store_t *st)
+{
+    if (st->ops->listen == NULL) {
+        projkey_store_set_errmsg(st, "%s has no notifications",
+                                 st->ops->name);
+        return PROJKEY_STORE_ERROR;
+    }
+
+    return st->ops->listen(st);
+}
+
+
+int
+projkey_store_socket(projkey_store_t *st)
+{
+    return st->ops->socket ? st->ops->socket(st) : -1;
+}
+
+
+projkey_store_rc_e
+projkey_store_notified(projkey_store_t *st, int64_t *seq)
+{
+    *seq = 0;
+
+    if (st->ops->notified == NULL) {
+        projkey_store_set_errmsg(st, "%s has no notifications",
+                                 st->ops->name);
+        return PROJKEY_STORE_ERROR;
+    }
+
+    return st->ops->notified(st, seq);
 }
 
 

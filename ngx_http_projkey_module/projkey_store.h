@@ -172,6 +172,34 @@ projkey_store_rc_e projkey_store_open(const char *path, int flags,
     int busy_timeout_ms, projkey_store_t **st);
 void projkey_store_close(projkey_store_t *st);
 
+/* 1 if db is a PostgreSQL URI (postgresql://, postgres://), not a file */
+int projkey_store_is_uri(const char *db);
+
+/*
+ * db as a log may show it: a URI's passwords (user:PASSWORD@, password=)
+ * become "..."; cut to size - 1 bytes, always NUL-terminated
+ */
+void projkey_store_display(const char *db, char *out, size_t size);
+
+/*
+ * 1 if st is NULL or its connection to the server is lost: open another.
+ * An idle connection is looked at without blocking: a server that has
+ * closed it (a restart) is found before a query fails on it.
+ */
+int projkey_store_broken(projkey_store_t *st);
+
+/*
+ * PostgreSQL only (an error for SQLite): listen() subscribes st's
+ * connection to the notifications of commits and makes it non-blocking,
+ * for st to be used by nothing else after; socket() is its descriptor, to
+ * wait on; notified() reads what has arrived without blocking and sets
+ * *seq to the highest revision notified, 0 if none (PROJKEY_STORE_ERROR:
+ * the connection is lost).
+ */
+projkey_store_rc_e projkey_store_listen(projkey_store_t *st);
+int projkey_store_socket(projkey_store_t *st);
+projkey_store_rc_e projkey_store_notified(projkey_store_t *st, int64_t *seq);
+
 /* 1 if the schema is older than this projkey's (PROJKEY_STORE_ANY_VERSION) */
 int projkey_store_outdated(projkey_store_t *st);
 

@@ -95,6 +95,12 @@ typedef struct {
         size_t len, int require_one, projkey_body_t *out);
     projkey_store_rc_e (*parse_roll)(projkey_store_t *st, const char *body,
         size_t len, projkey_body_t *out);
+
+    /* PostgreSQL only: NULL for SQLite */
+    int (*alive)(projkey_store_t *st);
+    projkey_store_rc_e (*listen)(projkey_store_t *st);
+    int (*socket)(projkey_store_t *st);
+    projkey_store_rc_e (*notified)(projkey_store_t *st, int64_t *seq);
 } projkey_store_ops_t;
 
 
@@ -106,6 +112,7 @@ struct projkey_store_s {
     int                         flags;       /* of projkey_store_open() */
     int                         version;     /* the schema's, as opened */
     unsigned                    has_cursor_key:1;
+    unsigned                    broken:1;    /* the connection is lost */
     unsigned char               cursor_key[PROJKEY_CURSOR_KEY_LEN];
     char                        errmsg[PROJKEY_ERRMSG_LEN];
 };

@@ -44,7 +44,8 @@
 #define PROJKEY_PG_PURGE_BATCH   1000
 
 /* seconds to connect, unless the URI says otherwise (libpq waits forever) */
-#define PROJKEY_PG_CONNECT_TIMEOUT  "10"
+#define PROJKEY_PG_CONNECT_TIMEOUT  "5"
+#define PROJKEY_PG_TCP_TIMEOUT      "10000"
 
 /* the columns of a key, in the order projkey_pg_row() reads them */
 #define PROJKEY_PG_KEY_COLUMNS                                                \
@@ -117,12 +118,16 @@ typedef struct {
 static projkey_store_rc_e projkey_pg_open(projkey_store_t *st,
     const char *uri, int busy_timeout_ms);
 static void projkey_pg_scrub(projkey_store_t *st, const char *uri);
+static const char *projkey_pg_password(const char *uri, const char *p,
+    const char **secret, size_t *len);
 static void projkey_pg_cut(projkey_store_t *st, const char *secret,
     size_t len);
 static projkey_store_rc_e projkey_pg_schema(projkey_store_t *st);
 static projkey_store_rc_e projkey_pg_migrate(projkey_store_t *st,
     int version);
 static void projkey_pg_close(projkey_store_t *st);
+static void projkey_pg_one_line(projkey_store_t *st);
+static void projkey_pg_notice(void *arg, const char *message);
 static projkey_store_rc_e projkey_pg_fail(projkey_store_t *st,
     PGresult *res);
 static PGresult *projkey_pg_exec(projkey_store_t *st, const char *sql,
@@ -188,6 +193,11 @@ static projkey_store_rc_e projkey_pg_delete(projkey_store_t *st,
     const projkey_actor_t *actor, projkey_row_pt cb, void *data);
 static projkey_store_rc_e projkey_pg_checkpoint(projkey_store_t *st,
     int *complete);
+static int projkey_pg_alive(projkey_store_t *st);
+static projkey_store_rc_e projkey_pg_listen(projkey_store_t *st);
+static int projkey_pg_socket(projkey_store_t *st);
+static projkey_store_rc_e projkey_pg_notified(projkey_store_t *st,
+    int64_t *seq);
 static projkey_store_rc_e projkey_pg_touch(projkey_store_t *st,
     const projkey_touch_t *touch, size_t n);
 static projkey_store_rc_e projkey_pg_heartbeat(projkey_store_t *st,
@@ -690,6 +700,10 @@ const projkey_store_ops_t  projkey_store_pg_ops = {
     projkey_pg_nodes_json,
     projkey_pg_parse_body,
     projkey_pg_parse_roll,
+    projkey_pg_alive,
+    projkey_pg_listen,
+    projkey_pg_socket,
+    projkey_pg_notified,
 };
 
 
@@ -697,15 +711,28 @@ static projkey_store_rc_e
 projkey_pg_open(projkey_store_t *st, const char *uri, int busy_timeout_ms)
 {
     char                sql[64];
-    const char         *keys[3], *values[3];
+    const char         *keys[7], *values[7];
     projkey_store_rc_e  rc;
 
+    /*
+     * A server gone without a word (a partition, a host down) fails a
+     * query in seconds, not after TCP's retransmissions: callers hold
+     * locks meanwhile.
+     */
     keys[0] = "connect_timeout";
     values[0] = PROJKEY_PG_CONNECT_TIMEOUT;
-    keys[1] = "dbname";
-    values[1] = uri;
-    keys[2] = NULL;
-    values[2] = NULL;
+    keys[1] = "tcp_user_timeout";
+    values[1] = PROJKEY_PG_TCP_TIMEOUT;
+    keys[2] = "keepalives_idle";
+    values[2] = "5";
+    keys[3] = "keepalives_interval";
+    values[3] = "2";
+    keys[4] = "keepalives_count";
+    values[4] = "3";
+    keys[5] = "dbname";
+    values[5] = uri;
+    keys[6] = NULL;
+    values[6] = NULL;
 
     st->pg = calloc(1, sizeof(projkey_pg_t));
 
@@ -736,6 +763,8 @@ projkey_pg_open(projkey_store_t *st, const char *uri, int busy_timeout_ms)
         return rc;
     }
 
+    (void) PQsetNoticeProcessor(st->pg->conn, projkey_pg_notice, NULL);
+
     /* waiting for a lock is "busy" after the caller's timeout */
     snprintf(sql, sizeof(sql), "SET lock_timeout = %d",
              busy_timeout_ms > 0 ? busy_timeout_ms : 1);
@@ -764,35 +793,108 @@ projkey_pg_open(projkey_store_t *st, const char *uri, int busy_timeout_ms)
 static void
 projkey_pg_scrub(projkey_store_t *st, const char *uri)
 {
-    const char  *p, *at, *end, *colon, *host;
+    size_t       len;
+    const char  *p, *secret;
+
+    for (p = uri; (p = projkey_pg_password(uri, p, &secret, &len)) != NULL;
+         /* void */)
+    {
+        projkey_pg_cut(st, secret, len);
+    }
+}
+
+
+void
+projkey_store_display(const char *db, char *out, size_t size)
+{
+    size_t       len, n, k;
+    const char  *p, *from, *secret;
+
+    if (size == 0) {
+        return;
+    }
+
+    n = 0;
+    from = db;
+
+    if (projkey_store_is_uri(db)) {
+        for (p = db; (p = projkey_pg_password(db, p, &secret, &len)) != NULL;
+             /* void */)
+        {
+            k = secret - from;
+            k = (k < size - 1 - n) ? k : size - 1 - n;
+            memcpy(out + n, from, k);
+            n += k;
+
+            k = (3 < size - 1 - n) ? 3 : size - 1 - n;
+            memcpy(out + n, "...", k);
+            n += k;
+
+            from = secret + len;
+        }
+    }
+
+    k = strlen(from);
+    k = (k < size - 1 - n) ? k : size - 1 - n;
+    memcpy(out + n, from, k);
+    out[n + k] = '\0';
+}
+
+
+/*
+ * The next password of a URI at or after p: user:PASSWORD@ of the
+ * authority, then each password=VALUE; NULL when there is none, else where
+ * to look for the one after.
+ */
+
+static const char *
+projkey_pg_password(const char *uri, const char *p, const char **secret,
+    size_t *len)
+{
+    const char  *host, *end, *at, *colon, *q;
 
     host = strstr(uri, "://");
     if (host == NULL) {
-        return;
+        return NULL;
     }
 
     host += 3;
     end = host + strcspn(host, "/?");
 
-    /* user:password@host, the last @ of the authority */
-    for (at = NULL, p = host; p < end; p++) {
-        if (*p == '@') {
-            at = p;
+    if (p <= host) {
+
+        /* the last @ of the authority */
+        for (at = NULL, q = host; q < end; q++) {
+            if (*q == '@') {
+                at = q;
+            }
+        }
+
+        colon = (at != NULL) ? memchr(host, ':', at - host) : NULL;
+
+        if (colon != NULL && at - colon > 1) {
+            *secret = colon + 1;
+            *len = at - colon - 1;
+            return at;
+        }
+
+        p = end;
+    }
+
+    if (p < end) {
+        p = end;
+    }
+
+    for ( /* void */ ; (q = strstr(p, "password=")) != NULL; p = q + 9) {
+        *len = strcspn(q + 9, "&");
+
+        if (*len > 0) {
+            *secret = q + 9;
+            return q + 9 + *len;
         }
     }
 
-    if (at != NULL) {
-        colon = memchr(host, ':', at - host);
-
-        if (colon != NULL) {
-            projkey_pg_cut(st, colon + 1, at - colon - 1);
-        }
-    }
-
-    /* ?password=... */
-    for (p = end; (p = strstr(p, "password=")) != NULL; p += 9) {
-        projkey_pg_cut(st, p + 9, strcspn(p + 9, "&"));
-    }
+    return NULL;
 }
 
 
@@ -1029,6 +1131,41 @@ projkey_pg_close(projkey_store_t *st)
 }
 
 
+/* libpq's messages run over lines ("\n\tThis probably means..."): a log's is one */
+
+static void
+projkey_pg_one_line(projkey_store_t *st)
+{
+    char  *p, *q;
+
+    for (p = st->errmsg, q = st->errmsg; *p != '\0'; p++) {
+        if (*p == '\n' || *p == '\t' || *p == '\r') {
+            if (q > st->errmsg && q[-1] != ' ') {
+                *q++ = ' ';
+            }
+
+            continue;
+        }
+
+        *q++ = *p;
+    }
+
+    while (q > st->errmsg && q[-1] == ' ') {
+        q--;
+    }
+
+    *q = '\0';
+}
+
+
+/* a server's NOTICE or WARNING (a shutdown's) is not written to stderr */
+
+static void
+projkey_pg_notice(void *arg, const char *message)
+{
+}
+
+
 /* maps a failed result (or connection) to ours, in an operator's words */
 
 static projkey_store_rc_e
@@ -1056,13 +1193,16 @@ projkey_pg_fail(projkey_store_t *st, PGresult *res)
     }
 
     if (PQstatus(st->pg->conn) != CONNECTION_OK) {
+        st->broken = 1;
         projkey_store_set_errmsg(st, "the database is unreachable: %.*s",
                                  (int) n, msg);
+        projkey_pg_one_line(st);
         PQclear(res);
         return PROJKEY_STORE_ERROR;
     }
 
     projkey_store_set_errmsg(st, "%.*s", (int) n, msg);
+    projkey_pg_one_line(st);
     PQclear(res);
 
     /* lock_not_available, deadlock, serialization, statement timeout */
@@ -1973,6 +2113,90 @@ static projkey_store_rc_e
 projkey_pg_checkpoint(projkey_store_t *st, int *complete)
 {
     *complete = 1;
+    return PROJKEY_STORE_OK;
+}
+
+
+/* libpq's socket is non-blocking: this read only takes what is there */
+
+static int
+projkey_pg_alive(projkey_store_t *st)
+{
+    /* twice: a server's last words, then its EOF, come in two reads */
+
+    if (PQconsumeInput(st->pg->conn) == 0
+        || PQconsumeInput(st->pg->conn) == 0
+        || PQstatus(st->pg->conn) != CONNECTION_OK)
+    {
+        (void) projkey_pg_fail(st, NULL);
+        return 0;
+    }
+
+    return 1;
+}
+
+
+/*
+ * The notifications of commits (NOTIFY projkey, the revision as payload):
+ * after LISTEN, the connection is only read, never waited on.
+ */
+
+static projkey_store_rc_e
+projkey_pg_listen(projkey_store_t *st)
+{
+    projkey_store_rc_e  rc;
+
+    rc = projkey_pg_command(st, "LISTEN projkey");
+    if (rc != PROJKEY_STORE_OK) {
+        return rc;
+    }
+
+    if (PQsetnonblocking(st->pg->conn, 1) != 0) {
+        return projkey_pg_fail(st, NULL);
+    }
+
+    return PROJKEY_STORE_OK;
+}
+
+
+static int
+projkey_pg_socket(projkey_store_t *st)
+{
+    return PQsocket(st->pg->conn);
+}
+
+
+static projkey_store_rc_e
+projkey_pg_notified(projkey_store_t *st, int64_t *seq)
+{
+    char      *end;
+    int64_t    n;
+    PGnotify  *note;
+
+    if (PQconsumeInput(st->pg->conn) == 0) {
+        return projkey_pg_fail(st, NULL);
+    }
+
+    while ((note = PQnotifies(st->pg->conn)) != NULL) {
+        n = strtoll(note->extra, &end, 10);
+
+        /* a payload of someone else's making still says "look" */
+        if (end == note->extra || *end != '\0' || n <= 0) {
+            n = INT64_MAX;
+        }
+
+        if (n > *seq) {
+            *seq = n;
+        }
+
+        PQfreemem(note);
+    }
+
+    /* a server that ends the session says so in a result, or by EOF */
+    if (PQstatus(st->pg->conn) != CONNECTION_OK) {
+        return projkey_pg_fail(st, NULL);
+    }
+
     return PROJKEY_STORE_OK;
 }
 

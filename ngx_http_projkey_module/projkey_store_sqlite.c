@@ -4260,4 +4260,8 @@ const projkey_store_ops_t  projkey_store_sqlite_ops = {
     projkey_sqlite_nodes_json,
     projkey_sqlite_parse_body,
     projkey_sqlite_parse_roll,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };

@@ -66,9 +66,9 @@ fails(zone('projkey_zone keys:4m;'),
     qr/db/i, 'missing db=');
 fails(zone('projkey_zone keys:4m db=;'),
     qr/db|path|empty|invalid/i, 'empty db=');
-fails(zone('projkey_zone keys:4m db=postgresql://u:secretpw@db.example/keys;'),
-    qr/a PostgreSQL database is not supported yet(?!.*secretpw)/s,
-    'a PostgreSQL URI: not yet, and its password not shown');
+fails(zone('projkey_zone keys:4m db=postgresql://u:secretpw@127.0.0.1:1/keys;'),
+    qr{database "postgresql://u:\.\.\.\@127\.0\.0\.1:1/keys" cannot be used: the database is unreachable: .*refused(?!.*secretpw)}s,
+    'a PostgreSQL server out of reach, its password not shown');
 fails(zone('projkey_zone keys:4m db=%%TESTDIR%%/g.db sync=abc;'),
     qr/sync|invalid/i, 'bad sync=');
 fails(zone('projkey_zone keys:4m db=%%TESTDIR%%/h.db foo=bar;'),

@@ -14,6 +14,7 @@
 
 
 #include <stdint.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2976,6 +2977,88 @@ t_pg_notify(projkey_store_t *st)
 }
 
 
+/* the store's own listening: what the module's follower uses */
+
+static void
+t_pg_listen(projkey_store_t *st)
+{
+    int               fd, i;
+    int64_t           seq, rev, got;
+    t_key_t           k;
+    struct pollfd     pfd;
+    projkey_store_t  *l;
+    projkey_actor_t   actor = { "alice", 5, NULL, 0 };
+
+    if (projkey_store_open(t_pg_uri, PROJKEY_STORE_RDONLY, 1000, &l)
+        != PROJKEY_STORE_OK)
+    {
+        bail_out("cannot open: %s", projkey_store_errmsg(l));
+    }
+
+    is_int(projkey_store_listen(l), PROJKEY_STORE_OK, "listen: LISTEN");
+    fd = projkey_store_socket(l);
+    ok(fd >= 0, "listen: a socket to wait on");
+
+    is_int(projkey_store_notified(l, &seq), PROJKEY_STORE_OK,
+           "listen: nothing yet, and no wait");
+    is_int((int) seq, 0, "listen: revision 0 when nothing came");
+
+    t_make_key(&k, "pg", "listened");
+    is_int(projkey_store_create(st, &k.new, &actor, NULL, NULL),
+           PROJKEY_STORE_OK, "listen: a create");
+    t_make_key(&k, "pg", "listened 2");
+    is_int(projkey_store_create(st, &k.new, &actor, NULL, NULL),
+           PROJKEY_STORE_OK, "listen: and another");
+    projkey_store_revision(st, &rev);
+
+    /* both may come in one read or two */
+    seq = 0;
+
+    for (i = 0; i < 50 && seq < rev; i++) {
+        pfd.fd = fd;
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+        (void) poll(&pfd, 1, 100);
+
+        if (projkey_store_notified(l, &got) != PROJKEY_STORE_OK) {
+            break;
+        }
+
+        seq = got > seq ? got : seq;
+    }
+
+    ok(seq == rev, "listen: the socket wakes, with the last revision");
+
+    t_pg_sql("SELECT pg_notify('projkey', 'not a number')");
+    pfd.fd = fd;
+    pfd.events = POLLIN;
+    (void) poll(&pfd, 1, 2000);
+    projkey_store_notified(l, &seq);
+    ok(seq == INT64_MAX, "listen: a foreign payload still says look");
+
+    t_pg_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+             " WHERE pid <> pg_backend_pid()"
+             " AND datname = current_database()"
+             " AND query = 'LISTEN projkey'");
+
+    /* the server's last words may come in a read before its EOF */
+    for (i = 0; i < 20; i++) {
+        pfd.fd = fd;
+        pfd.events = POLLIN;
+        (void) poll(&pfd, 1, 100);
+
+        if (projkey_store_notified(l, &seq) != PROJKEY_STORE_OK) {
+            break;
+        }
+    }
+
+    ok(i < 20, "listen: an ended session is an error");
+    ok(projkey_store_broken(l), "listen: and broken");
+
+    projkey_store_close(l);
+}
+
+
 /* the ids of a walk through every page of a search, and how many pages */
 
 typedef struct {
@@ -3181,6 +3264,96 @@ t_pg_by_hand(projkey_store_t *st)
 
 /* the store's tests on PostgreSQL, then PostgreSQL's own */
 
+/* what a log may show of a database: a URI without its passwords */
+
+static void
+t_display(void)
+{
+    char                 out[128];
+    projkey_store_t     *st;
+    size_t               i;
+    static const char   *cases[][2] = {
+        { "/var/lib/projkey/keys.db", "/var/lib/projkey/keys.db" },
+        { "postgresql://u:s3cret@db1:5432/keys",
+          "postgresql://u:...@db1:5432/keys" },
+        { "postgres://u@db1/keys", "postgres://u@db1/keys" },
+        { "postgresql://db1,db2/keys?target_session_attrs=read-write",
+          "postgresql://db1,db2/keys?target_session_attrs=read-write" },
+        { "postgresql://u:p%40ss@h/d?password=two&sslmode=require",
+          "postgresql://u:...@h/d?password=...&sslmode=require" },
+        { "postgresql:///keys?host=/run/pg&password=x&sslpassword=y",
+          "postgresql:///keys?host=/run/pg&password=...&sslpassword=..." },
+        { "postgresql://u:@h/d?password=", "postgresql://u:@h/d?password=" },
+        { "postgresql://a:b@c:d@h/x", "postgresql://a:...@h/x" },
+    };
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        projkey_store_display(cases[i][0], out, sizeof(out));
+        is_str(out, cases[i][1], "display: %s", cases[i][1]);
+    }
+
+    projkey_store_display("postgresql://u:s3cret@db1/keys", out, 20);
+    is_str(out, "postgresql://u:...@", "display: cut to its size");
+
+    projkey_store_display("postgresql://u:s3cret@db1/keys", out, 17);
+    is_str(out, "postgresql://u:.", "display: even within the dots");
+
+    ok(projkey_store_is_uri("postgres://h/d")
+       && projkey_store_is_uri("postgresql://h/d")
+       && !projkey_store_is_uri("postgresql:/h/d")
+       && !projkey_store_is_uri("keys.db"), "is_uri: the two schemes only");
+
+    if (projkey_store_open_memory(&st) != PROJKEY_STORE_OK) {
+        bail_out("cannot open a memory store");
+    }
+
+    is_int(projkey_store_listen(st), PROJKEY_STORE_ERROR,
+           "listen: not with SQLite");
+    ok(strstr(projkey_store_errmsg(st), "no notifications") != NULL,
+       "listen: it says so");
+    is_int(projkey_store_socket(st), -1, "listen: no socket with SQLite");
+    projkey_store_close(st);
+}
+
+
+/* a connection the server ends is said to be broken, and only then */
+
+static void
+t_pg_broken(void)
+{
+    int               i;
+    int64_t           seq;
+    projkey_store_t  *st;
+
+    ok(projkey_store_broken(NULL), "pg: no store is broken");
+
+    if (projkey_store_open(t_pg_uri, 0, 1000, &st) != PROJKEY_STORE_OK) {
+        bail_out("cannot open: %s", projkey_store_errmsg(st));
+    }
+
+    ok(projkey_store_revision(st, &seq) == PROJKEY_STORE_OK
+       && !projkey_store_broken(st), "pg: a working connection is not broken");
+
+    t_pg_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+             " WHERE pid <> pg_backend_pid()"
+             " AND datname = current_database()"
+             " AND backend_type = 'client backend'");
+
+    /* found without a query: the server's goodbye is read */
+    for (i = 0; i < 50 && !projkey_store_broken(st); i++) {
+        usleep(20000);
+    }
+
+    ok(projkey_store_broken(st), "pg: an ended connection is broken");
+    is_int(projkey_store_revision(st, &seq), PROJKEY_STORE_ERROR,
+           "pg: a query on it fails");
+    ok(strstr(projkey_store_errmsg(st), "unreachable") != NULL,
+       "pg: unreachable, it says");
+
+    projkey_store_close(st);
+}
+
+
 static void
 t_pg(void)
 {
@@ -3219,9 +3392,12 @@ t_pg(void)
     t_pg_pages(st);
     t_pg_revisions(st);
     t_pg_notify(st);
+    t_pg_listen(st);
     t_pg_by_hand(st);
 
     projkey_store_close(st);
+
+    t_pg_broken();
 
     /* a new database for the tests that count from revision 0 */
     t_pg_sql("DROP SCHEMA projkey CASCADE");
@@ -3289,6 +3465,7 @@ main(void)
     t_checkpoint();
     t_by_hand();
     t_pages();
+    t_display();
     t_load_speed();
 
 done:

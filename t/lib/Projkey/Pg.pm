@@ -121,8 +121,32 @@ sub start {
         . " -c synchronous_commit=off -c full_page_writes=off"
         . " -c max_connections=30 -c shared_buffers=16MB";
 
-    ($rc, $out) = $self->run_as("$b/pg_ctl", '-D', $self->{data}, '-l',
-        "$self->{dir}/postgresql.log", '-w', '-t', '60', '-o', $o, 'start');
+    $self->{options} = $o;
+
+    return $self->resume();
+}
+
+# stops the server, its data kept, for resume(): "fast" (the default)
+# ends every session and writes what was committed; "immediate" is a
+# crash, and with synchronous_commit off it loses the last commits
+sub halt {
+    my ($self, $mode) = @_;
+
+    my ($rc, $out) = $self->run_as("$self->{bin}/pg_ctl", '-D',
+        $self->{data}, '-m', $mode // 'fast', '-w', 'stop');
+    die "pg_ctl stop failed ($rc):\n$out\n" if $rc;
+
+    $self->{running} = 0;
+    return $self;
+}
+
+# starts the server on its data again, on the same port
+sub resume {
+    my ($self) = @_;
+
+    my ($rc, $out) = $self->run_as("$self->{bin}/pg_ctl", '-D',
+        $self->{data}, '-l', "$self->{dir}/postgresql.log", '-w', '-t', '60',
+        '-o', $self->{options}, 'start');
     die "pg_ctl start failed ($rc):\n$out\n" . $self->log() if $rc;
 
     $self->{running} = 1;
