@@ -167,6 +167,7 @@ typedef struct {
     ngx_flag_t                 pg;             /* a PostgreSQL URI */
     ngx_msec_t                 sync;
     ngx_msec_t                 flush;
+    time_t                     max_stale;      /* seconds; 0: off */
     ngx_flag_t                 created;
 
     /* this nginx instance in GET nodes (node=), and worker 0's heartbeat */

@@ -15,6 +15,17 @@ typedef struct {
 } ngx_http_projkey_error_t;
 
 
+/* max_stale= passed since worker 0 last read the database: keys unknown */
+#define ngx_http_projkey_stale(zone)                                          \
+    ((zone)->max_stale                                                        \
+     && ngx_time() - (zone)->sh->store_contact > (zone)->max_stale)
+
+/* the status of the page a rejection replaces */
+#define ngx_http_projkey_reject_status(ctx)                                   \
+    ((ctx)->status == NGX_HTTP_PROJKEY_UNAVAILABLE                            \
+     ? NGX_HTTP_SERVICE_UNAVAILABLE : NGX_HTTP_UNAUTHORIZED)
+
+
 /* a context and the pool cleanup that marks it, in one allocation */
 typedef struct {
     ngx_pool_cleanup_t         cln;
@@ -232,6 +243,10 @@ static ngx_str_t  ngx_http_projkey_realm_invalid =
     ngx_string("Bearer realm=\"projkey\", error=\"invalid_token\"");
 static ngx_str_t  ngx_http_projkey_origin_api = ngx_string("API");
 
+/* past max_stale= the database is being tried again every few seconds */
+static ngx_str_t  ngx_http_projkey_retry_after = ngx_string("Retry-After");
+static ngx_str_t  ngx_http_projkey_retry_seconds = ngx_string("5");
+
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
@@ -389,6 +404,11 @@ ngx_http_projkey_check(ngx_http_request_t *r,
                                            : NGX_HTTP_PROJKEY_MALFORMED);
         }
 
+        if (ngx_http_projkey_stale(zone)) {
+            return ngx_http_projkey_reject(r, plcf, ctx,
+                                           NGX_HTTP_PROJKEY_UNAVAILABLE);
+        }
+
         projkey_hash(key, PROJKEY_LEN, hash);
 
         ngx_memcpy(ctx->hash, hash, NGX_HTTP_PROJKEY_HASH_LEN);
@@ -406,6 +426,11 @@ ngx_http_projkey_check(ngx_http_request_t *r,
         }
 
     } else {
+        if (ngx_http_projkey_stale(zone)) {
+            return ngx_http_projkey_reject(r, plcf, ctx,
+                                           NGX_HTTP_PROJKEY_UNAVAILABLE);
+        }
+
         node = ngx_http_projkey_zone_lookup(zone, ctx->hash);
     }
 
@@ -543,6 +568,17 @@ ngx_http_projkey_reject(ngx_http_request_t *r,
     ngx_log_error(level, r->connection->log, 0,
                   "projkey: request rejected: API key %V",
                   &ngx_http_projkey_status_names[status]);
+
+    if (status == NGX_HTTP_PROJKEY_UNAVAILABLE) {
+        if (ngx_http_projkey_add_header(r, &ngx_http_projkey_retry_after,
+                                        &ngx_http_projkey_retry_seconds)
+            == NULL)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
 
     h = ngx_http_projkey_add_header(r, &ngx_http_projkey_www_authenticate,
                                     (status == NGX_HTTP_PROJKEY_MISSING)
@@ -692,10 +728,10 @@ ngx_http_projkey_header_filter(ngx_http_request_t *r)
     ngx_http_projkey_ctx_t  *ctx;
 
     /*
-     * Only nginx's own 401 page (err_status is set by the special response
-     * handler, not by a proxied 401) of the request the module rejected:
-     * after an error_page redirect the context is gone and the page is the
-     * operator's.
+     * Only nginx's own 401 or 503 page (err_status is set by the special
+     * response handler, not by a proxied one) of the request the module
+     * rejected: after an error_page redirect the context is gone and the
+     * page is the operator's.
      */
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_projkey_module);
@@ -703,8 +739,8 @@ ngx_http_projkey_header_filter(ngx_http_request_t *r)
     if (ctx == NULL
         || !ctx->reject
         || r != r->main
-        || r->headers_out.status != NGX_HTTP_UNAUTHORIZED
-        || r->err_status != NGX_HTTP_UNAUTHORIZED)
+        || r->headers_out.status != ngx_http_projkey_reject_status(ctx)
+        || r->err_status != ngx_http_projkey_reject_status(ctx))
     {
         return ngx_http_next_header_filter(r);
     }

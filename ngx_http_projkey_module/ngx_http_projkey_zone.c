@@ -137,7 +137,7 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     u_char                    *p, *dsn;
     ssize_t                    size;
     ngx_str_t                 *value, name, s, db, node, pool;
-    ngx_int_t                  sync, flush;
+    ngx_int_t                  sync, flush, max_stale;
     ngx_flag_t                 pg;
     ngx_uint_t                 i;
     ngx_shm_zone_t            *shm_zone;
@@ -181,6 +181,7 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     node = cf->cycle->hostname;
     sync = 1000;
     flush = NGX_HTTP_PROJKEY_FLUSH;
+    max_stale = 0;
 
     for (i = 2; i < cf->args->nelts; i++) {
 
@@ -213,6 +214,26 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "invalid flush interval \"%V\": "
                                    "from 1ms to 60s", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "max_stale=", 10) == 0) {
+            s.data = value[i].data + 10;
+            s.len = value[i].len - 10;
+
+            if (s.len == 3 && ngx_strncmp(s.data, "off", 3) == 0) {
+                max_stale = 0;
+                continue;
+            }
+
+            max_stale = ngx_parse_time(&s, 0);
+            if (max_stale == NGX_ERROR || max_stale < 1000) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid max_stale \"%V\": \"off\" or "
+                                   "a time of 1s or more", &value[i]);
                 return NGX_CONF_ERROR;
             }
 
@@ -259,6 +280,15 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"%V\" must have the \"db=\" parameter",
                            &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    /* worker 0 is in touch once a sync: a shorter limit would flap */
+
+    if (max_stale && max_stale < 2 * sync) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"max_stale=\" must be at least twice "
+                           "\"sync=\" (%Mms)", (ngx_msec_t) sync);
         return NGX_CONF_ERROR;
     }
 
@@ -354,6 +384,7 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     zone->db = db;
     zone->sync = (ngx_msec_t) sync;
     zone->flush = (ngx_msec_t) flush;
+    zone->max_stale = (time_t) (max_stale / 1000);
     zone->node = node;
     zone->file = cf->conf_file->file.name;
     zone->line = cf->conf_file->line;
