@@ -47,6 +47,9 @@
 #define PROJKEY_PG_CONNECT_TIMEOUT  "5"
 #define PROJKEY_PG_TCP_TIMEOUT      "10000"
 
+/* the rows of a cursor read a round trip: some MB of a load */
+#define PROJKEY_PG_FETCH            "10000"
+
 /* the columns of a key, in the order projkey_pg_row() reads them */
 #define PROJKEY_PG_KEY_COLUMNS                                                \
     "id, encode(hash, 'hex'), project, name, preview, created_by, "           \
@@ -160,6 +163,8 @@ static projkey_store_rc_e projkey_pg_load(projkey_store_t *st,
     projkey_row_pt cb, void *data, int64_t *seq);
 static projkey_store_rc_e projkey_pg_changes(projkey_store_t *st,
     int64_t since, projkey_row_pt cb, void *data, int64_t *seq);
+static projkey_store_rc_e projkey_pg_fetch_all(projkey_store_t *st,
+    const char *sql, projkey_pg_params_t *p, projkey_row_pt cb, void *data);
 static projkey_store_rc_e projkey_pg_get(projkey_store_t *st,
     const char *project, size_t project_len, const char *id, size_t id_len,
     projkey_row_pt cb, void *data);
@@ -1561,7 +1566,6 @@ static projkey_store_rc_e
 projkey_pg_changes(projkey_store_t *st, int64_t since, projkey_row_pt cb,
     void *data, int64_t *seq)
 {
-    PGresult            *res;
     const char          *sql;
     projkey_store_rc_e   rc;
     projkey_pg_params_t  p;
@@ -1598,14 +1602,7 @@ projkey_pg_changes(projkey_store_t *st, int64_t since, projkey_row_pt cb,
               " ORDER BY 10, 11";
     }
 
-    res = projkey_pg_exec(st, sql, &p, &rc);
-    if (res == NULL) {
-        goto failed;
-    }
-
-    rc = projkey_pg_walk(st, res, cb, data);
-    PQclear(res);
-
+    rc = projkey_pg_fetch_all(st, sql, &p, cb, data);
     if (rc != PROJKEY_STORE_OK) {
         goto failed;
     }
@@ -1615,6 +1612,54 @@ projkey_pg_changes(projkey_store_t *st, int64_t since, projkey_row_pt cb,
 failed:
 
     projkey_pg_rollback(st);
+    return rc;
+}
+
+
+/*
+ * A read of every key goes through a cursor in its transaction, a batch at
+ * a time: libpq would otherwise hold all the rows of a million keys in
+ * memory at once, in the master at start.
+ */
+
+static projkey_store_rc_e
+projkey_pg_fetch_all(projkey_store_t *st, const char *sql,
+    projkey_pg_params_t *p, projkey_row_pt cb, void *data)
+{
+    int                  n;
+    char                 declare[2048];
+    PGresult            *res;
+    projkey_store_rc_e   rc;
+
+    if ((size_t) snprintf(declare, sizeof(declare),
+                          "DECLARE projkey_rows NO SCROLL CURSOR FOR %s", sql)
+        >= sizeof(declare))
+    {
+        projkey_store_set_errmsg(st, "the query is too long");
+        return PROJKEY_STORE_ERROR;
+    }
+
+    res = projkey_pg_exec(st, declare, p, &rc);
+    if (res == NULL) {
+        return rc;
+    }
+
+    PQclear(res);
+
+    do {
+        res = PQexec(st->pg->conn, "FETCH " PROJKEY_PG_FETCH
+                     " FROM projkey_rows");
+
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            return projkey_pg_fail(st, res);
+        }
+
+        n = PQntuples(res);
+        rc = projkey_pg_walk(st, res, cb, data);
+        PQclear(res);
+
+    } while (rc == PROJKEY_STORE_OK && n == atoi(PROJKEY_PG_FETCH));
+
     return rc;
 }
 
