@@ -85,6 +85,16 @@ sub new {
     chmod 0755, $self->{testdir};
     Test::More::diag("test directory $self->{testdir}") if $ENV{PROJKEY_TEST_KEEP};
 
+    # PROJKEY_TEST_ENGINE=pg: the file's keys.db is a private PostgreSQL
+    # (make test-pg runs the files that need no SQLite of their own so)
+    if (($ENV{PROJKEY_TEST_ENGINE} // '') eq 'pg') {
+        require Projkey::Pg;
+        $self->{pg} = Projkey::Pg->new();
+        my ($rc, undef, $err) = $self->run_cmd($self->{cli_path}, '--db',
+            $self->{pg}->uri, 'init');
+        die "projkey init on PostgreSQL failed: $err\n" if $rc;
+    }
+
     push @instances, $self;
     return $self;
 }
@@ -92,7 +102,8 @@ sub new {
 sub testdir { $_[0]{testdir} }
 sub root { $_[0]{root} }
 sub module_path { $_[0]{module} }
-sub db { "$_[0]{testdir}/keys.db" }
+sub pg { $_[0]{pg} }
+sub db { $_[0]{pg} ? $_[0]{pg}->uri : "$_[0]{testdir}/keys.db" }
 
 # plan(N): N tests of the file plus the two error.log checks of done()
 sub plan {
@@ -241,6 +252,8 @@ sub expect_errors {
 sub expand {
     my ($self, $text) = @_;
 
+    my $uri = $self->{pg} ? $self->{pg}->uri : undef;
+    $text =~ s/\bdb=%%TESTDIR%%\/keys\.db\b/db=$uri/g if $uri;
     $text =~ s/%%TESTDIR%%/$self->{testdir}/g;
     $text =~ s/%%MODULE%%/$self->{module}/g;
     $text =~ s/%%PORT_(\d+)%%/$self->port($1)/ge;
