@@ -38,9 +38,10 @@ CORE_CFLAGS := -std=c99 -D_DEFAULT_SOURCE -Wall -Wextra -Werror \
 CORE_LIBS   := -lsodium -lsqlite3 -lpq
 
 CORE_SRCS   := $(SRC)/projkey_key.c $(SRC)/projkey_store.c \
-               $(SRC)/projkey_store_sqlite.c $(SRC)/projkey_store_pg.c
+               $(SRC)/projkey_store_sqlite.c $(SRC)/projkey_store_pg.c \
+               $(SRC)/projkey_snapshot.c
 CORE_HDRS   := $(SRC)/projkey_key.h $(SRC)/projkey_crc32.h $(SRC)/projkey_store.h \
-               $(SRC)/projkey_store_engine.h
+               $(SRC)/projkey_store_engine.h $(SRC)/projkey_snapshot.h
 MODULE_SRCS := $(wildcard $(SRC)/*.c $(SRC)/*.h) config
 
 # The C flags Debian's nginx was built with, so the module is ABI-compatible.

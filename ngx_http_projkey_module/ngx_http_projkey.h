@@ -210,6 +210,11 @@ typedef struct {
     int64_t                    failed_seq;
     ngx_log_t                 *log;
 
+    /* snapshot=, and what worker 0 last wrote to it */
+    ngx_str_t                  snapshot;
+    int64_t                    snapshot_seq;
+    u_char                     snapshot_instance[33];
+
     /* PostgreSQL: out of reach since the last connection broke */
     ngx_flag_t                 down;
     ngx_msec_t                 reconnect;
@@ -226,6 +231,15 @@ typedef struct {
     /* this worker's slot in sh->slots */
     ngx_http_projkey_counters_t  *counters;
 } ngx_http_projkey_zone_t;
+
+
+/* a load of rows into the zone: at start, and by a sync */
+typedef struct {
+    ngx_http_projkey_zone_t   *zone;
+    ngx_uint_t                 loaded;
+    ngx_uint_t                 failed;
+    int64_t                    applied;
+} ngx_http_projkey_load_t;
 
 
 /* a "projkey" or "projkey_admin" naming a zone, checked once all is read */
@@ -339,6 +353,15 @@ ngx_int_t ngx_http_projkey_follow_start(ngx_http_projkey_zone_t *zone,
     ngx_cycle_t *cycle);
 void ngx_http_projkey_follow_stop(ngx_http_projkey_zone_t *zone);
 #endif
+
+/* a row into the zone at start (data: ngx_http_projkey_load_t) */
+int ngx_http_projkey_zone_load_row(void *data, const projkey_row_t *row);
+
+/* ngx_http_projkey_snapshot.c */
+void ngx_http_projkey_snapshot_take(ngx_http_projkey_zone_t *zone,
+    ngx_log_t *log);
+ngx_int_t ngx_http_projkey_snapshot_load(ngx_http_projkey_zone_t *zone,
+    ngx_http_projkey_load_t *load, ngx_log_t *log);
 
 /* ngx_http_projkey_nodes.c */
 ngx_int_t ngx_http_projkey_beat_start(ngx_http_projkey_zone_t *zone,

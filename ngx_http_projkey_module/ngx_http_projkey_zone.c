@@ -55,20 +55,12 @@ typedef struct {
 } ngx_http_projkey_resync_t;
 
 
-typedef struct {
-    ngx_http_projkey_zone_t   *zone;
-    ngx_uint_t                 loaded;
-    ngx_uint_t                 failed;
-    int64_t                    applied;
-} ngx_http_projkey_load_t;
 
 
 static ngx_int_t ngx_http_projkey_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_int_t ngx_http_projkey_zone_load(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log);
-static int ngx_http_projkey_zone_load_row(void *data,
-    const projkey_row_t *row);
 static ngx_int_t ngx_http_projkey_check_node(ngx_str_t *node);
 static ngx_int_t ngx_http_projkey_zone_file_locked(
     ngx_http_projkey_zone_t *zone, ngx_log_t *log, struct stat *st);
@@ -78,6 +70,9 @@ static void ngx_http_projkey_zone_backoff(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log);
 static ngx_int_t ngx_http_projkey_zone_task_store_locked(
     ngx_http_projkey_zone_t *zone, ngx_log_t *log);
+static ngx_int_t ngx_http_projkey_zone_load_snapshot(
+    ngx_http_projkey_zone_t *zone, ngx_http_projkey_load_t *load,
+    ngx_log_t *log);
 static ngx_int_t ngx_http_projkey_check_db_uri(ngx_conf_t *cf,
     ngx_http_projkey_zone_t *zone, ngx_str_t *db);
 static ngx_int_t ngx_http_projkey_check_db_path(ngx_conf_t *cf,
@@ -136,7 +131,7 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     u_char                    *p, *dsn;
     ssize_t                    size;
-    ngx_str_t                 *value, name, s, db, node, pool;
+    ngx_str_t                 *value, name, s, db, node, pool, snapshot;
     ngx_int_t                  sync, flush, max_stale;
     ngx_flag_t                 pg;
     ngx_uint_t                 i;
@@ -178,6 +173,7 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     ngx_str_null(&db);
     ngx_str_null(&pool);
+    ngx_str_null(&snapshot);
     node = cf->cycle->hostname;
     sync = 1000;
     flush = NGX_HTTP_PROJKEY_FLUSH;
@@ -237,6 +233,14 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
                 return NGX_CONF_ERROR;
             }
 
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "snapshot=", 9) == 0
+            && value[i].len > 9)
+        {
+            snapshot.data = value[i].data + 9;
+            snapshot.len = value[i].len - 9;
             continue;
         }
 
@@ -335,6 +339,29 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     zone->dsn = dsn;
     zone->pg = pg;
+    zone->snapshot_seq = -1;
+
+    if (snapshot.len) {
+        if (!pg) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"snapshot=\" is for a PostgreSQL "
+                               "database: an SQLite file is its own");
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_conf_full_name(cf->cycle, &snapshot, 1) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        p = ngx_pnalloc(cf->pool, snapshot.len + 1);
+        if (p == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *ngx_cpymem(p, snapshot.data, snapshot.len) = '\0';
+        snapshot.data = p;
+        zone->snapshot = snapshot;
+    }
 
     /* what logs show: a URI without its password */
 
@@ -460,6 +487,19 @@ ngx_http_projkey_check_db_uri(ngx_conf_t *cf, ngx_http_projkey_zone_t *zone,
 
     rc = projkey_store_open((char *) zone->dsn, PROJKEY_STORE_RDONLY, 1000,
                             &st);
+
+    if (rc != PROJKEY_STORE_OK && st != NULL && projkey_store_broken(st)
+        && zone->snapshot.len
+        && access((char *) zone->snapshot.data, F_OK) == 0)
+    {
+        /* out of reach, not wrong: the start loads the snapshot */
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "database \"%V\" cannot be reached: %s; the "
+                           "zone starts from snapshot \"%V\"", db,
+                           projkey_store_errmsg(st), &zone->snapshot);
+        projkey_store_close(st);
+        return NGX_OK;
+    }
 
     if (rc != PROJKEY_STORE_OK) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -746,6 +786,9 @@ ngx_http_projkey_zone_load(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
     projkey_store_rc_e        rc;
     ngx_http_projkey_load_t   load;
 
+    ngx_memzero(&load, sizeof(ngx_http_projkey_load_t));
+    load.zone = zone;
+
     /* only a start migrates, and only an SQLite file */
 
     rc = projkey_store_open((char *) zone->dsn,
@@ -765,15 +808,24 @@ ngx_http_projkey_zone_load(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
     }
 
     if (rc == PROJKEY_STORE_OK) {
-        ngx_memzero(&load, sizeof(ngx_http_projkey_load_t));
-        load.zone = zone;
-
         rc = projkey_store_load(st, ngx_http_projkey_zone_load_row, &load,
                                 &seq);
 
         if (rc == PROJKEY_STORE_OK) {
             rc = projkey_store_state(st, &last, (char *) zone->sh->instance);
         }
+    }
+
+    if (rc != PROJKEY_STORE_OK && zone->snapshot.len && st != NULL
+        && projkey_store_broken(st) && load.loaded == 0)
+    {
+        /* out of reach before a key was read: the snapshot instead */
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "projkey_zone \"%V\" cannot load database \"%V\": %s "
+                      "in %V:%ui", &zone->name, &zone->db,
+                      projkey_store_errmsg(st), &zone->file, zone->line);
+        projkey_store_close(st);
+        return ngx_http_projkey_zone_load_snapshot(zone, &load, log);
     }
 
     if (rc != PROJKEY_STORE_OK) {
@@ -813,7 +865,7 @@ ngx_http_projkey_zone_load(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
 }
 
 
-static int
+int
 ngx_http_projkey_zone_load_row(void *data, const projkey_row_t *row)
 {
     ngx_http_projkey_load_t *load = data;
@@ -844,6 +896,41 @@ ngx_http_projkey_zone_load_row(void *data, const projkey_row_t *row)
     load->loaded++;
 
     return 0;
+}
+
+
+/* the database out of reach at start: its snapshot, if there is one */
+
+static ngx_int_t
+ngx_http_projkey_zone_load_snapshot(ngx_http_projkey_zone_t *zone,
+    ngx_http_projkey_load_t *load, ngx_log_t *log)
+{
+    ngx_int_t  rc;
+
+    ngx_memzero(load, sizeof(ngx_http_projkey_load_t));
+    load->zone = zone;
+
+    rc = ngx_http_projkey_snapshot_load(zone, load, log);
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (load->failed) {
+        ngx_log_error(NGX_LOG_EMERG, log, 0,
+                      "projkey_zone \"%V\" is too small for the %ui keys of "
+                      "snapshot \"%V\": only %ui fit; make it larger "
+                      "in %V:%ui", &zone->name, load->loaded + load->failed,
+                      &zone->snapshot, load->loaded, &zone->file, zone->line);
+        return NGX_ERROR;
+    }
+
+    /* no contact yet: max_stale= counts from the start */
+    zone->sh->flushed = ngx_time() - 1;
+    zone->sh->store_up = 0;
+    zone->sh->store_contact = ngx_time();
+
+    return NGX_OK;
 }
 
 
@@ -1616,6 +1703,8 @@ done:
     if (ino != 0) {
         ngx_http_projkey_checkpoint(zone, ino, dev, log);
     }
+
+    ngx_http_projkey_snapshot_take(zone, log);
 }
 
 

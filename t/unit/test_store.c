@@ -27,6 +27,7 @@
 #include <libpq-fe.h>
 
 #include "projkey_store.h"
+#include "projkey_snapshot.h"
 #include "tap.h"
 
 
@@ -3264,6 +3265,100 @@ t_pg_by_hand(projkey_store_t *st)
 
 /* the store's tests on PostgreSQL, then PostgreSQL's own */
 
+/* the snapshot file of a PostgreSQL node: written whole, read back */
+
+typedef struct {
+    int   n;
+    int   prev;
+    char  names[4][32];
+    int   status[4];
+} t_snap_t;
+
+
+static int
+t_snap_row(void *data, const projkey_row_t *row)
+{
+    t_snap_t  *s = data;
+
+    if (s->n < 4) {
+        snprintf(s->names[s->n], sizeof(s->names[0]), "%.*s",
+                 (int) row->name_len, row->name);
+        s->status[s->n] = row->status;
+    }
+
+    s->n++;
+    s->prev += (row->prev_hash != NULL && row->prev_hash[0] == 0xbb
+                && row->prev_hash[16] == 0 && row->prev_expires_at == 1900);
+
+    return 0;
+}
+
+
+static void
+t_snapshot(void)
+{
+    char                     err[512], instance[33];
+    int64_t                  seq, at;
+    t_snap_t                 s;
+    projkey_snapshot_node_t  n[3];
+
+    memset(n, 0, sizeof(n));
+    memset(&s, 0, sizeof(s));
+
+    memset(n[0].hash, 0xaa, PROJKEY_SNAPSHOT_HASH_LEN);
+    memcpy(n[0].id, "aaaaaaaaaaaa", PROJKEY_ID_LEN);
+    n[0].project = "p";
+    n[0].project_len = 1;
+    n[0].name = "rolled key";
+    n[0].name_len = 10;
+    n[0].status = PROJKEY_STATUS_ACTIVE;
+
+    n[1] = n[0];
+    memset(n[1].hash, 0xbb, PROJKEY_SNAPSHOT_HASH_LEN);
+    n[1].previous = 1;
+    n[1].expires_at = 1900;
+
+    memset(n[2].hash, 0xcc, PROJKEY_SNAPSHOT_HASH_LEN);
+    memcpy(n[2].id, "bbbbbbbbbbbb", PROJKEY_ID_LEN);
+    n[2].project = "p";
+    n[2].project_len = 1;
+    n[2].name = "off";
+    n[2].name_len = 3;
+    n[2].status = PROJKEY_STATUS_DISABLED;
+
+    is_int(projkey_snapshot_read(t_path("snap.db"), instance, &seq, &at,
+                                 t_snap_row, &s, err, sizeof(err)),
+           1, "snapshot: none yet");
+
+    is_int(projkey_snapshot_write(t_path("snap.db"),
+                                  "0123456789abcdef0123456789abcdef", 42,
+                                  n, 3, err, sizeof(err)),
+           0, "snapshot: written");
+
+    ok(access(t_path("snap.db.tmp"), F_OK) != 0, "snapshot: no temporary file");
+
+    is_int(projkey_snapshot_read(t_path("snap.db"), instance, &seq, &at,
+                                 t_snap_row, &s, err, sizeof(err)),
+           0, "snapshot: read");
+    is_str(instance, "0123456789abcdef0123456789abcdef", "snapshot: instance");
+    is_int((int) seq, 42, "snapshot: revision");
+    ok(at > 0 && at <= time(NULL), "snapshot: when");
+    is_int(s.n, 2, "snapshot: two keys");
+    is_int(s.prev, 1, "snapshot: one with its previous secret and its end");
+
+    is_int(projkey_snapshot_write(t_path("nodir/snap.db"), "x", 1, n, 3, err,
+                                  sizeof(err)),
+           -1, "snapshot: a directory that is not there");
+    ok(strstr(err, "nodir") != NULL, "snapshot: says where");
+
+    /* an SQLite file that is not a snapshot */
+    is_int(projkey_snapshot_read(t_path("crud.db"), instance, &seq, &at,
+                                 t_snap_row, &s, err, sizeof(err)),
+           -1, "snapshot: another database is refused");
+    ok(strstr(err, "not a projkey snapshot") != NULL, "snapshot: says so");
+}
+
+
 /* what a log may show of a database: a URI without its passwords */
 
 static void
@@ -3466,6 +3561,7 @@ main(void)
     t_by_hand();
     t_pages();
     t_display();
+    t_snapshot();
     t_load_speed();
 
 done:
