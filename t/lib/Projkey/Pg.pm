@@ -69,9 +69,48 @@ sub new {
     push @servers, $self;
 
     $self->{port} = free_port();
-    $self->start();
-    $self->setup();
 
+    if ($opts{standby_of}) {
+        $self->{user} = $opts{standby_of}{user};
+        $self->{password} = $opts{standby_of}{password};
+        $self->copy_from($opts{standby_of});
+    } else {
+        $self->start();
+        $self->setup();
+    }
+
+    return $self;
+}
+
+# A streaming standby of this server (pg_basebackup -R), on a port of its
+# own: Projkey::Pg->new(standby_of => $primary).  promote() makes it the
+# primary.
+sub standby {
+    my ($self) = @_;
+    return Projkey::Pg->new(standby_of => $self);
+}
+
+sub copy_from {
+    my ($self, $primary) = @_;
+    my $b = $self->{bin};
+
+    my ($rc, $out) = $self->run_as("$b/pg_basebackup", '-D', $self->{data},
+        '-h', $primary->{dir}, '-p', $primary->{port}, '-U', 'postgres',
+        '-R', '-X', 'stream', '-c', 'fast', '--no-sync');
+    die "pg_basebackup failed ($rc):\n$out" if $rc;
+
+    $self->{options} = $primary->{options};
+    $self->{options} =~ s/-p \d+/-p $self->{port}/;
+    $self->{options} =~ s/unix_socket_directories=\S+/unix_socket_directories=$self->{dir}/;
+
+    return $self->resume();
+}
+
+sub promote {
+    my ($self) = @_;
+    my ($rc, $out) = $self->run_as("$self->{bin}/pg_ctl", '-D', $self->{data},
+        '-w', 'promote');
+    die "pg_ctl promote failed ($rc):\n$out" if $rc;
     return $self;
 }
 
