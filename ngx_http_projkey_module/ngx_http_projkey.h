@@ -213,6 +213,7 @@ typedef struct {
     /* snapshot=, and what worker 0 last wrote to it */
     ngx_str_t                  snapshot;
     int64_t                    snapshot_seq;
+    time_t                     snapshot_contact;
     u_char                     snapshot_instance[33];
 
     /* PostgreSQL: out of reach since the last connection broke */

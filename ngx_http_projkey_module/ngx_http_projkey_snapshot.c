@@ -35,6 +35,7 @@ ngx_http_projkey_snapshot_take(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
     char                      err[512];
     u_char                    instance[33];
     size_t                    i;
+    time_t                    contact;
     int64_t                   seq;
     ngx_int_t                 rc;
     ngx_http_projkey_snap_t   snap;
@@ -48,15 +49,32 @@ ngx_http_projkey_snapshot_take(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
     ngx_shmtx_lock(&zone->shpool->mutex);
 
     seq = zone->sh->seq;
+    contact = zone->sh->store_contact;
     ngx_memcpy(instance, zone->sh->instance, sizeof(instance));
 
-    /* nothing new; or keys left out for want of room: not a state to keep */
+    /* keys left out for want of room: not a state to keep */
 
-    if ((seq == zone->snapshot_seq
-         && ngx_strcmp(instance, zone->snapshot_instance) == 0)
-        || zone->sh->missing || instance[0] == '\0')
+    if (zone->sh->missing || instance[0] == '\0') {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return;
+    }
+
+    if (seq == zone->snapshot_seq
+        && ngx_strcmp(instance, zone->snapshot_instance) == 0)
     {
         ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        /* the same state, seen later: a start counts max_stale= from then */
+
+        if (contact > zone->snapshot_contact) {
+            if (projkey_snapshot_touch((char *) zone->snapshot.data,
+                                       (int64_t) contact, err, sizeof(err))
+                == 0)
+            {
+                zone->snapshot_contact = contact;
+            }
+        }
+
         return;
     }
 
@@ -80,8 +98,8 @@ ngx_http_projkey_snapshot_take(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
     }
 
     if (projkey_snapshot_write((char *) zone->snapshot.data,
-                               (char *) instance, seq, snap.nodes, snap.n,
-                               err, sizeof(err))
+                               (char *) instance, seq, (int64_t) contact,
+                               snap.nodes, snap.n, err, sizeof(err))
         != 0)
     {
         ngx_log_error(NGX_LOG_WARN, log, 0, "projkey_zone \"%V\": the "
@@ -91,6 +109,7 @@ ngx_http_projkey_snapshot_take(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
     }
 
     zone->snapshot_seq = seq;
+    zone->snapshot_contact = contact;
     ngx_memcpy(zone->snapshot_instance, instance, sizeof(instance));
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log, 0,
@@ -203,14 +222,14 @@ ngx_http_projkey_snapshot_load(ngx_http_projkey_zone_t *zone,
     int      rc;
     char     err[512];
     u_char   instance[33];
-    int64_t  seq, taken_at;
+    int64_t  seq, contact;
 
     if (zone->snapshot.len == 0) {
         return NGX_DECLINED;
     }
 
     rc = projkey_snapshot_read((char *) zone->snapshot.data, (char *) instance,
-                               &seq, &taken_at, ngx_http_projkey_zone_load_row,
+                               &seq, &contact, ngx_http_projkey_zone_load_row,
                                load, err, sizeof(err));
 
     if (rc == 1) {
@@ -230,16 +249,15 @@ ngx_http_projkey_snapshot_load(ngx_http_projkey_zone_t *zone,
     zone->sh->seq = seq;
     ngx_memcpy(zone->sh->instance, instance, sizeof(instance));
 
-    /* it is the file's state: worker 0 writes it only once it moved on */
-    zone->snapshot_seq = seq;
-    ngx_memcpy(zone->snapshot_instance, instance, sizeof(instance));
+    /* max_stale= counts from the last contact the file records */
+    zone->sh->store_contact = (time_t) contact;
 
     ngx_log_error(NGX_LOG_WARN, log, 0,
                   "projkey_zone \"%V\": started from snapshot \"%V\" of "
-                  "revision %L, taken %T s ago: database \"%V\" is out of "
-                  "reach, followed once it answers", &zone->name,
-                  &zone->snapshot, seq, (time_t) (ngx_time() - taken_at),
-                  &zone->db);
+                  "revision %L, in touch with the database %T s before: "
+                  "database \"%V\" is out of reach, followed once it "
+                  "answers", &zone->name, &zone->snapshot, seq,
+                  (time_t) (ngx_time() - contact), &zone->db);
 
     return NGX_OK;
 }

@@ -70,6 +70,8 @@ static void ngx_http_projkey_zone_backoff(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log);
 static ngx_int_t ngx_http_projkey_zone_task_store_locked(
     ngx_http_projkey_zone_t *zone, ngx_log_t *log);
+static ngx_int_t ngx_http_projkey_check_files(ngx_conf_t *cf,
+    ngx_http_projkey_main_conf_t *pmcf, ngx_http_projkey_zone_t *zone);
 static ngx_int_t ngx_http_projkey_zone_load_snapshot(
     ngx_http_projkey_zone_t *zone, ngx_http_projkey_load_t *load,
     ngx_log_t *log);
@@ -337,6 +339,7 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
+    zone->name = name;
     zone->dsn = dsn;
     zone->pg = pg;
     zone->snapshot_seq = -1;
@@ -361,6 +364,10 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         *ngx_cpymem(p, snapshot.data, snapshot.len) = '\0';
         snapshot.data = p;
         zone->snapshot = snapshot;
+    }
+
+    if (ngx_http_projkey_check_files(cf, pmcf, zone) != NGX_OK) {
+        return NGX_CONF_ERROR;
     }
 
     /* what logs show: a URI without its password */
@@ -468,6 +475,43 @@ ngx_http_projkey_check_node(ngx_str_t *node)
 
 
 /*
+ * A snapshot is one zone's: another zone's snapshot or SQLite file at the
+ * same path would be written over, or loaded as this zone's keys.
+ */
+
+static ngx_int_t
+ngx_http_projkey_check_files(ngx_conf_t *cf,
+    ngx_http_projkey_main_conf_t *pmcf, ngx_http_projkey_zone_t *zone)
+{
+    ngx_uint_t                 i;
+    ngx_http_projkey_zone_t  **zones, *z;
+
+    zones = pmcf->zones.elts;
+
+    for (i = 0; i < pmcf->zones.nelts; i++) {
+        z = zones[i];
+
+        if ((zone->snapshot.len
+             && ((z->snapshot.len
+                  && ngx_strcmp(z->snapshot.data, zone->snapshot.data) == 0)
+                 || (!z->pg
+                     && ngx_strcmp(z->dsn, zone->snapshot.data) == 0)))
+            || (!zone->pg && z->snapshot.len
+                && ngx_strcmp(z->snapshot.data, zone->dsn) == 0))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "projkey_zone \"%V\" and \"%V\" name the "
+                               "same file as a snapshot and a database or "
+                               "snapshot", &z->name, &zone->name);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
  * A PostgreSQL database is only ever read here, at every check: its schema
  * is made and migrated by "projkey init" and "projkey migrate", never by
  * nginx.  A server that cannot be reached stops the start, as a missing
@@ -488,7 +532,7 @@ ngx_http_projkey_check_db_uri(ngx_conf_t *cf, ngx_http_projkey_zone_t *zone,
     rc = projkey_store_open((char *) zone->dsn, PROJKEY_STORE_RDONLY, 1000,
                             &st);
 
-    if (rc != PROJKEY_STORE_OK && st != NULL && projkey_store_broken(st)
+    if (rc != PROJKEY_STORE_OK && projkey_store_unreachable(st)
         && zone->snapshot.len
         && access((char *) zone->snapshot.data, F_OK) == 0)
     {
@@ -816,8 +860,8 @@ ngx_http_projkey_zone_load(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
         }
     }
 
-    if (rc != PROJKEY_STORE_OK && zone->snapshot.len && st != NULL
-        && projkey_store_broken(st) && load.loaded == 0)
+    if (rc != PROJKEY_STORE_OK && zone->snapshot.len
+        && projkey_store_unreachable(st) && load.loaded == 0)
     {
         /* out of reach before a key was read: the snapshot instead */
         ngx_log_error(NGX_LOG_WARN, log, 0,
@@ -925,10 +969,8 @@ ngx_http_projkey_zone_load_snapshot(ngx_http_projkey_zone_t *zone,
         return NGX_ERROR;
     }
 
-    /* no contact yet: max_stale= counts from the start */
     zone->sh->flushed = ngx_time() - 1;
     zone->sh->store_up = 0;
-    zone->sh->store_contact = ngx_time();
 
     return NGX_OK;
 }

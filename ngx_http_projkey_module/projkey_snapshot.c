@@ -21,10 +21,11 @@
 
 
 static int projkey_snapshot_fill(sqlite3 *db, const char *instance,
-    int64_t seq, const projkey_snapshot_node_t *nodes, size_t n);
+    int64_t seq, int64_t contact, const projkey_snapshot_node_t *nodes,
+    size_t n);
 static int projkey_snapshot_sync_dir(const char *path);
 static int projkey_snapshot_meta(sqlite3 *db, char instance[33],
-    int64_t *seq, int64_t *taken_at);
+    int64_t *seq, int64_t *contact);
 static int projkey_snapshot_rows(sqlite3 *db, int64_t seq, projkey_row_pt cb,
     void *data);
 static void projkey_snapshot_error(char *err, size_t err_len, sqlite3 *db,
@@ -43,8 +44,8 @@ static const char  projkey_snapshot_schema[] =
 
 int
 projkey_snapshot_write(const char *path, const char *instance, int64_t seq,
-    const projkey_snapshot_node_t *nodes, size_t n, char *err,
-    size_t err_len)
+    int64_t contact, const projkey_snapshot_node_t *nodes, size_t n,
+    char *err, size_t err_len)
 {
     int       rc;
     char     *tmp;
@@ -72,7 +73,7 @@ projkey_snapshot_write(const char *path, const char *instance, int64_t seq,
     if (rc != SQLITE_OK
         || sqlite3_exec(db, projkey_snapshot_schema, NULL, NULL, NULL)
            != SQLITE_OK
-        || projkey_snapshot_fill(db, instance, seq, nodes, n) != 0)
+        || projkey_snapshot_fill(db, instance, seq, contact, nodes, n) != 0)
     {
         projkey_snapshot_error(err, err_len, db, tmp);
         sqlite3_close(db);
@@ -111,7 +112,7 @@ projkey_snapshot_write(const char *path, const char *instance, int64_t seq,
 
 static int
 projkey_snapshot_fill(sqlite3 *db, const char *instance, int64_t seq,
-    const projkey_snapshot_node_t *nodes, size_t n)
+    int64_t contact, const projkey_snapshot_node_t *nodes, size_t n)
 {
     char                           *q;
     size_t                          i;
@@ -126,8 +127,8 @@ projkey_snapshot_fill(sqlite3 *db, const char *instance, int64_t seq,
 
     q = sqlite3_mprintf("INSERT INTO meta VALUES ('format', '"
                         PROJKEY_SNAPSHOT_FORMAT "'), ('instance', %Q),"
-                        " ('revision', '%lld'), ('taken_at', '%lld')",
-                        instance, (long long) seq, (long long) time(NULL));
+                        " ('revision', '%lld'), ('contact', '%lld')",
+                        instance, (long long) seq, (long long) contact);
     if (q == NULL) {
         return -1;
     }
@@ -213,8 +214,41 @@ projkey_snapshot_sync_dir(const char *path)
 
 
 int
+projkey_snapshot_touch(const char *path, int64_t contact, char *err,
+    size_t err_len)
+{
+    char     *q;
+    sqlite3  *db;
+
+    db = NULL;
+    q = sqlite3_mprintf("UPDATE meta SET v = '%lld' WHERE k = 'contact'",
+                        (long long) contact);
+
+    if (q == NULL
+        || sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE
+                                      |SQLITE_OPEN_NOMUTEX, NULL)
+           != SQLITE_OK
+        || sqlite3_exec(db, "PRAGMA journal_mode = DELETE;"
+                        " PRAGMA synchronous = FULL", NULL, NULL, NULL)
+           != SQLITE_OK
+        || sqlite3_exec(db, q, NULL, NULL, NULL) != SQLITE_OK
+        || sqlite3_changes(db) != 1)
+    {
+        projkey_snapshot_error(err, err_len, db, path);
+        sqlite3_free(q);
+        sqlite3_close(db);
+        return -1;
+    }
+
+    sqlite3_free(q);
+
+    return sqlite3_close(db) == SQLITE_OK ? 0 : -1;
+}
+
+
+int
 projkey_snapshot_read(const char *path, char instance[33], int64_t *seq,
-    int64_t *taken_at, projkey_row_pt cb, void *data, char *err,
+    int64_t *contact, projkey_row_pt cb, void *data, char *err,
     size_t err_len)
 {
     int       rc;
@@ -237,7 +271,7 @@ projkey_snapshot_read(const char *path, char instance[33], int64_t *seq,
         return -1;
     }
 
-    rc = projkey_snapshot_meta(db, instance, seq, taken_at);
+    rc = projkey_snapshot_meta(db, instance, seq, contact);
 
     if (rc == 0) {
         rc = projkey_snapshot_rows(db, *seq, cb, data);
@@ -266,7 +300,7 @@ projkey_snapshot_read(const char *path, char instance[33], int64_t *seq,
 
 static int
 projkey_snapshot_meta(sqlite3 *db, char instance[33], int64_t *seq,
-    int64_t *taken_at)
+    int64_t *contact)
 {
     int                   found;
     const char           *k;
@@ -302,8 +336,8 @@ projkey_snapshot_meta(sqlite3 *db, char instance[33], int64_t *seq,
             *seq = strtoll((const char *) v, NULL, 10);
             found |= 4;
 
-        } else if (strcmp(k, "taken_at") == 0) {
-            *taken_at = strtoll((const char *) v, NULL, 10);
+        } else if (strcmp(k, "contact") == 0) {
+            *contact = strtoll((const char *) v, NULL, 10);
             found |= 8;
         }
     }

@@ -39,22 +39,27 @@ typedef struct {
 
 
 /*
- * Writes the n nodes, the database's instance id and revision seq to path,
+ * Writes the n nodes, the database's instance id, revision seq and the
+ * time of the last contact with it (Unix seconds) to path,
  * all or nothing: a temporary file next to it, synced, renamed over it.
  * 0, or -1 with the reason in err.
  */
 int projkey_snapshot_write(const char *path, const char *instance,
-    int64_t seq, const projkey_snapshot_node_t *nodes, size_t n, char *err,
+    int64_t seq, int64_t contact, const projkey_snapshot_node_t *nodes,
+    size_t n, char *err, size_t err_len);
+
+/* a later contact with the database, the state unchanged: 0 or -1 */
+int projkey_snapshot_touch(const char *path, int64_t contact, char *err,
     size_t err_len);
 
 /*
- * Reads path: instance (32 characters and a NUL), revision and the time it
- * was taken, then each key to cb as a row (hash and prev_hash have their
+ * Reads path: instance (32 characters and a NUL), revision and the last
+ * contact with the database it records, then each key to cb as a row (hash and prev_hash have their
  * first PROJKEY_SNAPSHOT_HASH_LEN bytes, then zeros; seq is the
  * snapshot's).  0; 1 if there is no file; -1 with the reason in err.
  */
 int projkey_snapshot_read(const char *path, char instance[33], int64_t *seq,
-    int64_t *taken_at, projkey_row_pt cb, void *data, char *err,
+    int64_t *contact, projkey_row_pt cb, void *data, char *err,
     size_t err_len);
 
 

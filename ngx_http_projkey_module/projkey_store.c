@@ -45,9 +45,20 @@ projkey_store_is_uri(const char *db)
 
 
 int
+projkey_store_unreachable(projkey_store_t *st)
+{
+    return st != NULL && st->unreachable;
+}
+
+
+int
 projkey_store_broken(projkey_store_t *st)
 {
     if (st == NULL) {
+        return 1;
+    }
+
+    if (st->ops == NULL) {
         return 1;
     }
 

@@ -182,6 +182,13 @@ int projkey_store_is_uri(const char *db);
 void projkey_store_display(const char *db, char *out, size_t size);
 
 /*
+ * 1 if the open failed for want of a server that answers (refused, timed
+ * out, no route): not one that answered and refused (authentication, no
+ * such database), nor a URI libpq cannot parse
+ */
+int projkey_store_unreachable(projkey_store_t *st);
+
+/*
  * 1 if st is NULL or its connection to the server is lost: open another.
  * An idle connection is looked at without blocking: a server that has
  * closed it (a restart) is found before a query fails on it.

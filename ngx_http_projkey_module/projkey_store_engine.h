@@ -113,6 +113,7 @@ struct projkey_store_s {
     int                         version;     /* the schema's, as opened */
     unsigned                    has_cursor_key:1;
     unsigned                    broken:1;    /* the connection is lost */
+    unsigned                    unreachable:1;  /* no server answered */
     unsigned char               cursor_key[PROJKEY_CURSOR_KEY_LEN];
     char                        errmsg[PROJKEY_ERRMSG_LEN];
 };

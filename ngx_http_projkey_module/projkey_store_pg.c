@@ -47,6 +47,9 @@
 #define PROJKEY_PG_CONNECT_TIMEOUT  "5"
 #define PROJKEY_PG_TCP_TIMEOUT      "10000"
 
+/* last uses written a statement and a transaction */
+#define PROJKEY_PG_TOUCH            1000
+
 /* the rows of a cursor read a round trip: some MB of a load */
 #define PROJKEY_PG_FETCH            "10000"
 
@@ -717,6 +720,8 @@ projkey_pg_open(projkey_store_t *st, const char *uri, int busy_timeout_ms)
 {
     char                sql[64];
     const char         *keys[7], *values[7];
+    char               *bad;
+    PQconninfoOption   *opts;
     projkey_store_rc_e  rc;
 
     /*
@@ -754,6 +759,19 @@ projkey_pg_open(projkey_store_t *st, const char *uri, int busy_timeout_ms)
         return rc;
     }
 
+    /* a URI libpq cannot parse is a mistake, not a server out of reach */
+    opts = PQconninfoParse(uri, &bad);
+    if (opts == NULL) {
+        projkey_store_set_errmsg(st, "the URI is not valid: %s",
+                                 bad ? bad : "out of memory");
+        PQfreemem(bad);
+        projkey_pg_one_line(st);
+        projkey_pg_scrub(st, uri);
+        return PROJKEY_STORE_ERROR;
+    }
+
+    PQconninfoFree(opts);
+
     /* the URI's own connect_timeout, if any, comes after ours and wins */
     st->pg->conn = PQconnectdbParams(keys, values, 1);
 
@@ -765,6 +783,15 @@ projkey_pg_open(projkey_store_t *st, const char *uri, int busy_timeout_ms)
     if (PQstatus(st->pg->conn) != CONNECTION_OK) {
         rc = projkey_pg_fail(st, NULL);
         projkey_pg_scrub(st, uri);
+
+        /*
+         * The server answered, and refused (a password, pg_hba.conf, no
+         * such database): a configuration to fix, not a server out of
+         * reach that a snapshot may stand in for
+         */
+        st->unreachable = (strstr(PQerrorMessage(st->pg->conn), "FATAL:")
+                           == NULL);
+
         return rc;
     }
 
@@ -909,7 +936,7 @@ static void
 projkey_pg_cut(projkey_store_t *st, const char *secret, size_t len)
 {
     char        out[PROJKEY_ERRMSG_LEN];
-    size_t      n;
+    size_t      n, k;
     const char  *p;
 
     if (len == 0) {
@@ -920,10 +947,13 @@ projkey_pg_cut(projkey_store_t *st, const char *secret, size_t len)
 
     for (p = st->errmsg; *p != '\0' && n < PROJKEY_ERRMSG_LEN - 4; /* void */)
     {
-        if (strncmp(p, secret, len) == 0) {
+        /* a message cut to size may end within the secret */
+        k = strlen(p);
+
+        if (strncmp(p, secret, k < len ? k : len) == 0) {
             memcpy(out + n, "...", 3);
             n += 3;
-            p += len;
+            p += k < len ? k : len;
             continue;
         }
 
@@ -2167,6 +2197,10 @@ projkey_pg_checkpoint(projkey_store_t *st, int *complete)
 static int
 projkey_pg_alive(projkey_store_t *st)
 {
+    if (st->pg == NULL || st->pg->conn == NULL) {
+        return 0;
+    }
+
     /* twice: a server's last words, then its EOF, come in two reads */
 
     if (PQconsumeInput(st->pg->conn) == 0
@@ -2207,6 +2241,10 @@ projkey_pg_listen(projkey_store_t *st)
 static int
 projkey_pg_socket(projkey_store_t *st)
 {
+    if (st->pg == NULL || st->pg->conn == NULL) {
+        return -1;
+    }
+
     return PQsocket(st->pg->conn);
 }
 
@@ -2246,36 +2284,101 @@ projkey_pg_notified(projkey_store_t *st, int64_t *seq)
 }
 
 
+/*
+ * Last uses, PROJKEY_PG_TOUCH keys a statement and a transaction: the rows
+ * are locked in id order first, so that two nodes writing the same keys'
+ * times at once wait for each other instead of deadlocking, and no row
+ * stays locked for long against an admin write.
+ */
+
 static projkey_store_rc_e
 projkey_pg_touch(projkey_store_t *st, const projkey_touch_t *touch, size_t n)
 {
-    size_t               i;
+    char                *ids, *ats, *q, *r;
+    size_t               i, k;
     PGresult            *res;
     projkey_store_rc_e   rc;
     projkey_pg_params_t  p;
 
-    rc = projkey_pg_begin(st, 1);
-    if (rc != PROJKEY_STORE_OK) {
-        return rc;
+    ids = malloc(PROJKEY_PG_TOUCH * (PROJKEY_ID_LEN + 1) + 3);
+    ats = malloc(PROJKEY_PG_TOUCH * 21 + 3);
+
+    if (ids == NULL || ats == NULL) {
+        free(ids);
+        free(ats);
+        projkey_store_set_errmsg(st, "out of memory");
+        return PROJKEY_STORE_ERROR;
     }
 
-    for (i = 0; i < n; i++) {
-        memset(&p, 0, sizeof(projkey_pg_params_t));
-        projkey_pg_text(&p, touch[i].id, strlen(touch[i].id));
-        projkey_pg_int(&p, touch[i].last_used_at);
+    rc = PROJKEY_STORE_OK;
 
-        res = projkey_pg_exec(st, "UPDATE projkey.keys SET last_used_at = $2"
-                              " WHERE id = $1 AND (last_used_at IS NULL"
-                              " OR last_used_at < $2)", &p, &rc);
+    for (i = 0; i < n && rc == PROJKEY_STORE_OK; i += k) {
+
+        /* ids are base62: array literals need no quoting */
+
+        q = ids;
+        r = ats;
+        *q++ = '{';
+        *r++ = '{';
+
+        for (k = 0; k < PROJKEY_PG_TOUCH && i + k < n; k++) {
+            q += sprintf(q, "%s%.*s", k ? "," : "", PROJKEY_ID_LEN,
+                         touch[i + k].id);
+            r += sprintf(r, "%s%lld", k ? "," : "",
+                         (long long) touch[i + k].last_used_at);
+        }
+
+        *q++ = '}';
+        *q = '\0';
+        *r++ = '}';
+        *r = '\0';
+
+        memset(&p, 0, sizeof(projkey_pg_params_t));
+        p.values[0] = ids;
+        p.values[1] = ats;
+        p.n = 2;
+
+        rc = projkey_pg_begin(st, 1);
+        if (rc != PROJKEY_STORE_OK) {
+            break;
+        }
+
+        /* the ids alone: the times are the UPDATE's */
+        p.n = 1;
+
+        res = projkey_pg_exec(st, "SELECT id FROM projkey.keys"
+                              " WHERE id = ANY ($1::text[])"
+                              " ORDER BY id FOR UPDATE", &p, &rc);
         if (res == NULL) {
             projkey_pg_rollback(st);
-            return rc;
+            break;
         }
 
         PQclear(res);
+        p.n = 2;
+
+        res = projkey_pg_exec(st, "UPDATE projkey.keys k"
+                              " SET last_used_at = t.at"
+                              " FROM (SELECT id, max(at) AS at"
+                              " FROM unnest($1::text[], $2::bigint[])"
+                              " AS u(id, at) GROUP BY id) t"
+                              " WHERE k.id = t.id"
+                              " AND (k.last_used_at IS NULL"
+                              " OR k.last_used_at < t.at)", &p, &rc);
+        if (res == NULL) {
+            projkey_pg_rollback(st);
+            break;
+        }
+
+        PQclear(res);
+
+        rc = projkey_pg_commit(st);
     }
 
-    return projkey_pg_commit(st);
+    free(ids);
+    free(ats);
+
+    return rc;
 }
 
 

@@ -24,7 +24,7 @@ use Projkey::Pg;
 
 ###############################################################################
 
-my $t = Projkey::Test->new()->plan(27);
+my $t = Projkey::Test->new()->plan(31);
 
 # the start from the snapshot is said at warn; a failed one at emerg
 $t->expect_errors(qr/no snapshot .* to start from either|snapshot cannot be read|cannot load database/);
@@ -103,7 +103,7 @@ like($out, qr/\[warn\].*cannot be reached.*starts from snapshot/,
 
 $t->run();
 
-like($t->error_log, qr/started from snapshot "\Q$snap\E" of revision \d+/,
+like($t->error_log, qr/started from snapshot "\Q$snap\E" of revision \d+, in touch with the database \d+ s before/,
     'the start says it came from the snapshot');
 like(api($k1), qr/ 200 .*ok active one/s, 'an active key works');
 like(api($k2), qr/ 401 .*api_key_disabled/s, 'a disabled one does not');
@@ -161,6 +161,41 @@ like($t->error_log, qr/the snapshot cannot be read: .*snap\.db/,
 
 rename "$snap.kept", $snap or die "rename: $!\n";
 
+# a server that answers and refuses is not out of reach: no snapshot then
+
+$pg->resume();
+(my $wrong = $uri) =~ s/:(\w+)\@/:wrong$1\@/;
+$t->write_config(<<"EOF");
+http {
+    projkey_zone keys:4m db=$wrong snapshot=%%TESTDIR%%/snap.db;
+}
+EOF
+($trc, $out) = $t->nginx_t();
+isnt($trc, 0, 'a wrong password: nginx -t fails, snapshot or not');
+like($out, qr/password authentication failed/, 'and says why');
+
+# one file, one zone
+
+$t->write_config(<<"EOF");
+http {
+    projkey_zone a:4m db=$uri snapshot=%%TESTDIR%%/snap.db;
+    projkey_zone b:4m db=$uri snapshot=%%TESTDIR%%/snap.db;
+}
+EOF
+($trc, $out) = $t->nginx_t();
+like($out, qr/projkey_zone "a" and "b" name the same file/,
+    'two zones, one snapshot: refused');
+
+$t->write_config(<<"EOF");
+http {
+    projkey_zone a:4m db=%%TESTDIR%%/keys.db;
+    projkey_zone b:4m db=$uri snapshot=%%TESTDIR%%/keys.db;
+}
+EOF
+($trc, $out) = $t->nginx_t();
+like($out, qr/projkey_zone "a" and "b" name the same file/,
+    'a snapshot on another zone\'s SQLite file: refused');
+
 # snapshot= is for PostgreSQL only
 
 $t->write_config(<<'EOF');
@@ -171,8 +206,6 @@ EOF
 ($trc, $out) = $t->nginx_t();
 like($out, qr/"snapshot=" is for a PostgreSQL database/,
     'snapshot= with an SQLite file: refused');
-
-$pg->resume();
 
 ###############################################################################
 

@@ -883,7 +883,11 @@ t_json(projkey_store_t *st)
     memcpy(touch[0].id, k.id, PROJKEY_ID_LEN + 1);
     touch[1].last_used_at = 1600000000;
     memcpy(touch[1].id, k.id, PROJKEY_ID_LEN + 1);
-    is_int(projkey_store_touch(st, touch, 2), PROJKEY_STORE_OK, "touch");
+    if (!is_int(projkey_store_touch(st, touch, 2), PROJKEY_STORE_OK,
+                "touch"))
+    {
+        diag("%s", projkey_store_errmsg(st));
+    }
     is_int(projkey_store_state(st, &seq_after, instance), PROJKEY_STORE_OK,
            "state after touch");
 
@@ -3332,7 +3336,7 @@ t_snapshot(void)
 
     is_int(projkey_snapshot_write(t_path("snap.db"),
                                   "0123456789abcdef0123456789abcdef", 42,
-                                  n, 3, err, sizeof(err)),
+                                  1800000000, n, 3, err, sizeof(err)),
            0, "snapshot: written");
 
     ok(access(t_path("snap.db.tmp"), F_OK) != 0, "snapshot: no temporary file");
@@ -3342,12 +3346,20 @@ t_snapshot(void)
            0, "snapshot: read");
     is_str(instance, "0123456789abcdef0123456789abcdef", "snapshot: instance");
     is_int((int) seq, 42, "snapshot: revision");
-    ok(at > 0 && at <= time(NULL), "snapshot: when");
+    is_int((int) at, 1800000000, "snapshot: the last contact");
+
+    is_int(projkey_snapshot_touch(t_path("snap.db"), 1800000100, err,
+                                  sizeof(err)),
+           0, "snapshot: a later contact");
+    memset(&s, 0, sizeof(s));
+    projkey_snapshot_read(t_path("snap.db"), instance, &seq, &at, t_snap_row,
+                          &s, err, sizeof(err));
+    ok(at == 1800000100 && s.n == 2, "snapshot: it, and the same keys");
     is_int(s.n, 2, "snapshot: two keys");
     is_int(s.prev, 1, "snapshot: one with its previous secret and its end");
 
-    is_int(projkey_snapshot_write(t_path("nodir/snap.db"), "x", 1, n, 3, err,
-                                  sizeof(err)),
+    is_int(projkey_snapshot_write(t_path("nodir/snap.db"), "x", 1, 0, n, 3,
+                                  err, sizeof(err)),
            -1, "snapshot: a directory that is not there");
     ok(strstr(err, "nodir") != NULL, "snapshot: says where");
 
@@ -3421,6 +3433,33 @@ t_pg_broken(void)
     projkey_store_t  *st;
 
     ok(projkey_store_broken(NULL), "pg: no store is broken");
+
+    /* out of reach, or there and refusing: a snapshot is for the first */
+    {
+        char         other[512];
+        const char  *at;
+
+        is_int(projkey_store_open("postgresql://u@127.0.0.1:1/x", 0, 1000,
+                                  &st),
+               PROJKEY_STORE_ERROR, "pg: a port nobody listens on");
+        ok(projkey_store_unreachable(st), "pg: is out of reach");
+        projkey_store_close(st);
+
+        at = strchr(t_pg_uri, '@');
+        snprintf(other, sizeof(other), "postgresql://nosuchrole:x%s", at);
+        is_int(projkey_store_open(other, 0, 1000, &st), PROJKEY_STORE_ERROR,
+               "pg: a role the server refuses");
+        ok(!projkey_store_unreachable(st), "pg: is not out of reach");
+        projkey_store_close(st);
+
+        is_int(projkey_store_open("postgresql://u:p%zz@127.0.0.1:1/x", 0,
+                                  1000, &st),
+               PROJKEY_STORE_ERROR, "pg: a URI libpq cannot parse");
+        ok(!projkey_store_unreachable(st), "pg: is a mistake, not a server");
+        ok(strstr(projkey_store_errmsg(st), "p%zz") == NULL,
+           "pg: and its password is not shown");
+        projkey_store_close(st);
+    }
 
     if (projkey_store_open(t_pg_uri, 0, 1000, &st) != PROJKEY_STORE_OK) {
         bail_out("cannot open: %s", projkey_store_errmsg(st));
