@@ -1538,20 +1538,46 @@ projkey_pg_key(projkey_store_t *st, const char *project, size_t project_len,
 }
 
 
+/*
+ * The instance a node compares is the database's id and the server's
+ * timeline: a promoted standby is on a new one, and may lack the last
+ * commits of the old primary under the same revision numbers, so a node
+ * reloads every key from it rather than take it for a continuation.
+ */
+
 static projkey_store_rc_e
 projkey_pg_state(projkey_store_t *st, int64_t *seq, char instance[33])
 {
-    PGresult  *res;
+    size_t                     i;
+    PGresult                  *res;
+    const char                *id, *tl;
+    unsigned char              h[16];
+    crypto_generichash_state   gs;
 
     res = PQexec(st->pg->conn, "SELECT (SELECT value FROM projkey.revision),"
-                 " (SELECT v FROM projkey.meta WHERE k = 'instance')");
+                 " (SELECT v FROM projkey.meta WHERE k = 'instance'),"
+                 " CASE WHEN pg_is_in_recovery()"
+                 " THEN (SELECT timeline_id FROM pg_control_checkpoint())::text"
+                 " ELSE substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)"
+                 " END");
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         return projkey_pg_fail(st, res);
     }
 
     *seq = projkey_pg_int64(res, 0, 0);
-    snprintf(instance, 33, "%s", PQgetvalue(res, 0, 1));
+    id = PQgetvalue(res, 0, 1);
+    tl = PQgetvalue(res, 0, 2);
+
+    crypto_generichash_init(&gs, NULL, 0, sizeof(h));
+    crypto_generichash_update(&gs, (const unsigned char *) id, strlen(id));
+    crypto_generichash_update(&gs, (const unsigned char *) ":", 1);
+    crypto_generichash_update(&gs, (const unsigned char *) tl, strlen(tl));
+    crypto_generichash_final(&gs, h, sizeof(h));
+
+    for (i = 0; i < sizeof(h); i++) {
+        snprintf(instance + 2 * i, 3, "%02x", h[i]);
+    }
 
     PQclear(res);
 
