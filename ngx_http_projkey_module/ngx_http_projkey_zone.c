@@ -1971,6 +1971,16 @@ ngx_http_projkey_zone_store_locked(ngx_http_projkey_zone_t *zone,
         return NGX_OK;
     }
 
+    /* keys the zone has from commits the server no longer has */
+
+    if (zone->pg && seq < zone->sh->seq) {
+        ngx_log_error(NGX_LOG_ALERT, log, 0, "projkey_zone \"%V\": database "
+                      "\"%V\" is at revision %L, behind the %L this node "
+                      "applied: commits were lost (an asynchronous standby "
+                      "promoted?); every key is read again from it",
+                      &zone->name, &zone->db, seq, zone->sh->seq);
+    }
+
     return ngx_http_projkey_zone_resync_locked(zone, log);
 }
 

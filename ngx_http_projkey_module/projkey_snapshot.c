@@ -39,7 +39,8 @@ static const char  projkey_snapshot_schema[] =
     "CREATE TABLE nodes (hash BLOB NOT NULL, id TEXT NOT NULL,"
     " project TEXT NOT NULL, name TEXT NOT NULL, status INTEGER NOT NULL,"
     " previous INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
-    " last_used_at INTEGER NOT NULL);";
+    " last_used_at INTEGER NOT NULL);"
+    "CREATE INDEX nodes_previous ON nodes (id) WHERE previous = 1;";
 
 
 int
