@@ -4,10 +4,10 @@
 # into a private PostgreSQL's projkey.keys (t/lib/Projkey/Pg.pm), then
 #  - the start: nginx (one worker) from exec to answering, with the
 #    master's load of every key (median of STARTS, default 3);
-#  - the master's peak memory during that start (VmHWM);
 #  - a backlog of 10,000 changes committed at once (one UPDATE by hand,
 #    a revision per key): from the commit until the running node has
-#    applied the last of them (its projkey_revision metric).
+#    applied the last of them (its projkey_revision metric);
+#  - the start from snapshot= with the server stopped (median of STARTS).
 #
 #   bench/pg-scale.pl [N [STARTS]]
 
@@ -53,7 +53,8 @@ $t->write_config(<<"EOF");
 worker_processes 1;
 
 http {
-    projkey_zone keys:${zone}m db=$uri sync=30s node=bench;
+    projkey_zone keys:${zone}m db=$uri sync=30s node=bench flush=1s
+                 snapshot=%%TESTDIR%%/snap.db;
 
     server {
         listen 127.0.0.1:%%PORT_0%%;
@@ -64,20 +65,18 @@ http {
 }
 EOF
 
-my (@start, @hwm);
+my @start;
 
 for (1 .. $starts) {
     my $s = time;
     $t->run();
     push @start, time - $s;
-    push @hwm, master_hwm($t);
     $t->stop();
 }
 
 @start = sort { $a <=> $b } @start;
-printf "start with %d keys: %s s (median %.2f s); master peak RSS %s MB\n",
-    $n, join(', ', map { sprintf '%.2f', $_ } @start),
-    $start[$#start / 2], join(', ', map { sprintf '%.0f', $_ / 1024 } @hwm);
+printf "start with %d keys: %s s (median %.2f s)\n", $n,
+    join(', ', map { sprintf '%.2f', $_ } @start), $start[$#start / 2];
 
 my ($loaded) = $t->error_log =~ /(\d+) keys loaded/;
 print "the log says: $loaded keys loaded\n";
@@ -86,12 +85,12 @@ print "the log says: $loaded keys loaded\n";
 
 $t->run();
 
-my $b = 10_000;
+my $backlog = 10_000;
 $t0 = time;
-$pg->psql("UPDATE projkey.keys SET name = name || ' x' WHERE seq <= $b",
+$pg->psql("UPDATE projkey.keys SET name = name || ' x' WHERE seq <= $backlog",
     db => 'projkey');
 my $committed = time;
-my $target = $n + $b;
+my $target = $n + $backlog;
 my $rev;
 
 while (time - $committed < 30) {
@@ -102,17 +101,36 @@ while (time - $committed < 30) {
 }
 
 printf "backlog of %d changes: committed in %.2f s, applied %.3f s after "
-    . "the commit (revision %s of %d)\n", $b, $committed - $t0,
+    . "the commit (revision %s of %d)\n", $backlog, $committed - $t0,
     time - $committed, $rev // '?', $target;
 
-$t->stop();
+# the snapshot of that revision, then starts from it alone
 
-# the master's VmHWM (kB) while it runs
-sub master_hwm {
-    my ($t) = @_;
-    open my $fh, '<', "/proc/$t->{master}/status" or return 0;
-    while (<$fh>) {
-        return $1 if /^VmHWM:\s+(\d+)/;
-    }
-    return 0;
+my $snap = $t->testdir . '/snap.db';
+my $deadline = time + 120;
+while (time < $deadline) {
+    my (undef, $v) = $t->run_cmd('sqlite3', $snap,
+        "SELECT v FROM meta WHERE k = 'revision'");
+    last if ($v // 0) == $target;
+    sleep 0.5;
 }
+
+$t->stop();
+$pg->halt();
+
+my @snap;
+for (1 .. $starts) {
+    my $s = time;
+    $t->run();
+    push @snap, time - $s;
+    $t->stop();
+}
+
+@snap = sort { $a <=> $b } @snap;
+printf "start from the snapshot (%d MB), the server stopped: %s s "
+    . "(median %.2f s)\n", (-s $snap) / 1048576,
+    join(', ', map { sprintf '%.2f', $_ } @snap), $snap[$#snap / 2];
+print "the log says: ", ($t->error_log =~ /(started from snapshot [^,]*)/)[0]
+    // 'nothing', "\n";
+
+$pg->resume();
