@@ -2982,6 +2982,21 @@ t_pg_notify(projkey_store_t *st)
 }
 
 
+/* until fd has something to read, or ms pass */
+
+static void
+t_wait_readable(int fd, int ms)
+{
+    struct pollfd  pfd;
+
+    pfd.fd = fd;
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+
+    (void) poll(&pfd, 1, ms);
+}
+
+
 /* the store's own listening: what the module's follower uses */
 
 static void
@@ -2990,7 +3005,6 @@ t_pg_listen(projkey_store_t *st)
     int               fd, i;
     int64_t           seq, rev, got;
     t_key_t           k;
-    struct pollfd     pfd;
     projkey_store_t  *l;
     projkey_actor_t   actor = { "alice", 5, NULL, 0 };
 
@@ -3020,10 +3034,7 @@ t_pg_listen(projkey_store_t *st)
     seq = 0;
 
     for (i = 0; i < 50 && seq < rev; i++) {
-        pfd.fd = fd;
-        pfd.events = POLLIN;
-        pfd.revents = 0;
-        (void) poll(&pfd, 1, 100);
+        t_wait_readable(fd, 100);
 
         if (projkey_store_notified(l, &got) != PROJKEY_STORE_OK) {
             break;
@@ -3035,9 +3046,7 @@ t_pg_listen(projkey_store_t *st)
     ok(seq == rev, "listen: the socket wakes, with the last revision");
 
     t_pg_sql("SELECT pg_notify('projkey', 'not a number')");
-    pfd.fd = fd;
-    pfd.events = POLLIN;
-    (void) poll(&pfd, 1, 2000);
+    t_wait_readable(fd, 2000);
     projkey_store_notified(l, &seq);
     ok(seq == INT64_MAX, "listen: a foreign payload still says look");
 
@@ -3048,9 +3057,7 @@ t_pg_listen(projkey_store_t *st)
 
     /* the server's last words may come in a read before its EOF */
     for (i = 0; i < 20; i++) {
-        pfd.fd = fd;
-        pfd.events = POLLIN;
-        (void) poll(&pfd, 1, 100);
+        t_wait_readable(fd, 100);
 
         if (projkey_store_notified(l, &seq) != PROJKEY_STORE_OK) {
             break;
