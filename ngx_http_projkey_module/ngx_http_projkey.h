@@ -234,12 +234,20 @@ typedef struct {
 } ngx_http_projkey_zone_t;
 
 
+/* the nodes of a start's load wait this many links for their cache lines */
+#define NGX_HTTP_PROJKEY_AHEAD       32
+
 /* a load of rows into the zone: at start, and by a sync */
 typedef struct {
     ngx_http_projkey_zone_t   *zone;
     ngx_uint_t                 loaded;
     ngx_uint_t                 failed;
     int64_t                    applied;
+
+    /* the first load of an empty zone: nodes filled, not yet linked */
+    ngx_uint_t                 queued;
+    ngx_http_projkey_node_t   *ahead[NGX_HTTP_PROJKEY_AHEAD];
+    unsigned                   fresh:1;
 } ngx_http_projkey_load_t;
 
 
@@ -357,6 +365,7 @@ void ngx_http_projkey_follow_stop(ngx_http_projkey_zone_t *zone);
 
 /* a row into the zone at start (data: ngx_http_projkey_load_t) */
 int ngx_http_projkey_zone_load_row(void *data, const projkey_row_t *row);
+void ngx_http_projkey_zone_load_done_locked(ngx_http_projkey_load_t *load);
 
 /* ngx_http_projkey_snapshot.c */
 void ngx_http_projkey_snapshot_take(ngx_http_projkey_zone_t *zone,

@@ -80,6 +80,14 @@ static ngx_int_t ngx_http_projkey_check_db_uri(ngx_conf_t *cf,
 static ngx_int_t ngx_http_projkey_check_db_path(ngx_conf_t *cf,
     ngx_str_t *db, ngx_flag_t *created);
 static ngx_int_t ngx_http_projkey_row_text_ok(const projkey_row_t *row);
+static ngx_int_t ngx_http_projkey_row_ok(ngx_http_projkey_zone_t *zone,
+    const projkey_row_t *row);
+static const u_char *ngx_http_projkey_row_secret(const projkey_row_t *row,
+    ngx_uint_t i, int64_t *expires, ngx_uint_t *flags);
+static ngx_int_t ngx_http_projkey_zone_load_fresh(
+    ngx_http_projkey_load_t *load, const projkey_row_t *row);
+static void ngx_http_projkey_zone_queue_locked(ngx_http_projkey_load_t *load,
+    ngx_http_projkey_node_t *node);
 static ngx_int_t ngx_http_projkey_check_owner(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log);
 static ngx_int_t ngx_http_projkey_user_can_write(struct stat *st,
@@ -832,6 +840,7 @@ ngx_http_projkey_zone_load(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
 
     ngx_memzero(&load, sizeof(ngx_http_projkey_load_t));
     load.zone = zone;
+    load.fresh = 1;
 
     /* only a start migrates, and only an SQLite file */
 
@@ -854,6 +863,8 @@ ngx_http_projkey_zone_load(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
     if (rc == PROJKEY_STORE_OK) {
         rc = projkey_store_load(st, ngx_http_projkey_zone_load_row, &load,
                                 &seq);
+
+        ngx_http_projkey_zone_load_done_locked(&load);
 
         if (rc == PROJKEY_STORE_OK) {
             rc = projkey_store_state(st, &last, (char *) zone->sh->instance);
@@ -921,6 +932,22 @@ ngx_http_projkey_zone_load_row(void *data, const projkey_row_t *row)
         return 0;
     }
 
+    if (load->fresh) {
+        switch (ngx_http_projkey_zone_load_fresh(load, row)) {
+
+        case NGX_OK:
+            load->loaded++;
+            return 0;
+
+        case NGX_ABORT:
+            return 0;
+
+        default:
+            load->failed++;
+            return 0;
+        }
+    }
+
     switch (ngx_http_projkey_zone_prepare_locked(load->zone, row, &prep)) {
 
     case NGX_OK:
@@ -943,6 +970,125 @@ ngx_http_projkey_zone_load_row(void *data, const projkey_row_t *row)
 }
 
 
+/*
+ * The first load of an empty zone, millions of keys: a node is filled at
+ * once and linked NGX_HTTP_PROJKEY_AHEAD nodes later, its bucket and that
+ * bucket's first node prefetched meanwhile, so that the cache misses of the
+ * keys overlap instead of following one another.  Nothing can be in the
+ * zone already that a node would have to match.
+ */
+
+static ngx_int_t
+ngx_http_projkey_zone_load_fresh(ngx_http_projkey_load_t *load,
+    const projkey_row_t *row)
+{
+    int64_t                    expires;
+    ngx_int_t                  rc;
+    ngx_uint_t                 i, n, flags;
+    const u_char              *hash;
+    ngx_http_projkey_zone_t   *zone;
+    ngx_http_projkey_node_t   *node[2];
+
+    zone = load->zone;
+
+    rc = ngx_http_projkey_row_ok(zone, row);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    n = (row->prev_hash != NULL) ? 2 : 1;
+
+    for (i = 0; i < n; i++) {
+        hash = ngx_http_projkey_row_secret(row, i, &expires, &flags);
+
+        node[i] = ngx_http_projkey_node_alloc_ex_locked(zone,
+                                                        row->project_len,
+                                                        row->name_len,
+                                                        expires > 0);
+        if (node[i] == NULL) {
+            if (i == 1) {
+                ngx_slab_free_locked(zone->shpool, node[0]);
+            }
+
+            return NGX_DECLINED;
+        }
+
+        ngx_http_projkey_node_fill_secret(node[i], row, hash, expires, flags);
+    }
+
+    for (i = 0; i < n; i++) {
+        ngx_http_projkey_zone_queue_locked(load, node[i]);
+    }
+
+    return NGX_OK;
+}
+
+
+#if (defined __GNUC__)
+#define ngx_http_projkey_prefetch(p)  __builtin_prefetch(p)
+#else
+#define ngx_http_projkey_prefetch(p)
+#endif
+
+
+static void
+ngx_http_projkey_zone_queue_locked(ngx_http_projkey_load_t *load,
+    ngx_http_projkey_node_t *node)
+{
+    uint64_t                   h;
+    ngx_uint_t                 slot;
+    ngx_http_projkey_node_t   *half, *head;
+    ngx_http_projkey_shctx_t  *sh;
+
+    sh = load->zone->sh;
+    slot = load->queued & (NGX_HTTP_PROJKEY_AHEAD - 1);
+
+    if (load->queued >= NGX_HTTP_PROJKEY_AHEAD) {
+        ngx_http_projkey_node_link_locked(load->zone, load->ahead[slot]);
+    }
+
+    load->ahead[slot] = node;
+
+    ngx_memcpy(&h, node->hash, sizeof(uint64_t));
+    ngx_http_projkey_prefetch(&sh->buckets[h & sh->mask]);
+
+    /* halfway: the bucket is in the cache, the node it starts with next */
+
+    if (load->queued >= NGX_HTTP_PROJKEY_AHEAD / 2) {
+        half = load->ahead[(load->queued - NGX_HTTP_PROJKEY_AHEAD / 2)
+                           & (NGX_HTTP_PROJKEY_AHEAD - 1)];
+
+        ngx_memcpy(&h, half->hash, sizeof(uint64_t));
+        head = sh->buckets[h & sh->mask];
+
+        if (head != NULL) {
+            ngx_http_projkey_prefetch(head->hash);
+        }
+    }
+
+    load->queued++;
+}
+
+
+/* links the nodes still waiting, in the order they were read */
+
+void
+ngx_http_projkey_zone_load_done_locked(ngx_http_projkey_load_t *load)
+{
+    ngx_uint_t  i;
+
+    i = (load->queued > NGX_HTTP_PROJKEY_AHEAD)
+        ? load->queued - NGX_HTTP_PROJKEY_AHEAD : 0;
+
+    for ( /* void */ ; i < load->queued; i++) {
+        ngx_http_projkey_node_link_locked(load->zone,
+                         load->ahead[i & (NGX_HTTP_PROJKEY_AHEAD - 1)]);
+    }
+
+    load->queued = 0;
+}
+
+
 /* the database out of reach at start: its snapshot, if there is one */
 
 static ngx_int_t
@@ -953,8 +1099,11 @@ ngx_http_projkey_zone_load_snapshot(ngx_http_projkey_zone_t *zone,
 
     ngx_memzero(load, sizeof(ngx_http_projkey_load_t));
     load->zone = zone;
+    load->fresh = 1;
 
     rc = ngx_http_projkey_snapshot_load(zone, load, log);
+
+    ngx_http_projkey_zone_load_done_locked(load);
 
     if (rc != NGX_OK) {
         return NGX_ERROR;
@@ -2645,26 +2794,12 @@ ngx_http_projkey_zone_sweep_locked(ngx_http_projkey_zone_t *zone)
 }
 
 
-/*
- * The nodes of a row: its secret and, of a rolled key, its previous one.
- * A node unchanged but for its status is kept and takes the status at
- * publish; any other change (a name, an expiry) takes a new node, made
- * here, so that a caller that must not commit without room learns it
- * first.  NGX_DECLINED: no room, NGX_ERROR: too big for a node; nothing
- * taken either way.
- */
+/* NGX_ERROR: too big for a node; NGX_ABORT: rejected, and said so */
 
-ngx_int_t
-ngx_http_projkey_zone_prepare_locked(ngx_http_projkey_zone_t *zone,
-    const projkey_row_t *row, ngx_http_projkey_prep_t *prep)
+static ngx_int_t
+ngx_http_projkey_row_ok(ngx_http_projkey_zone_t *zone,
+    const projkey_row_t *row)
 {
-    int64_t                    expires;
-    ngx_uint_t                 i, flags;
-    const u_char              *hash;
-    ngx_http_projkey_node_t   *node;
-
-    ngx_memzero(prep, sizeof(ngx_http_projkey_prep_t));
-
     if (row->project_len > NGX_HTTP_PROJKEY_PROJECT_MAX
         || row->name_len > 0xffff)
     {
@@ -2680,32 +2815,72 @@ ngx_http_projkey_zone_prepare_locked(ngx_http_projkey_zone_t *zone,
         return NGX_ABORT;
     }
 
+    return NGX_OK;
+}
+
+
+/* a row's secret i: 0 the current one, 1 a rolled key's previous one */
+
+static const u_char *
+ngx_http_projkey_row_secret(const projkey_row_t *row, ngx_uint_t i,
+    int64_t *expires, ngx_uint_t *flags)
+{
+    if (i == 0) {
+        *expires = row->expires_at;
+        *flags = 0;
+        return row->hash;
+    }
+
+    *expires = row->prev_expires_at;
+    *flags = NGX_HTTP_PROJKEY_PREVIOUS;
+
+    /* the old secret of a key never outlives the key */
+    if (row->expires_at > 0
+        && (*expires <= 0 || row->expires_at < *expires))
+    {
+        *expires = row->expires_at;
+    }
+
+    /* a previous secret always ends; a past end is a second ago */
+    if (*expires <= 0) {
+        *expires = 1;
+    }
+
+    return row->prev_hash;
+}
+
+
+/*
+ * The nodes of a row: its secret and, of a rolled key, its previous one.
+ * A node unchanged but for its status is kept and takes the status at
+ * publish; any other change (a name, an expiry) takes a new node, made
+ * here, so that a caller that must not commit without room learns it
+ * first.  NGX_DECLINED: no room, NGX_ERROR: too big for a node; nothing
+ * taken either way.
+ */
+
+ngx_int_t
+ngx_http_projkey_zone_prepare_locked(ngx_http_projkey_zone_t *zone,
+    const projkey_row_t *row, ngx_http_projkey_prep_t *prep)
+{
+    int64_t                    expires;
+    ngx_int_t                  rc;
+    ngx_uint_t                 i, flags;
+    const u_char              *hash;
+    ngx_http_projkey_node_t   *node;
+
+    ngx_memzero(prep, sizeof(ngx_http_projkey_prep_t));
+
+    rc = ngx_http_projkey_row_ok(zone, row);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
     prep->n = (row->prev_hash != NULL) ? 2 : 1;
 
     for (i = 0; i < prep->n; i++) {
 
-        if (i == 0) {
-            hash = row->hash;
-            expires = row->expires_at;
-            flags = 0;
-
-        } else {
-            hash = row->prev_hash;
-            expires = row->prev_expires_at;
-            flags = NGX_HTTP_PROJKEY_PREVIOUS;
-
-            /* the old secret of a key never outlives the key */
-            if (row->expires_at > 0
-                && (expires <= 0 || row->expires_at < expires))
-            {
-                expires = row->expires_at;
-            }
-
-            /* a previous secret always ends; a past end is a second ago */
-            if (expires <= 0) {
-                expires = 1;
-            }
-        }
+        hash = ngx_http_projkey_row_secret(row, i, &expires, &flags);
 
         ngx_memcpy(prep->hash[i], hash, NGX_HTTP_PROJKEY_HASH_LEN);
         prep->status[i] = (u_char) (row->status | flags
