@@ -38,6 +38,7 @@ bench/out/cache/N/ as keys-sql.db:
     bench/scale.py                             # 1,000,000 and 10,000,000
     bench/scale.py --keys 10000000 --phases callgrind
     bench/scale.py --keys 1000000 --sql        # the SQL-made database at 1M
+    bench/scale.py --tree /tmp/pk-old          # another build (before/after)
 
 Results: bench/out/scale-results.json (each N's figures, merged over
 runs by phase) and bench/out/scale-table.txt.
@@ -241,10 +242,12 @@ def run_n(n, a, R):
     keys = setup(n, a)
     key = '%d%s' % (n, '-sql' if keys['made']['method'] == 'sql'
                     and n <= a.cli_max else '')
+    if a.tree != bench.ROOT:
+        key += '@' + os.path.basename(a.tree)
     res = R.setdefault(key, {})
-    res.update({'n': n, 'made': keys['made'],
+    res.update({'n': n, 'made': keys['made'], 'tree': a.tree,
                 'git_head': subprocess.run(
-                    ['git', '-C', bench.ROOT, 'rev-parse', '--short', 'HEAD'],
+                    ['git', '-C', a.tree, 'rev-parse', '--short', 'HEAD'],
                     capture_output=True, text=True).stdout.strip()})
     base = os.path.join(a.out, 'scale-%s' % key)
     shutil.rmtree(base, ignore_errors=True)
@@ -388,8 +391,14 @@ def main():
     ap.add_argument('--batches', type=int, default=10)
     ap.add_argument('--per-batch', type=int, default=5000)
     ap.add_argument('--print', action='store_true')
+    ap.add_argument('--tree', default=bench.ROOT,
+                    help='the build tree whose module and CLI to run'
+                    ' (an older commit\'s `git archive` with `make all`)')
     ap.add_argument('--out', default=os.path.join(HERE, 'out'))
     a = ap.parse_args()
+    a.tree = os.path.abspath(a.tree)
+    bench.MODULE = os.path.join(a.tree, 'build', 'ngx_http_projkey_module.so')
+    bench.CLI = os.path.join(a.tree, 'build', 'projkey')
     a.keys = a.keys or [1000000, 10000000]
     a.phases = [p for p in a.phases.split(',') if p]
     a.cg_variants = [v for v in a.cg_variants.split(',') if v]
