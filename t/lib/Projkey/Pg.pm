@@ -50,6 +50,8 @@ sub new {
         user     => 'projkey',
         database => 'projkey',
         password => random_word(24),
+        listen   => $opts{listen},
+        allow    => $opts{allow},
     }, $class;
 
     # /tmp, not the test's directory: the postgres user must reach it
@@ -122,10 +124,11 @@ sub user { $_[0]{user} }
 sub database { $_[0]{database} }
 
 # the projkey role's URI, over TCP (as a remote node would connect)
+# uri(host => ADDR): through another of the server's listen addresses
 sub uri {
-    my ($self) = @_;
-    return "postgresql://$self->{user}:$self->{password}\@127.0.0.1:"
-        . "$self->{port}/$self->{database}";
+    my ($self, %opts) = @_;
+    return "postgresql://$self->{user}:$self->{password}\@"
+        . ($opts{host} // '127.0.0.1') . ":$self->{port}/$self->{database}";
 }
 
 # the same role through the unix socket, no password in the URI
@@ -155,7 +158,17 @@ sub start {
     die "initdb failed ($rc):\n$out" if $rc;
 
     # fsync off: a test's cluster is thrown away, and the machine is shared
-    my $o = "-c listen_addresses=127.0.0.1 -p $self->{port}"
+    # Projkey::Pg->new(listen => ADDR, allow => CIDR): one more address,
+    # for clients of CIDR (a network namespace's nginx)
+    if ($self->{allow}) {
+        open my $fh, '>>', "$self->{data}/pg_hba.conf"
+            or die "pg_hba.conf: $!\n";
+        print $fh "host all all $self->{allow} scram-sha-256\n";
+        close $fh;
+    }
+
+    my $o = "-c listen_addresses=127.0.0.1"
+        . ($self->{listen} ? ",$self->{listen}" : '') . " -p $self->{port}"
         . " -c unix_socket_directories=$self->{dir} -c fsync=off"
         . " -c synchronous_commit=off -c full_page_writes=off"
         . " -c max_connections=30 -c shared_buffers=16MB";

@@ -25,6 +25,10 @@ package Projkey::Test;
 # nginx_version() is the running binary's version as a number (1026003 for
 # 1.26.3), to compare with nginx's own nginx_version.
 #
+# Projkey::Test->new(netns => NAME, host => ADDR) runs nginx in the network
+# namespace NAME (Projkey::Netns) and sends requests to ADDR, its address
+# there, instead of 127.0.0.1.
+#
 # Environment: PROJKEY_TEST_KEEP=1 keeps the test directory;
 # PROJKEY_TEST_MODULE and PROJKEY_TEST_CLI point at other builds (e.g. a
 # sanitizer build, with PROJKEY_TEST_PRELOAD="libasan.so.8 libubsan.so.1"
@@ -68,6 +72,8 @@ sub new {
         expected => [],
         done     => 0,
         checks   => 0,
+        host     => $opts{host} // '127.0.0.1',
+        netns    => $opts{netns},
     }, $class;
 
     # PROJKEY_TEST_MODULE=none runs nginx without the module (harness
@@ -324,7 +330,8 @@ sub config { $_[0]{config} }
 sub nginx_args {
     my ($self, $elog) = @_;
     my $d = $self->{testdir};
-    return ($NGINX, '-p', "$d/", '-c', "$d/nginx.conf", '-e', $elog);
+    return (($self->{netns} ? ('ip', 'netns', 'exec', $self->{netns}) : ()),
+        $NGINX, '-p', "$d/", '-c', "$d/nginx.conf", '-e', $elog);
 }
 
 # runs a command, returns (exit code, stdout, stderr)
@@ -338,7 +345,7 @@ sub run_cmd {
 
     if ($pid == 0) {
         # a sanitizer build of the module needs its runtime in nginx
-        if ($ENV{PROJKEY_TEST_PRELOAD} && $cmd[0] eq $NGINX) {
+        if ($ENV{PROJKEY_TEST_PRELOAD} && grep { $_ eq $NGINX } @cmd) {
             $ENV{LD_PRELOAD} = $ENV{PROJKEY_TEST_PRELOAD};
             $ENV{ASAN_OPTIONS} //= 'detect_leaks=0';
         }
@@ -412,10 +419,15 @@ sub run {
     die "nginx wrote no pid file:\n" . $self->error_log unless $master;
     $self->{master} = $master;
 
-    for my $port ($self->listen_ports) {
+    # in a namespace, only what listens on its address is seen from here
+    my @ports = $self->{netns}
+        ? $self->{config} =~ /^\s*listen\s+\Q$self->{host}\E:(\d+)[\s;]/mg
+        : $self->listen_ports;
+
+    for my $port (@ports) {
         while (1) {
-            my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port",
-                Timeout => 1);
+            my $s = IO::Socket::INET->new(
+                PeerAddr => "$self->{host}:$port", Timeout => 1);
             if ($s) {
                 close $s;
                 last;
@@ -556,13 +568,13 @@ sub http {
     my $timeout = $opts{timeout} // 10;
 
     my $s = IO::Socket::INET->new(
-        PeerAddr => "127.0.0.1:$port",
+        PeerAddr => "$self->{host}:$port",
         Proto    => 'tcp',
         Timeout  => $timeout,
     );
 
     unless ($s) {
-        Test::More::note("connect to 127.0.0.1:$port failed: $!");
+        Test::More::note("connect to $self->{host}:$port failed: $!");
         return '';
     }
 
