@@ -367,6 +367,10 @@ void ngx_http_projkey_follow_stop(ngx_http_projkey_zone_t *zone);
 int ngx_http_projkey_zone_load_row(void *data, const projkey_row_t *row);
 void ngx_http_projkey_zone_load_done_locked(ngx_http_projkey_load_t *load);
 
+/* ngx_http_projkey_load.c */
+projkey_store_rc_e ngx_http_projkey_zone_read(projkey_store_t *st,
+    ngx_http_projkey_load_t *load, int64_t *seq, ngx_log_t *log);
+
 /* ngx_http_projkey_snapshot.c */
 void ngx_http_projkey_snapshot_take(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log);

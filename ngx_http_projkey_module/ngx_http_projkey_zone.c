@@ -861,8 +861,7 @@ ngx_http_projkey_zone_load(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
     }
 
     if (rc == PROJKEY_STORE_OK) {
-        rc = projkey_store_load(st, ngx_http_projkey_zone_load_row, &load,
-                                &seq);
+        rc = ngx_http_projkey_zone_read(st, &load, &seq, log);
 
         ngx_http_projkey_zone_load_done_locked(&load);
 
