@@ -226,7 +226,11 @@ const char *projkey_store_errmsg(projkey_store_t *st);
 projkey_store_rc_e projkey_store_state(projkey_store_t *st, int64_t *seq,
     char instance[33]);
 
-/* every key (not deleted), in one read transaction; *seq as of that read */
+/*
+ * Every key (not deleted), in one read transaction; *seq as of that read.
+ * Its rows carry what the zone keeps: no preview, creator, creation or
+ * update time (NULL and 0), read from millions of keys for nothing.
+ */
 projkey_store_rc_e projkey_store_load(projkey_store_t *st, projkey_row_pt cb,
     void *data, int64_t *seq);
 

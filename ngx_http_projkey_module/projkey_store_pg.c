@@ -84,6 +84,14 @@ static const unsigned char  projkey_pg_hex[256] = {
     "ELSE expires_at END, "                                                   \
     "encode(prev_hash, 'hex'), prev_preview, coalesce(prev_expires_at, 0)"
 
+/* what the zone needs of a key, in the places of PROJKEY_PG_KEY_COLUMNS */
+#define PROJKEY_PG_LOAD_COLUMNS                                               \
+    "id, encode(hash, 'hex'), project, name, NULL, NULL, 0, 0, "              \
+    "coalesce(last_used_at, 0), seq, status, "                                \
+    "CASE WHEN expires_at IS NULL THEN 0 WHEN expires_at < 1 THEN 1 "         \
+    "ELSE expires_at END, "                                                   \
+    "encode(prev_hash, 'hex'), NULL, coalesce(prev_expires_at, 0)"
+
 #define PROJKEY_PG_KEY_NCOLUMNS  15
 
 /*
@@ -1463,7 +1471,10 @@ projkey_pg_hash(PGresult *res, int row, int col, unsigned char *hash)
 }
 
 
-/* row i of a result of PROJKEY_PG_KEY_COLUMNS; -1 for a damaged hash */
+/*
+ * Row i of a result of PROJKEY_PG_KEY_COLUMNS or PROJKEY_PG_LOAD_COLUMNS;
+ * -1 for a damaged hash.
+ */
 
 static int
 projkey_pg_row(PGresult *res, int i, projkey_pg_row_t *r)
@@ -1489,8 +1500,9 @@ projkey_pg_row(PGresult *res, int i, projkey_pg_row_t *r)
     if (!PQgetisnull(res, i, 3)) {
         row->name = PQgetvalue(res, i, 3);
         row->name_len = PQgetlength(res, i, 3);
-        row->preview = PQgetvalue(res, i, 4);
-        row->created_by = PQgetvalue(res, i, 5);
+        row->preview = PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4);
+        row->created_by = PQgetisnull(res, i, 5) ? NULL
+                                                 : PQgetvalue(res, i, 5);
     }
     row->created_at = projkey_pg_int64(res, i, 6);
     row->updated_at = projkey_pg_int64(res, i, 7);
@@ -1499,7 +1511,8 @@ projkey_pg_row(PGresult *res, int i, projkey_pg_row_t *r)
     row->status = (int) projkey_pg_int64(res, i, 10);
     row->expires_at = projkey_pg_int64(res, i, 11);
     row->prev_hash = ph ? r->prev_hash : NULL;
-    row->prev_preview = ph ? PQgetvalue(res, i, 13) : NULL;
+    row->prev_preview = (ph && !PQgetisnull(res, i, 13))
+                        ? PQgetvalue(res, i, 13) : NULL;
     row->prev_expires_at = projkey_pg_int64(res, i, 14);
 
     return 0;
@@ -1676,7 +1689,7 @@ projkey_pg_changes(projkey_store_t *st, int64_t since, projkey_row_pt cb,
     memset(&p, 0, sizeof(projkey_pg_params_t));
 
     if (since < 0) {
-        sql = "SELECT " PROJKEY_PG_KEY_COLUMNS " FROM projkey.keys";
+        sql = "SELECT " PROJKEY_PG_LOAD_COLUMNS " FROM projkey.keys";
 
     } else {
         projkey_pg_int(&p, since);

@@ -399,7 +399,12 @@ static const char  *projkey_store_sql[PROJKEY_SQL_N] = {
 
     "SELECT v FROM meta WHERE k = 'instance'",
 
-    "SELECT " PROJKEY_KEY_COLUMNS " FROM keys",
+    /* what the zone needs of a key, in the places of PROJKEY_KEY_COLUMNS */
+    "SELECT id, hash, project, name, NULL, NULL, 0, 0, "
+    "coalesce(last_used_at, 0), seq, status, "
+    "CASE WHEN expires_at IS NULL THEN 0 WHEN expires_at < 1 THEN 1 "
+    "ELSE expires_at END, "
+    "prev_hash, NULL, coalesce(prev_expires_at, 0) FROM keys",
 
     /*
      * A deleted key is in "deleted" only: ids are never reused.  A hash
