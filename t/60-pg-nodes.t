@@ -1,11 +1,12 @@
 #!/usr/bin/perl
 
-# projkey: two nginx nodes (two workers each) on one private PostgreSQL
+# projkey: three nginx nodes (two workers each) on one private PostgreSQL
 # (t/lib/Projkey/Pg.pm), polling only every 30 s: what comes sooner comes
 # by notification.  nginx never makes the schema: without "projkey init"
 # it does not start.  A write through one node's admin API is in force on
-# that node before the answer and on the other within 1 s, as is one made
-# with the CLI; the secret reaches neither the
+# that node before the answer and on the others within 1 s, as is one made
+# with the CLI or by the application's SQL (projkey.change_key); the
+# secret reaches neither the
 # database nor a log, nor does the URI's password.  With the server
 # stopped, both nodes keep enforcing what they have, writes answer 503 with
 # nothing of the server in the body, and once it is back they catch up.
@@ -25,10 +26,12 @@ use Projkey::Pg;
 
 ###############################################################################
 
-# and the two error.log checks of the second node
-my $t = Projkey::Test->new()->plan(48);
+# and the two error.log checks of the second and third nodes
+my $t = Projkey::Test->new()->plan(59);
 my $t2 = Projkey::Test->new();
 $t2->{checks} = 1;
+my $t3 = Projkey::Test->new();
+$t3->{checks} = 1;
 
 my $pg = Projkey::Pg->new();
 my $uri = $pg->uri;
@@ -64,7 +67,7 @@ http {
 
 EOF
 
-for ([$t, 'pg-a'], [$t2, 'pg-b']) {
+for ([$t, 'pg-a'], [$t2, 'pg-b'], [$t3, 'pg-c']) {
     my ($n, $name) = @$_;
     (my $c = $conf) =~ s/%%URI%%/$uri/;
     $c =~ s/%%NODE%%/$name/;
@@ -93,10 +96,11 @@ my ($id0, $key0) = $t->create_key('before start', db => $uri);
 ($rc, $out) = $t->nginx_t();
 is($rc, 0, 'nginx -t: with the schema, passes') or diag($out);
 
-$_->run() for $t, $t2;
+$_->run() for $t, $t2, $t3;
 
 my $a = Projkey::Admin->new($t, user => 'alice');
 my $b = Projkey::Admin->new($t2, user => 'bob');
+my $c = Projkey::Admin->new($t3, user => 'carol');
 
 like(api($t, $key0), qr/ 200 .*ok before start/s, 'node a: key made before');
 like(api($t2, $key0), qr/ 200 .*ok before start/s, 'node b: key made before');
@@ -114,6 +118,19 @@ ok(on_all_workers($t, $key1, qr/ 200 .*ok made on a/s),
 my ($ok, $took) = until_match($t2, $key1, qr/ 200 .*ok made on a/s);
 ok($ok, 'and on b');
 cmp_ok($took, '<', 1, 'within 1 s');
+($ok, $took) = until_match($t3, $key1, qr/ 200 .*ok made on a/s);
+ok($ok && $took < 1, 'and on c within 1 s');
+
+# a write on c: on a and b
+
+$r = $c->call('PATCH', "keys/$id1", { name => 'renamed on c' });
+is($r->{status}, 200, 'rename on c: 200');
+ok(on_all_workers($t3, $key1, qr/ 200 .*ok renamed on c/s),
+    'in force on every worker of c at once');
+($ok, $took) = until_match($t, $key1, qr/ 200 .*ok renamed on c/s);
+ok($ok && $took < 1, 'on a within 1 s');
+($ok, $took) = until_match($t2, $key1, qr/ 200 .*ok renamed on c/s);
+ok($ok && $took < 1, 'on b within 1 s');
 
 # a write on b: the other way round
 
@@ -123,6 +140,19 @@ ok(on_all_workers($t2, $key1, qr/ 401 .*api_key_disabled/s),
     'rejected on every worker of b at once');
 ($ok, $took) = until_match($t, $key1, qr/ 401 .*api_key_disabled/s);
 ok($ok && $took < 1, 'and on a within 1 s');
+($ok, $took) = until_match($t3, $key1, qr/ 401 .*api_key_disabled/s);
+ok($ok && $took < 1, 'and on c within 1 s');
+
+# the application's SQL, through the schema's function: on all three
+
+my $sql = $pg->psql("SELECT seq FROM projkey.change_key('default', '$id0',"
+    . " 'renamed by sql', 0, false, NULL,"
+    . " extract(epoch FROM now())::bigint, 'app', '127.0.0.1')",
+    user => $pg->user, db => 'projkey');
+like($sql, qr/^\d+$/m, 'projkey.change_key: a revision');
+my @on = map { (until_match($_, $key0, qr/ok renamed by sql/))[0] }
+    $t, $t2, $t3;
+is("@on", '1 1 1', 'the name by SQL on all three nodes');
 
 # the CLI's writes reach both
 
@@ -139,9 +169,10 @@ my $last = $r->{json}{revision};
 my $nodes = $t->wait_for(8, sub {
     my $n = $a->call('GET', 'nodes')->{json}{nodes} // [];
     my %at = map { $_->{node} => $_->{revision} } @$n;
-    (grep { ($at{$_} // -1) == $last } qw(pg-a pg-b)) == 2 ? \%at : undef;
+    (grep { ($at{$_} // -1) == $last } qw(pg-a pg-b pg-c)) == 3
+        ? \%at : undef;
 });
-ok($nodes, 'GET nodes: both nodes, both at the last revision')
+ok($nodes, 'GET nodes: the three nodes, all at the last revision')
     or diag(explain($a->call('GET', 'nodes')->{json}));
 
 # no secret in the database
@@ -168,6 +199,7 @@ $pg->halt();
 like(api($t, $key0), qr/ 200 .*ok renamed by the cli/s,
     'server down: a accepts an active key');
 like(api($t2, $key2), qr/ 200 /, 'b too');
+like(api($t3, $key0), qr/ 200 /, 'and c');
 like(api($t, $key1), qr/ 401 .*api_key_disabled/s,
     'a still rejects a disabled one');
 like(api($t2, 'sk-project-' . ('A' x 48)), qr/ 401 /,
@@ -221,16 +253,16 @@ $r = $a->call('DELETE', "keys/$id0");
 is($r->{status}, 204, "delete on a: 204") or diag($r->{raw});
 like(api($t, $key0), qr/ 401 .*invalid_api_key/s, 'rejected on a at once');
 ($ok) = until_match($t2, $key0, qr/ 401 .*invalid_api_key/s);
-ok($ok, 'and on b');
+my ($ok3) = until_match($t3, $key0, qr/ 401 .*invalid_api_key/s);
+ok($ok && $ok3, 'and on b and c');
 
-# neither a secret nor the password in either node's logs
+# neither a secret nor the password in any node's logs
 
-$t->stop();
-$t2->stop();
+$_->stop() for $t, $t2, $t3;
 
 my $logs = join '', map {
     $_->error_log . $_->read_file('access.log')
-} $t, $t2;
+} $t, $t2, $t3;
 
 unlike($logs, qr/\Q$pw\E/, 'the password is in no log');
 unlike($logs, qr/\Q$key0\E|\Q$key1\E|\Q$key2\E|\Q$key3\E/,

@@ -5,6 +5,7 @@
 # made by the CLI reaches the node within 1 s though sync= is 30 s), and
 # after a kill -9 of worker 0 the worker nginx starts in its place does;
 # the zone keeps every key meanwhile, and no connection is left behind.
+# Reloads during a stream of changes lose none of them.
 
 use strict;
 use warnings;
@@ -12,6 +13,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
+use POSIX ();
 use Test::More;
 use Time::HiRes qw(sleep time);
 
@@ -20,7 +22,7 @@ use Projkey::Pg;
 
 ###############################################################################
 
-my $t = Projkey::Test->new()->plan(10);
+my $t = Projkey::Test->new()->plan(13);
 
 # the killed worker is the master's to report
 $t->expect_errors(qr/exited on signal 9/);
@@ -66,6 +68,43 @@ $t->reload();
 
 like(api($k0), qr/ 200 .*ok before/s, 'after a reload: the key of the start');
 ok(arrives('after reload'), 'the new worker 0 follows');
+
+# reloads while the CLI writes: every key of the stream arrives
+
+my $stream = $t->testdir . '/stream.txt';
+my $writer = fork() // die "fork: $!\n";
+
+if ($writer == 0) {
+    open my $fh, '>', $stream or POSIX::_exit(1);
+    $fh->autoflush(1);
+    for my $i (1 .. 40) {
+        my (undef, $key) = eval { $t->create_key("stream $i", db => $uri) };
+        printf $fh "%d %s %.3f\n", $i, $key, time if $key;
+    }
+    close $fh;
+    POSIX::_exit(0);
+}
+
+sleep 0.3;
+my $first = time;
+
+for (1 .. 3) {
+    $t->reload();
+    sleep 0.3;
+}
+
+my $last = time;
+
+waitpid($writer, 0);
+my @stream = map { [ split ' ' ] } split /\n/, $t->read_file('stream.txt');
+is(scalar @stream, 40, 'the stream made its 40 keys');
+cmp_ok(scalar(grep { $_->[2] > $first && $_->[2] < $last } @stream), '>', 5,
+    'many of them while nginx reloaded');
+
+my $all = $t->wait_for(3, sub {
+    !grep { api($_->[1]) !~ / 200 .*ok stream $_->[0]\b/s } @stream;
+});
+ok($all, 'and every one of them is in force after the reloads');
 
 # worker 0 killed: the one nginx starts in its place follows
 
