@@ -115,8 +115,11 @@ test: deps
 PG_SUITE := t/10-enforce.t t/11-optional.t t/12-hide-key.t t/13-spoof.t \
             t/16-workers.t t/19-satisfy.t t/20-admin-api.t \
             t/22-admin-concurrency.t t/24-admin-audit.t t/25-last-used.t \
-            t/26-log-level.t t/30-attacks.t t/32-redirects.t \
-            t/44-metrics.t t/45-expiry.t t/47-list-paged.t
+            t/26-log-level.t t/29-kill-writer.t t/30-attacks.t \
+            t/31-spoof-h2.t t/32-redirects.t t/37-kill-reload.t \
+            t/38-reload-admin.t t/39-hide-key-push.t t/44-metrics.t \
+            t/45-expiry.t t/47-list-paged.t t/49-thread-pool.t \
+            t/51-hide-key-list.t t/52-last-used-reload.t
 
 test-pg: all
 	PROJKEY_TEST_ENGINE=pg prove -j2 $(PG_SUITE)
