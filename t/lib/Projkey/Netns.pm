@@ -9,10 +9,14 @@ package Projkey::Netns;
 #   $ns->inside;   # the namespace's address for clients, 10.213.X.Y
 #   $ns->outside;  # this side's address on the other pair, for the server
 #   $ns->net;      # the /30 of that pair, for pg_hba.conf
-#   $ns->cut; $ns->heal;   # that pair down (packets lost: no RST, no FIN)
-#                          # and up again; the clients' pair stays up
+#   $ns->cut; $ns->heal;   # every IP packet on that pair dropped at both
+#                          # ends (nftables; ARP still works, so nothing
+#                          # answers: no RST, no ICMP, sessions only time
+#                          # out), then let through again; the clients'
+#                          # pair stays as it is
 #
-# The namespace, and with it both pairs, goes when the object does.
+# The namespace, and with it both pairs, goes when the object does; one
+# left by a test that was killed is removed by the next.
 
 use strict;
 use warnings;
@@ -28,6 +32,14 @@ sub new {
     my ($class) = @_;
 
     my $self = bless { owner => $$, name => "pk$$" }, $class;
+
+    # a killed test's namespace: its pid is gone
+    for my $old (ip('netns', 'list') =~ /^pk(\d+)\b/mg) {
+        next if kill 0, $old;
+        system("ip netns del pk$old 2>/dev/null");
+        system("ip link del pk${_}o$old 2>/dev/null") for qw(c d);
+        system("nft delete table inet pk$old 2>/dev/null");
+    }
 
     ip('netns', 'add', $self->{name});
     $self->{made} = 1;
@@ -70,15 +82,34 @@ sub inside { $_[0]{c}{inside} }
 sub outside { $_[0]{d}{outside} }
 sub net { $_[0]{d}{net} }
 
+sub nft {
+    my ($self, $inside, @rules) = @_;
+    my @cmd = ($inside ? ('ip', 'netns', 'exec', $self->{name}) : (), 'nft',
+        '-f', '-');
+    open my $fh, '|-', @cmd or die "nft: $!\n";
+    print $fh "$_\n" for @rules;
+    close $fh or die "nft failed (@rules)\n";
+}
+
 sub cut {
     my ($self) = @_;
-    ip('link', 'set', $self->{d}{out}, 'down');
+    my $t = "table inet pk$$";
+
+    for ([0, $self->{d}{out}], [1, "pkdi$$"]) {
+        my ($inside, $if) = @$_;
+        $self->nft($inside, "add $t",
+            "add chain inet pk$$ in { type filter hook input priority 0; }",
+            "add rule inet pk$$ in iifname \"$if\" drop");
+    }
+
+    $self->{cut} = 1;
     return $self;
 }
 
 sub heal {
     my ($self) = @_;
-    ip('link', 'set', $self->{d}{out}, 'up');
+    $self->nft($_, "delete table inet pk$$") for 0, 1;
+    $self->{cut} = 0;
     return $self;
 }
 
@@ -86,6 +117,7 @@ sub DESTROY {
     my ($self) = @_;
     return if $$ != $self->{owner} || !$self->{made};
     delete $self->{made};
+    system("nft delete table inet pk$$ 2>/dev/null") if $self->{cut};
     system('ip', 'netns', 'del', $self->{name});
     system("ip link del $self->{$_}{out} 2>/dev/null") for qw(c d);
 }
