@@ -80,12 +80,14 @@ if ($writer == 0) {
     for my $i (1 .. 40) {
         my (undef, $key) = eval { $t->create_key("stream $i", db => $uri) };
         printf $fh "%d %s %.3f\n", $i, $key, time if $key;
+        sleep 0.03;
     }
     close $fh;
     POSIX::_exit(0);
 }
 
-sleep 0.3;
+# the reloads start once the stream has
+$t->wait_for(10, sub { -s $stream });
 my $first = time;
 
 for (1 .. 3) {
