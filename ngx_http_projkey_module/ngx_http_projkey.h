@@ -83,6 +83,11 @@ struct ngx_http_projkey_node_s {
     u_char                     data[1];
 };
 
+/* a row's project and name fit the lengths a node stores them with */
+#define ngx_http_projkey_row_fits(row)                                        \
+    ((row)->project_len <= NGX_HTTP_PROJKEY_PROJECT_MAX                       \
+     && (row)->name_len <= 0xffff)
+
 #define ngx_http_projkey_node_size(project_len, name_len)                     \
     (offsetof(ngx_http_projkey_node_t, data)                                  \
      + PROJKEY_ID_LEN + (project_len) + (name_len))

@@ -184,10 +184,9 @@ ngx_http_projkey_reader_row(void *data, const projkey_row_t *row)
 
     /* a row the zone refuses for its lengths needs no strings */
 
-    strings = (row->project_len <= NGX_HTTP_PROJKEY_PROJECT_MAX
-               && row->name_len <= 0xffff);
+    strings = ngx_http_projkey_row_fits(row);
 
-    need = ngx_align(PROJKEY_ID_LEN + 1, 8) + 3 * NGX_HTTP_PROJKEY_HASH_LEN;
+    need = ngx_align(PROJKEY_ID_LEN + 1, 8) + 3 * PROJKEY_HASH_LEN;
 
     if (strings) {
         need += ngx_align(row->project_len, 8) + ngx_align(row->name_len, 8);
@@ -218,19 +217,19 @@ ngx_http_projkey_reader_row(void *data, const projkey_row_t *row)
                                        PROJKEY_ID_LEN + 1);
 
     r->hash = ngx_http_projkey_batch_copy(b, row->hash,
-                                          NGX_HTTP_PROJKEY_HASH_LEN,
-                                          NGX_HTTP_PROJKEY_HASH_LEN);
+                                          PROJKEY_HASH_LEN,
+                                          PROJKEY_HASH_LEN);
 
     if (row->prev_hash != NULL) {
         r->prev_hash = ngx_http_projkey_batch_copy(b, row->prev_hash,
-                                                   NGX_HTTP_PROJKEY_HASH_LEN,
-                                                   NGX_HTTP_PROJKEY_HASH_LEN);
+                                                   PROJKEY_HASH_LEN,
+                                                   PROJKEY_HASH_LEN);
     }
 
     if (row->retired_hash != NULL) {
         r->retired_hash = ngx_http_projkey_batch_copy(b, row->retired_hash,
-                                                    NGX_HTTP_PROJKEY_HASH_LEN,
-                                                    NGX_HTTP_PROJKEY_HASH_LEN);
+                                                    PROJKEY_HASH_LEN,
+                                                    PROJKEY_HASH_LEN);
     }
 
     if (strings) {

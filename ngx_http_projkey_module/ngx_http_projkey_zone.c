@@ -2799,9 +2799,7 @@ static ngx_int_t
 ngx_http_projkey_row_ok(ngx_http_projkey_zone_t *zone,
     const projkey_row_t *row)
 {
-    if (row->project_len > NGX_HTTP_PROJKEY_PROJECT_MAX
-        || row->name_len > 0xffff)
-    {
+    if (!ngx_http_projkey_row_fits(row)) {
         return NGX_ERROR;
     }
 

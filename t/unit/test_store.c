@@ -183,7 +183,7 @@ t_collect(void *data, const projkey_row_t *r)
         snprintf(row->name, sizeof(row->name), "%.*s", (int) r->name_len,
                  r->name);
         snprintf(row->created_by, sizeof(row->created_by), "%s",
-                 r->created_by);
+                 r->created_by != NULL ? r->created_by : "");
     }
 
     row->created_at = r->created_at;
