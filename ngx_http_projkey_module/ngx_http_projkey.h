@@ -249,10 +249,9 @@ typedef struct {
     ngx_uint_t                 failed;
     int64_t                    applied;
 
-    /* the first load of an empty zone: nodes filled, not yet linked */
+    /* a start's load: nodes filled, not yet linked */
     ngx_uint_t                 queued;
     ngx_http_projkey_node_t   *ahead[NGX_HTTP_PROJKEY_AHEAD];
-    unsigned                   fresh:1;
 } ngx_http_projkey_load_t;
 
 

@@ -152,17 +152,13 @@ ngx_http_projkey_reader(void *data)
 {
     ngx_http_projkey_reader_t *rd = data;
 
-    projkey_store_rc_e  rc;
-
     /* the first batch is the reader's from the start */
 
     rd->batch[0]->n = 0;
     rd->batch[0]->used = 0;
 
-    rc = projkey_store_load(rd->store, ngx_http_projkey_reader_row, rd,
-                            &rd->seq);
-
-    rd->rc = rc;
+    rd->rc = projkey_store_load(rd->store, ngx_http_projkey_reader_row, rd,
+                                &rd->seq);
 
     (void) ngx_http_projkey_reader_pass(rd, 1);
 
@@ -200,12 +196,10 @@ ngx_http_projkey_reader_row(void *data, const projkey_row_t *row)
         b = ngx_http_projkey_reader_pass(rd, 0);
     }
 
+    /* a load's row has no preview or creator to point into the store */
+
     r = &b->row[b->n++];
     *r = *row;
-
-    r->preview = NULL;
-    r->created_by = NULL;
-    r->prev_preview = NULL;
 
     /* the zone takes PROJKEY_ID_LEN bytes of an id: a shorter one is padded */
 

@@ -840,7 +840,6 @@ ngx_http_projkey_zone_load(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
 
     ngx_memzero(&load, sizeof(ngx_http_projkey_load_t));
     load.zone = zone;
-    load.fresh = 1;
 
     /* only a start migrates, and only an SQLite file */
 
@@ -924,54 +923,32 @@ ngx_http_projkey_zone_load_row(void *data, const projkey_row_t *row)
 {
     ngx_http_projkey_load_t *load = data;
 
-    ngx_http_projkey_prep_t   prep;
-
     if (load->failed) {
         load->failed++;
         return 0;
     }
 
-    if (load->fresh) {
-        switch (ngx_http_projkey_zone_load_fresh(load, row)) {
-
-        case NGX_OK:
-            load->loaded++;
-            return 0;
-
-        case NGX_ABORT:
-            return 0;
-
-        default:
-            load->failed++;
-            return 0;
-        }
-    }
-
-    switch (ngx_http_projkey_zone_prepare_locked(load->zone, row, &prep)) {
+    switch (ngx_http_projkey_zone_load_fresh(load, row)) {
 
     case NGX_OK:
+        load->loaded++;
         break;
 
     case NGX_ABORT:
         /* rejected, and said so */
-        return 0;
+        break;
 
     default:
         load->failed++;
-        return 0;
     }
-
-    ngx_http_projkey_zone_publish_locked(load->zone, &prep);
-
-    load->loaded++;
 
     return 0;
 }
 
 
 /*
- * The first load of an empty zone, millions of keys: a node is filled at
- * once and linked NGX_HTTP_PROJKEY_AHEAD nodes later, its bucket and that
+ * A start loads an empty zone, millions of keys: a node is filled at once
+ * and linked NGX_HTTP_PROJKEY_AHEAD nodes later, its bucket and that
  * bucket's first node prefetched meanwhile, so that the cache misses of the
  * keys overlap instead of following one another.  Nothing can be in the
  * zone already that a node would have to match.
@@ -1098,7 +1075,6 @@ ngx_http_projkey_zone_load_snapshot(ngx_http_projkey_zone_t *zone,
 
     ngx_memzero(load, sizeof(ngx_http_projkey_load_t));
     load->zone = zone;
-    load->fresh = 1;
 
     rc = ngx_http_projkey_snapshot_load(zone, load, log);
 
