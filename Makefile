@@ -112,18 +112,14 @@ test: deps
 # The files whose keys.db may as well be PostgreSQL (t/lib/Projkey/Test.pm
 # gives each a private one): the rest read or damage the SQLite file
 # itself, or count on sync= being the only way in for the CLI's changes.
-# t/37 kills workers during reloads: on PostgreSQL a kill may land while
-# worker 0 holds the zone's mutex across a round trip to the server, and
-# the master's "was locked by" alert fails it (docs/multi-node.md, "What
-# is not built yet").
 PG_SUITE := t/10-enforce.t t/11-optional.t t/12-hide-key.t t/13-spoof.t \
             t/16-workers.t t/19-satisfy.t t/20-admin-api.t \
             t/22-admin-concurrency.t t/24-admin-audit.t t/25-last-used.t \
             t/26-log-level.t t/29-kill-writer.t t/30-attacks.t \
-            t/31-spoof-h2.t t/32-redirects.t t/38-reload-admin.t \
-            t/39-hide-key-push.t t/44-metrics.t \
+            t/31-spoof-h2.t t/32-redirects.t t/37-kill-reload.t \
+            t/38-reload-admin.t t/39-hide-key-push.t t/44-metrics.t \
             t/45-expiry.t t/47-list-paged.t t/49-thread-pool.t \
-            t/51-hide-key-list.t t/52-last-used-reload.t
+            t/51-hide-key-list.t t/52-last-used-reload.t t/53-wait-alone.t
 
 test-pg: all
 	PROJKEY_TEST_ENGINE=pg prove -j2 $(PG_SUITE)

@@ -108,8 +108,13 @@ typedef struct {
     u_char                     hash[2][NGX_HTTP_PROJKEY_HASH_LEN];
     u_char                     status[2];
     ngx_uint_t                 n;
-    u_char                     retired[NGX_HTTP_PROJKEY_HASH_LEN];
-    unsigned                   has_retired:1;
+
+    /* secrets the change takes out of use: a retired one, a deleted key's */
+    u_char                     remove[2][NGX_HTTP_PROJKEY_HASH_LEN];
+    ngx_uint_t                 nremove;
+
+    /* the zone's sh->applies when a node was found to need its status only */
+    uint32_t                   applies;
 } ngx_http_projkey_prep_t;
 
 
@@ -132,7 +137,13 @@ typedef struct {
     uint32_t                   nexpired_disabled;
 
     /* keys of the database that did not fit at the last full resync */
-    ngx_uint_t                 missing;
+    uint32_t                   missing;
+
+    /*
+     * Counts the applies that move seq: a read of the changes made after
+     * seq is applied only if none came between the read and its apply.
+     */
+    uint32_t                   applies;
 
     /* unlinked nodes, linked through their hash, freed after the grace */
     ngx_http_projkey_node_t   *graveyard;
@@ -183,7 +194,10 @@ typedef struct {
     ngx_str_t                  file;
     ngx_uint_t                 line;
 
-    /* this process's own connection, and the file it has open */
+    /*
+     * This process's own connection, and the file it has open: used by one
+     * thread at a time (store_mutex), never under the zone's mutex.
+     */
     projkey_store_t           *store;
     ino_t                      ino;
     dev_t                      dev;
@@ -232,11 +246,24 @@ typedef struct {
 
 #if (NGX_THREADS)
     ngx_thread_pool_t         *thread_pool;
+    ngx_thread_mutex_t         store_mutex;
 #endif
 
     /* this worker's slot in sh->slots */
     ngx_http_projkey_counters_t  *counters;
 } ngx_http_projkey_zone_t;
+
+
+/* the process's connection: a worker's threads take turns with it */
+#if (NGX_THREADS)
+#define ngx_http_projkey_store_lock(zone, log)                                \
+    (void) ngx_thread_mutex_lock(&(zone)->store_mutex, log)
+#define ngx_http_projkey_store_unlock(zone, log)                              \
+    (void) ngx_thread_mutex_unlock(&(zone)->store_mutex, log)
+#else
+#define ngx_http_projkey_store_lock(zone, log)
+#define ngx_http_projkey_store_unlock(zone, log)
+#endif
 
 
 /* the nodes of a start's load wait this many links for their cache lines */
@@ -253,6 +280,18 @@ typedef struct {
     ngx_uint_t                 queued;
     ngx_http_projkey_node_t   *ahead[NGX_HTTP_PROJKEY_AHEAD];
 } ngx_http_projkey_load_t;
+
+
+/* a read of the changes after a revision, copied to be applied later */
+typedef struct {
+    ngx_pool_t                *pool;
+    ngx_array_t                rows;           /* of projkey_row_t */
+    int64_t                    since;
+    int64_t                    last;
+    uint32_t                   applies;        /* the zone's, at the read */
+    ngx_uint_t                 loaded;
+    unsigned                   overflow:1;     /* too many rows to copy */
+} ngx_http_projkey_changes_t;
 
 
 /* a "projkey" or "projkey_admin" naming a zone, checked once all is read */
@@ -333,7 +372,8 @@ ngx_int_t ngx_http_projkey_zones_check(ngx_conf_t *cf);
 ngx_int_t ngx_http_projkey_zones_init_process(ngx_cycle_t *cycle);
 void ngx_http_projkey_zones_exit_process(ngx_cycle_t *cycle);
 
-ngx_int_t ngx_http_projkey_zone_store_locked(ngx_http_projkey_zone_t *zone,
+/* the caller holds the store's lock: ngx_http_projkey_store_lock() */
+ngx_int_t ngx_http_projkey_zone_store(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log);
 ngx_http_projkey_node_t *ngx_http_projkey_zone_lookup(
     ngx_http_projkey_zone_t *zone, u_char *hash);
@@ -355,8 +395,22 @@ void ngx_http_projkey_zone_remove_locked(ngx_http_projkey_zone_t *zone,
 ngx_int_t ngx_http_projkey_zone_set_status_locked(
     ngx_http_projkey_zone_t *zone, const u_char *hash, ngx_uint_t status);
 void ngx_http_projkey_zone_sweep_locked(ngx_http_projkey_zone_t *zone);
-void ngx_http_projkey_zone_catch_up_locked(ngx_http_projkey_zone_t *zone,
-    int64_t seq, ngx_log_t *log);
+ngx_int_t ngx_http_projkey_zone_apply_changes_locked(
+    ngx_http_projkey_zone_t *zone, ngx_http_projkey_changes_t *ch);
+ngx_int_t ngx_http_projkey_zone_publish_at_locked(
+    ngx_http_projkey_zone_t *zone, int64_t seq, ngx_http_projkey_prep_t *prep);
+void ngx_http_projkey_zone_synced_locked(ngx_http_projkey_zone_t *zone,
+    ngx_uint_t changed, ngx_log_t *log);
+ngx_int_t ngx_http_projkey_zone_read_locked(ngx_http_projkey_zone_t *zone,
+    int64_t *last, ngx_uint_t *loaded, ngx_log_t *log);
+void ngx_http_projkey_zone_withdraw_locked(ngx_http_projkey_zone_t *zone,
+    int64_t seq, const u_char *hash);
+
+/* ngx_http_projkey_changes.c: the caller holds the store's lock */
+ngx_int_t ngx_http_projkey_zone_catch_up(ngx_http_projkey_zone_t *zone,
+    int64_t seq, ngx_http_projkey_prep_t *prep, ngx_log_t *log);
+void ngx_http_projkey_zone_follow(ngx_http_projkey_zone_t *zone,
+    ngx_log_t *log);
 
 #if (NGX_THREADS)
 void ngx_http_projkey_zone_sync_now(ngx_http_projkey_zone_t *zone);

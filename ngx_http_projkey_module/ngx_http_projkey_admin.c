@@ -61,14 +61,12 @@ typedef struct {
     /* a write's: the change sequence after it, in the answer */
     int64_t                    revision;
 
-    /* an update: the change sequence before it */
-    int64_t                    unchanged;
-
     /* a pending timer keeps a gracefully exiting worker for the answer */
     ngx_event_t                wait;
 
     /* what the store's callback hands over */
     projkey_row_t              row;
+    u_char                     row_id[PROJKEY_ID_LEN + 1];
     u_char                     row_hash[PROJKEY_HASH_LEN];
     ngx_http_projkey_node_t   *node;
     unsigned                   found:1;
@@ -76,7 +74,9 @@ typedef struct {
     /* the nodes of a change, made inside its transaction */
     ngx_http_projkey_prep_t    prep;
     u_char                     row_prev_hash[PROJKEY_HASH_LEN];
+    u_char                     row_retired[PROJKEY_HASH_LEN];
     unsigned                   has_prev:1;
+    unsigned                   has_retired:1;
     unsigned                   prepared:1;
     unsigned                   full:1;
     unsigned                   unfit:1;
@@ -127,8 +127,9 @@ static int ngx_http_projkey_admin_keep_row(void *data,
     const projkey_row_t *row);
 static void ngx_http_projkey_admin_store_error(
     ngx_http_projkey_admin_task_t *t, projkey_store_rc_e rc);
-static void ngx_http_projkey_admin_seen(ngx_http_projkey_zone_t *zone,
-    int64_t seq);
+static void ngx_http_projkey_admin_apply(ngx_http_projkey_admin_task_t *t,
+    ngx_log_t *log);
+static void ngx_http_projkey_admin_discard(ngx_http_projkey_admin_task_t *t);
 static void ngx_http_projkey_admin_set_error(
     ngx_http_projkey_admin_task_t *t, ngx_uint_t status, const char *code,
     const char *message);
@@ -989,7 +990,7 @@ ngx_http_projkey_admin_post(ngx_http_request_t *r,
 static void
 ngx_http_projkey_admin_wait_handler(ngx_event_t *ev)
 {
-    /* the task holds the zone's mutex behind a busy database: wait on */
+    /* the task waits for a busy database: wait on */
 
     ngx_add_timer(ev, 60000);
 }
@@ -1232,7 +1233,10 @@ ngx_http_projkey_admin_wipe(void *data)
 }
 
 
-/* the thread: the store and the zone, both under the zone's mutex */
+/*
+ * The thread: the store on this process's connection, without the zone's
+ * mutex, which is taken only to make a change's nodes and to publish them.
+ */
 
 static void
 ngx_http_projkey_admin_run(void *data, ngx_log_t *log)
@@ -1243,9 +1247,9 @@ ngx_http_projkey_admin_run(void *data, ngx_log_t *log)
 
     zone = t->zone;
 
-    ngx_shmtx_lock(&zone->shpool->mutex);
+    ngx_http_projkey_store_lock(zone, log);
 
-    if (ngx_http_projkey_zone_store_locked(zone, log) != NGX_OK) {
+    if (ngx_http_projkey_zone_store(zone, log) != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, log, 0, "projkey_zone \"%V\": %s",
                       &zone->name, zone->error);
         ngx_http_projkey_admin_set_error(t, NGX_HTTP_SERVICE_UNAVAILABLE,
@@ -1292,12 +1296,83 @@ ngx_http_projkey_admin_run(void *data, ngx_log_t *log)
     /* this node has the write's revision before the answer says it */
 
     if (t->revision > 0 && t->code == NULL) {
-        ngx_http_projkey_zone_catch_up_locked(zone, t->revision, log);
+        ngx_http_projkey_admin_apply(t, log);
     }
+
+    ngx_http_projkey_admin_discard(t);
 
 done:
 
+    ngx_http_projkey_store_unlock(zone, log);
+}
+
+
+/*
+ * The zone at the write's revision, its own nodes published on top of the
+ * revision before it.  If that cannot be done, the key is taken out of the
+ * zone: rejected until a sync reads the change again (fail closed).
+ */
+
+static void
+ngx_http_projkey_admin_apply(ngx_http_projkey_admin_task_t *t,
+    ngx_log_t *log)
+{
+    ngx_http_projkey_prep_t  *prep;
+    ngx_http_projkey_zone_t  *zone;
+
+    zone = t->zone;
+
+    /* an update that changed nothing waits for the revision it saw only */
+    prep = (t->prepared && t->row.seq == t->revision) ? &t->prep : NULL;
+
+    if (prep != NULL) {
+        t->prepared = 0;
+    }
+
+    if (ngx_http_projkey_zone_catch_up(zone, t->revision, prep, log)
+        == NGX_OK)
+    {
+        return;
+    }
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    /* by the key's own revision: a sync reads the key again past it */
+
+    ngx_http_projkey_zone_withdraw_locked(zone, t->row.seq, t->row_hash);
+
+    if (t->has_prev) {
+        ngx_http_projkey_zone_withdraw_locked(zone, t->row.seq,
+                                              t->row_prev_hash);
+    }
+
+    if (t->has_retired) {
+        ngx_http_projkey_zone_withdraw_locked(zone, t->row.seq,
+                                              t->row_retired);
+    }
+
     ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    ngx_log_error(NGX_LOG_ERR, log, 0,
+                  "projkey_zone \"%V\": key \"%s\" is rejected until a "
+                  "sync reads its change", &zone->name, t->row_id);
+}
+
+
+/* nodes made for a write that failed, or not needed */
+
+static void
+ngx_http_projkey_admin_discard(ngx_http_projkey_admin_task_t *t)
+{
+    if (!t->prepared) {
+        return;
+    }
+
+    ngx_shmtx_lock(&t->zone->shpool->mutex);
+    ngx_http_projkey_zone_discard_locked(t->zone, &t->prep);
+    ngx_shmtx_unlock(&t->zone->shpool->mutex);
+
+    t->prepared = 0;
 }
 
 
@@ -1306,7 +1381,7 @@ ngx_http_projkey_admin_list(ngx_http_projkey_admin_task_t *t)
 {
     projkey_store_rc_e  rc;
 
-    /* a page, never the whole list: the zone's mutex is held meanwhile */
+    /* a page, never the whole list: the connection is held meanwhile */
 
     rc = projkey_store_page_json(t->zone->store, (char *) t->project,
                                  t->project_len, &t->page, &t->json,
@@ -1354,6 +1429,7 @@ ngx_http_projkey_admin_keep_row(void *data, const projkey_row_t *row)
     t->found = 1;
     t->row.seq = row->seq;
     t->row.status = row->status;
+    ngx_cpystrn(t->row_id, (u_char *) row->id, sizeof(t->row_id));
     ngx_memcpy(t->row_hash, row->hash, PROJKEY_HASH_LEN);
 
     if (row->prev_hash != NULL) {
@@ -1361,22 +1437,19 @@ ngx_http_projkey_admin_keep_row(void *data, const projkey_row_t *row)
         t->has_prev = 1;
     }
 
+    if (row->retired_hash != NULL) {
+        ngx_memcpy(t->row_retired, row->retired_hash, PROJKEY_HASH_LEN);
+        t->has_retired = 1;
+    }
+
+    /* a new key's node: no reader sees it before it is published */
+
     if (t->node) {
         ngx_http_projkey_node_fill(t->node, row);
     }
 
     if (t->op == NGX_HTTP_PROJKEY_DELETE) {
         return 0;
-    }
-
-    /*
-     * An update that changed nothing still answers the key as the
-     * database has it: the zone takes that state too, as a change another
-     * process made may not have reached it yet (fail closed: or none)
-     */
-
-    if (t->op == NGX_HTTP_PROJKEY_UPDATE && row->seq <= t->unchanged) {
-        (void) ngx_http_projkey_zone_apply_locked(t->zone, row);
     }
 
     /* the change is committed whatever happens here: never undo it */
@@ -1406,9 +1479,12 @@ ngx_http_projkey_admin_create(ngx_http_projkey_admin_task_t *t)
 
     /* the room in the zone first: a full zone changes nothing */
 
+    ngx_shmtx_lock(&zone->shpool->mutex);
     t->node = ngx_http_projkey_node_alloc_ex_locked(zone, t->project_len,
                                                     t->name_len,
                                                     t->expires_at > 0);
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
     if (t->node == NULL) {
         ngx_http_projkey_admin_set_error(t, NGX_HTTP_INSUFFICIENT_STORAGE,
             "zone_full",
@@ -1447,16 +1523,21 @@ ngx_http_projkey_admin_create(ngx_http_projkey_admin_task_t *t)
 
     ngx_explicit_memzero(hash, PROJKEY_HASH_LEN);
 
+    /* the node is published at the revision, as a change's nodes are */
+
+    ngx_memzero(&t->prep, sizeof(ngx_http_projkey_prep_t));
+    t->prep.node[0] = t->node;
+    t->prep.n = 1;
+    t->prepared = 1;
+    t->node = NULL;
+
     if (rc != PROJKEY_STORE_OK || !t->found) {
         projkey_wipe(t->secret, PROJKEY_LEN);
-        ngx_slab_free_locked(zone->shpool, t->node);
-        t->node = NULL;
         ngx_http_projkey_admin_store_error(t, rc);
         return;
     }
 
-    ngx_http_projkey_node_link_locked(zone, t->node);
-    ngx_http_projkey_admin_seen(zone, t->row.seq);
+    ngx_memcpy(t->prep.hash[0], t->row_hash, NGX_HTTP_PROJKEY_HASH_LEN);
 
     t->revision = t->row.seq;
     t->has_secret = 1;
@@ -1487,8 +1568,6 @@ ngx_http_projkey_admin_update(ngx_http_projkey_admin_task_t *t)
         ngx_http_projkey_admin_store_error(t, rc);
         return;
     }
-
-    t->unchanged = before;
 
     ngx_memzero(&change, sizeof(projkey_change_t));
     change.name = (char *) t->name;
@@ -1566,7 +1645,13 @@ ngx_http_projkey_admin_prepare(void *data, const projkey_row_t *row)
 {
     ngx_http_projkey_admin_task_t *t = data;
 
-    switch (ngx_http_projkey_zone_prepare_locked(t->zone, row, &t->prep)) {
+    ngx_int_t  rc;
+
+    ngx_shmtx_lock(&t->zone->shpool->mutex);
+    rc = ngx_http_projkey_zone_prepare_locked(t->zone, row, &t->prep);
+    ngx_shmtx_unlock(&t->zone->shpool->mutex);
+
+    switch (rc) {
 
     case NGX_OK:
         break;
@@ -1599,10 +1684,7 @@ ngx_http_projkey_admin_changed(ngx_http_projkey_admin_task_t *t,
     zone = t->zone;
 
     if (rc != PROJKEY_STORE_OK || !t->found) {
-        if (t->prepared) {
-            ngx_http_projkey_zone_discard_locked(zone, &t->prep);
-            t->prepared = 0;
-        }
+        ngx_http_projkey_admin_discard(t);
 
         if (t->unfit) {
             projkey_store_free(t->json);
@@ -1633,12 +1715,7 @@ ngx_http_projkey_admin_changed(ngx_http_projkey_admin_task_t *t,
         return;
     }
 
-    if (t->prepared) {
-        ngx_http_projkey_zone_publish_locked(zone, &t->prep);
-        t->prepared = 0;
-    }
-
-    ngx_http_projkey_admin_seen(zone, t->row.seq);
+    /* the nodes are published with the revision: ngx_http_projkey_admin_apply() */
 }
 
 
@@ -1665,12 +1742,19 @@ ngx_http_projkey_admin_delete(ngx_http_projkey_admin_task_t *t)
         return;
     }
 
-    ngx_http_projkey_zone_remove_locked(zone, t->row_hash);
-    ngx_http_projkey_admin_seen(zone, t->row.seq);
+    /* its secrets leave the zone at the revision, as any change */
+
+    ngx_memzero(&t->prep, sizeof(ngx_http_projkey_prep_t));
+    ngx_memcpy(t->prep.remove[0], t->row_hash, NGX_HTTP_PROJKEY_HASH_LEN);
+    t->prep.nremove = 1;
 
     if (t->has_prev) {
-        ngx_http_projkey_zone_remove_locked(zone, t->row_prev_hash);
+        ngx_memcpy(t->prep.remove[1], t->row_prev_hash,
+                   NGX_HTTP_PROJKEY_HASH_LEN);
+        t->prep.nremove = 2;
     }
+
+    t->prepared = 1;
 
     t->revision = t->row.seq;
     t->status = NGX_HTTP_NO_CONTENT;
@@ -1707,20 +1791,6 @@ ngx_http_projkey_admin_nodes(ngx_http_projkey_admin_task_t *t)
     }
 
     t->status = NGX_HTTP_OK;
-}
-
-
-/*
- * The zone now reflects the change of sequence seq; if it also reflected
- * every change before it, worker 0 need not read this one again.
- */
-
-static void
-ngx_http_projkey_admin_seen(ngx_http_projkey_zone_t *zone, int64_t seq)
-{
-    if (zone->sh->seq == seq - 1) {
-        zone->sh->seq = seq;
-    }
 }
 
 

@@ -62,13 +62,13 @@ static ngx_int_t ngx_http_projkey_init_zone(ngx_shm_zone_t *shm_zone,
 static ngx_int_t ngx_http_projkey_zone_load(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log);
 static ngx_int_t ngx_http_projkey_check_node(ngx_str_t *node);
-static ngx_int_t ngx_http_projkey_zone_file_locked(
+static ngx_int_t ngx_http_projkey_zone_file(
     ngx_http_projkey_zone_t *zone, ngx_log_t *log, struct stat *st);
-static ngx_int_t ngx_http_projkey_zone_server_locked(
+static ngx_int_t ngx_http_projkey_zone_server(
     ngx_http_projkey_zone_t *zone, ngx_log_t *log);
 static void ngx_http_projkey_zone_backoff(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log);
-static ngx_int_t ngx_http_projkey_zone_task_store_locked(
+static ngx_int_t ngx_http_projkey_zone_task_store(
     ngx_http_projkey_zone_t *zone, ngx_log_t *log);
 static ngx_int_t ngx_http_projkey_check_files(ngx_conf_t *cf,
     ngx_http_projkey_main_conf_t *pmcf, ngx_http_projkey_zone_t *zone);
@@ -97,7 +97,7 @@ static ngx_int_t ngx_http_projkey_zone_resync_locked(
 static int ngx_http_projkey_resync_row(void *data, const projkey_row_t *row);
 static int ngx_http_projkey_hash_cmp(const void *a, const void *b);
 static void ngx_http_projkey_sync_handler(ngx_event_t *ev);
-static void ngx_http_projkey_zone_follow_locked(ngx_http_projkey_zone_t *zone,
+static void ngx_http_projkey_zone_sync_store(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log);
 #if (NGX_THREADS)
 static ngx_int_t ngx_http_projkey_zone_post(ngx_http_projkey_zone_t *zone,
@@ -106,8 +106,8 @@ static ngx_int_t ngx_http_projkey_zone_post(ngx_http_projkey_zone_t *zone,
 static void ngx_http_projkey_sync(void *data, ngx_log_t *log);
 static void ngx_http_projkey_sync_done(ngx_event_t *ev);
 #endif
-static void ngx_http_projkey_zone_sync_locked(ngx_http_projkey_zone_t *zone,
-    ngx_log_t *log);
+static void ngx_http_projkey_zone_at_locked(ngx_http_projkey_zone_t *zone,
+    int64_t seq);
 static void ngx_http_projkey_zone_retry_locked(ngx_http_projkey_zone_t *zone,
     ngx_uint_t changed, ngx_log_t *log);
 static void ngx_http_projkey_zone_refresh(ngx_http_projkey_zone_t *zone,
@@ -351,6 +351,13 @@ ngx_http_projkey_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     zone->dsn = dsn;
     zone->pg = pg;
     zone->snapshot_seq = -1;
+
+#if (NGX_THREADS)
+    /* made before the fork, and never held across it */
+    if (ngx_thread_mutex_create(&zone->store_mutex, cf->log) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+#endif
 
     if (snapshot.len) {
         if (!pg) {
@@ -1257,14 +1264,10 @@ ngx_http_projkey_zones_init_process(ngx_cycle_t *cycle)
 
         /*
          * each worker its own connection: none crosses fork(); opened now
-         * unless a writer holds the zone, else at the first use (with
-         * threads, always then: in a thread, as every use of it)
+         * (with threads, at the first use: in a thread, as every use of it)
          */
 
-        if (ngx_shmtx_trylock(&zone->shpool->mutex)) {
-            (void) ngx_http_projkey_zone_store_locked(zone, cycle->log);
-            ngx_shmtx_unlock(&zone->shpool->mutex);
-        }
+        (void) ngx_http_projkey_zone_store(zone, cycle->log);
 
 #endif
 
@@ -1421,12 +1424,9 @@ ngx_http_projkey_sync_handler(ngx_event_t *ev)
 
 #else
 
-    /* in the event loop: the lock is only tried, never waited for */
+    /* in the event loop: no thread to wait for the database in */
 
-    if (ngx_shmtx_trylock(&zone->shpool->mutex)) {
-        ngx_http_projkey_zone_follow_locked(zone, ev->log);
-        ngx_shmtx_unlock(&zone->shpool->mutex);
-    }
+    ngx_http_projkey_zone_sync_store(zone, ev->log);
 
 #endif
 
@@ -1437,18 +1437,24 @@ ngx_http_projkey_sync_handler(ngx_event_t *ev)
 }
 
 
-/* the connection is shared with this worker's other tasks: under the lock */
+/* the connection is shared with this worker's other tasks: its own lock */
 
 static void
-ngx_http_projkey_zone_follow_locked(ngx_http_projkey_zone_t *zone,
+ngx_http_projkey_zone_sync_store(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log)
 {
-    if (ngx_http_projkey_zone_task_store_locked(zone, log) == NGX_OK) {
-        ngx_http_projkey_zone_sync_locked(zone, log);
+    ngx_http_projkey_store_lock(zone, log);
+
+    if (ngx_http_projkey_zone_task_store(zone, log) == NGX_OK) {
+        ngx_http_projkey_zone_follow(zone, log);
 
     } else {
+        ngx_shmtx_lock(&zone->shpool->mutex);
         zone->sh->store_up = 0;
+        ngx_shmtx_unlock(&zone->shpool->mutex);
     }
+
+    ngx_http_projkey_store_unlock(zone, log);
 }
 
 
@@ -1459,9 +1465,7 @@ ngx_http_projkey_sync(void *data, ngx_log_t *log)
 {
     ngx_http_projkey_zone_t  *zone = data;
 
-    ngx_shmtx_lock(&zone->shpool->mutex);
-    ngx_http_projkey_zone_follow_locked(zone, log);
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    ngx_http_projkey_zone_sync_store(zone, log);
 }
 
 
@@ -1510,9 +1514,99 @@ ngx_http_projkey_zone_sync_now(ngx_http_projkey_zone_t *zone)
 #endif
 
 
-static void
-ngx_http_projkey_zone_sync_locked(ngx_http_projkey_zone_t *zone,
-    ngx_log_t *log)
+/*
+ * A read of the changes after ch->since, applied if the zone is still where
+ * it was when the read began (NGX_DECLINED: another process applied since,
+ * and the read may be older than what it applied).
+ */
+
+ngx_int_t
+ngx_http_projkey_zone_apply_changes_locked(ngx_http_projkey_zone_t *zone,
+    ngx_http_projkey_changes_t *ch)
+{
+    ngx_uint_t                i;
+    projkey_row_t            *row;
+    ngx_http_projkey_load_t   load;
+
+    /* seq too: a worker of an older module on the zone counts no applies */
+
+    if (zone->sh->applies != ch->applies || zone->sh->seq != ch->since) {
+        return NGX_DECLINED;
+    }
+
+    ngx_memzero(&load, sizeof(ngx_http_projkey_load_t));
+    load.zone = zone;
+    load.applied = ch->since;
+
+    row = ch->rows.elts;
+
+    for (i = 0; i < ch->rows.nelts; i++) {
+        (void) ngx_http_projkey_sync_row(&load, &row[i]);
+    }
+
+    /* from the first change not applied on, all is read again */
+    ngx_http_projkey_zone_at_locked(zone, load.failed ? load.applied
+                                                      : ch->last);
+
+    ch->loaded = load.loaded;
+
+    return NGX_OK;
+}
+
+
+/*
+ * An admin call's own change of revision seq, its nodes made before the
+ * commit: published only on top of seq - 1, as any other order could put
+ * a state older than the zone's in it.  NGX_AGAIN: changes before seq are
+ * still to be read; NGX_OK: the zone is at seq or past it.
+ */
+
+ngx_int_t
+ngx_http_projkey_zone_publish_at_locked(ngx_http_projkey_zone_t *zone,
+    int64_t seq, ngx_http_projkey_prep_t *prep)
+{
+    ngx_uint_t  i;
+
+    if (zone->sh->seq >= seq) {
+        if (prep != NULL) {
+            /* applied from a read, which had this change or a later one */
+            ngx_http_projkey_zone_discard_locked(zone, prep);
+        }
+
+        return NGX_OK;
+    }
+
+    if (prep == NULL || zone->sh->seq != seq - 1) {
+        return NGX_AGAIN;
+    }
+
+    /*
+     * A node kept for a status change may have been replaced since by a
+     * change of an earlier revision (another name, an expiry): the status
+     * alone would then leave that state, so the changes are read instead.
+     */
+
+    for (i = 0; i < prep->n; i++) {
+        if (prep->node[i] == NULL && prep->applies != zone->sh->applies) {
+            return NGX_AGAIN;
+        }
+    }
+
+    ngx_http_projkey_zone_publish_locked(zone, prep);
+    ngx_http_projkey_zone_at_locked(zone, seq);
+
+    return NGX_OK;
+}
+
+
+/*
+ * A read too big to copy (a bulk import, a long outage) is applied as it
+ * is read, under the lock, as a full resync is: rare, and bounded memory.
+ */
+
+ngx_int_t
+ngx_http_projkey_zone_read_locked(ngx_http_projkey_zone_t *zone,
+    int64_t *last, ngx_uint_t *loaded, ngx_log_t *log)
 {
     int64_t                   seq;
     projkey_store_rc_e        rc;
@@ -1525,78 +1619,64 @@ ngx_http_projkey_zone_sync_locked(ngx_http_projkey_zone_t *zone,
     rc = projkey_store_changes(zone->store, zone->sh->seq,
                                ngx_http_projkey_sync_row, &load, &seq);
 
-    zone->sh->store_up = (rc == PROJKEY_STORE_OK);
-
-    if (rc == PROJKEY_STORE_OK) {
-        zone->sh->store_contact = ngx_time();
-    }
-
-    if (rc == PROJKEY_STORE_OK && !load.failed) {
-        zone->sh->seq = seq;
-
-    } else {
-        /* from the first change not applied on, all is read again */
-        zone->sh->seq = load.applied;
-    }
-
-    ngx_http_projkey_zone_sweep_locked(zone);
-
     if (rc != PROJKEY_STORE_OK) {
         ngx_log_error(NGX_LOG_ERR, log, 0,
                       "projkey_zone \"%V\": cannot read changes of "
                       "database \"%V\": %s", &zone->name, &zone->db,
                       projkey_store_errmsg(zone->store));
+
+        /* what was applied before the error is read again from there */
+        ngx_http_projkey_zone_at_locked(zone, load.applied);
+        return NGX_ERROR;
     }
 
-    if (load.loaded) {
-        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log, 0,
-                       "projkey sync: %ui changes, seq %L",
-                       load.loaded, zone->sh->seq);
-    }
+    ngx_http_projkey_zone_at_locked(zone, load.failed ? load.applied : seq);
 
-    if (rc == PROJKEY_STORE_OK && zone->sh->missing) {
-        ngx_http_projkey_zone_retry_locked(zone, load.loaded, log);
-    }
+    *last = seq;
+    *loaded = load.loaded;
+
+    return NGX_OK;
 }
 
 
 /*
- * An admin call answers the revision of its write: the zone has every
- * change up to it once the call returns, even if another process made
- * changes just before it, which worker 0 would apply only at its next sync.
+ * Fail closed: a key whose change of revision seq could not be applied
+ * leaves the zone until a sync reads the change again, unless one did.
  */
 
 void
-ngx_http_projkey_zone_catch_up_locked(ngx_http_projkey_zone_t *zone,
-    int64_t seq, ngx_log_t *log)
+ngx_http_projkey_zone_withdraw_locked(ngx_http_projkey_zone_t *zone,
+    int64_t seq, const u_char *hash)
 {
-    int64_t                   last;
-    projkey_store_rc_e        rc;
-    ngx_http_projkey_load_t   load;
-
     if (zone->sh->seq >= seq) {
         return;
     }
 
-    ngx_memzero(&load, sizeof(ngx_http_projkey_load_t));
-    load.zone = zone;
-    load.applied = zone->sh->seq;
+    ngx_http_projkey_zone_remove_locked(zone, hash);
 
-    rc = projkey_store_changes(zone->store, zone->sh->seq,
-                               ngx_http_projkey_sync_row, &load, &last);
+    /* a read begun before this must not bring the old state back */
+    zone->sh->applies++;
+}
 
-    if (rc == PROJKEY_STORE_OK && !load.failed) {
-        zone->sh->seq = last;
 
-    } else {
-        zone->sh->seq = load.applied;
-    }
+static void
+ngx_http_projkey_zone_at_locked(ngx_http_projkey_zone_t *zone, int64_t seq)
+{
+    zone->sh->seq = seq;
+    zone->sh->applies++;
+}
 
-    if (rc != PROJKEY_STORE_OK) {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "projkey_zone \"%V\": cannot read changes of "
-                      "database \"%V\": %s", &zone->name, &zone->db,
-                      projkey_store_errmsg(zone->store));
+
+/* after a sync's apply: the grace's nodes, and keys a resync left out */
+
+void
+ngx_http_projkey_zone_synced_locked(ngx_http_projkey_zone_t *zone,
+    ngx_uint_t changed, ngx_log_t *log)
+{
+    ngx_http_projkey_zone_sweep_locked(zone);
+
+    if (zone->sh->store_up && zone->sh->missing) {
+        ngx_http_projkey_zone_retry_locked(zone, changed, log);
     }
 }
 
@@ -1651,16 +1731,12 @@ ngx_http_projkey_zone_retry_locked(ngx_http_projkey_zone_t *zone,
 static void
 ngx_http_projkey_zone_refresh(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
 {
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    if (ngx_http_projkey_zone_store_locked(zone, log) == NGX_OK) {
-        ngx_http_projkey_zone_sync_locked(zone, log);
+    if (ngx_http_projkey_zone_store(zone, log) == NGX_OK) {
+        ngx_http_projkey_zone_follow(zone, log);
     }
 
     projkey_store_close(zone->store);
     zone->store = NULL;
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
 }
 
 
@@ -1745,6 +1821,7 @@ ngx_http_projkey_flush(void *data, ngx_log_t *log)
     ino_t                      ino;
     dev_t                      dev;
     time_t                     since, now;
+    int64_t                    last;
     size_t                     n, size, purged;
     ngx_uint_t                 i, expired, expired_disabled;
     projkey_touch_t           *touch, *more;
@@ -1760,10 +1837,11 @@ ngx_http_projkey_flush(void *data, ngx_log_t *log)
 
     sh = zone->sh;
     now = ngx_time();
+    last = 0;
 
-    ngx_shmtx_lock(&zone->shpool->mutex);
+    ngx_http_projkey_store_lock(zone, log);
 
-    if (ngx_http_projkey_zone_task_store_locked(zone, log) != NGX_OK) {
+    if (ngx_http_projkey_zone_task_store(zone, log) != NGX_OK) {
         goto done;
     }
 
@@ -1780,7 +1858,7 @@ ngx_http_projkey_flush(void *data, ngx_log_t *log)
     rc = projkey_store_purge(zone->store,
                              now - (time_t) (zone->flush / 1000),
                              ngx_http_projkey_purge_row,
-                             zone, &purged);
+                             &last, &purged);
 
     if (rc != PROJKEY_STORE_OK) {
         ngx_log_error(NGX_LOG_WARN, log, 0,
@@ -1794,6 +1872,16 @@ ngx_http_projkey_flush(void *data, ngx_log_t *log)
                       "projkey_zone \"%V\": %uz previous secrets past their "
                       "end removed", &zone->name, purged);
     }
+
+    /* the purged secrets are rejected as expired meanwhile: nothing opens */
+
+    if (last > 0) {
+        (void) ngx_http_projkey_zone_catch_up(zone, last, NULL, log);
+    }
+
+    /* the walk is memory only; the batch is written after it, unlocked */
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
 
     since = sh->flushed;
     expired = 0;
@@ -1824,6 +1912,7 @@ ngx_http_projkey_flush(void *data, ngx_log_t *log)
 
                 more = realloc(touch, size * sizeof(projkey_touch_t));
                 if (more == NULL) {
+                    ngx_shmtx_unlock(&zone->shpool->mutex);
                     goto done;
                 }
 
@@ -1843,8 +1932,11 @@ ngx_http_projkey_flush(void *data, ngx_log_t *log)
     if (n == 0) {
         /* a use within this very second may come after the scan */
         sh->flushed = now - 1;
+        ngx_shmtx_unlock(&zone->shpool->mutex);
         goto done;
     }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
 
     rc = projkey_store_touch(zone->store, touch, n);
 
@@ -1862,7 +1954,7 @@ ngx_http_projkey_flush(void *data, ngx_log_t *log)
 
 done:
 
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    ngx_http_projkey_store_unlock(zone, log);
 
     free(touch);
 
@@ -1874,14 +1966,14 @@ done:
 }
 
 
-/* the hash of a previous secret the purge took out; rejected already */
+/* a previous secret the purge took out: applied as a change, by its seq */
 
 static int
 ngx_http_projkey_purge_row(void *data, const projkey_row_t *row)
 {
-    ngx_http_projkey_zone_t *zone = data;
+    int64_t  *last = data;
 
-    (void) ngx_http_projkey_zone_apply_locked(zone, row);
+    *last = ngx_max(*last, row->seq);
 
     return 0;
 }
@@ -1889,17 +1981,17 @@ ngx_http_projkey_purge_row(void *data, const projkey_row_t *row)
 
 /*
  * The nginx connections never checkpoint in a commit: an admin call would
- * pay for the fsync of the database, under the zone's lock.  Worker 0 does
- * it here, after each batch, on a connection of its own and first without
- * the lock; other processes (the CLI) checkpoint as SQLite does by default.
+ * pay for the fsync of the database.  Worker 0 does it here, after each
+ * batch, on a connection of its own, first passively; other processes (the
+ * CLI) checkpoint as SQLite does by default.
  *
  * SQLite starts the WAL over only once all of it is in the database, and
  * a passive checkpoint never gets there while admin writes keep coming
  * (it copies what the WAL held when it began; frames are added behind it):
- * the WAL then grows without end, hundreds of MB in a soak.  So a second
- * pass copies the rest under the zone's lock, which every nginx writer
- * takes: it is short (the frames of one pass, nothing at all when idle),
- * and after it the next write starts the WAL over.
+ * the WAL then grows without end, hundreds of MB in a soak.  So a second,
+ * full pass holds the writers off with SQLite's own lock while it copies
+ * the rest: it is short (the frames of one pass, nothing at all when
+ * idle), and after it the next write starts the WAL over.
  */
 
 static void
@@ -1944,14 +2036,12 @@ ngx_http_projkey_checkpoint(ngx_http_projkey_zone_t *zone, ino_t ino,
                        &zone->db, projkey_store_errmsg(st));
     }
 
-    rc = projkey_store_checkpoint(st, &complete);
+    rc = projkey_store_checkpoint(st, 0, &complete);
     if (rc != PROJKEY_STORE_OK) {
         goto failed;
     }
 
-    ngx_shmtx_lock(&zone->shpool->mutex);
-    rc = projkey_store_checkpoint(st, &complete);
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    rc = projkey_store_checkpoint(st, 1, &complete);
 
     if (rc != PROJKEY_STORE_OK) {
         goto failed;
@@ -2040,26 +2130,32 @@ ngx_http_projkey_sync_row(void *data, const projkey_row_t *row)
  */
 
 ngx_int_t
-ngx_http_projkey_zone_store_locked(ngx_http_projkey_zone_t *zone,
-    ngx_log_t *log)
+ngx_http_projkey_zone_store(ngx_http_projkey_zone_t *zone, ngx_log_t *log)
 {
-    int64_t             seq;
-    u_char              instance[33];
-    ngx_int_t           found;
+    int64_t             seq, seen;
+    u_char              instance[33], had[33];
+    ngx_int_t           found, rv;
     struct stat         st;
     projkey_store_rc_e  rc;
 
     if (zone->pg) {
-        found = ngx_http_projkey_zone_server_locked(zone, log);
+        found = ngx_http_projkey_zone_server(zone, log);
         ngx_memzero(&st, sizeof(struct stat));
 
     } else {
-        found = ngx_http_projkey_zone_file_locked(zone, log, &st);
+        found = ngx_http_projkey_zone_file(zone, log, &st);
     }
 
     if (found != NGX_DECLINED) {
         return found;
     }
+
+    /* the zone's revision before the database's is read: others move it on */
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+    seen = zone->sh->seq;
+    ngx_memcpy(had, zone->sh->instance, sizeof(had));
+    ngx_shmtx_unlock(&zone->shpool->mutex);
 
     rc = projkey_store_open((char *) zone->dsn,
                             PROJKEY_STORE_NO_CHECKPOINT, 5000, &zone->store);
@@ -2090,22 +2186,28 @@ ngx_http_projkey_zone_store_locked(ngx_http_projkey_zone_t *zone,
     zone->ino = st.st_ino;
     zone->dev = st.st_dev;
 
-    if (ngx_strcmp(instance, zone->sh->instance) == 0 && seq >= zone->sh->seq)
-    {
+    if (ngx_strcmp(instance, had) == 0 && seq >= seen) {
         return NGX_OK;
     }
 
     /* keys the zone has from commits the server no longer has */
 
-    if (zone->pg && seq < zone->sh->seq) {
+    if (zone->pg && ngx_strcmp(instance, had) == 0) {
         ngx_log_error(NGX_LOG_ALERT, log, 0, "projkey_zone \"%V\": database "
                       "\"%V\" is at revision %L, behind the %L this node "
                       "applied: commits were lost (an asynchronous standby "
                       "promoted?); every key is read again from it",
-                      &zone->name, &zone->db, seq, zone->sh->seq);
+                      &zone->name, &zone->db, seq, seen);
     }
 
-    return ngx_http_projkey_zone_resync_locked(zone, log);
+    /* rare (another database at the path, a lost commit): under the lock */
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+    rv = ngx_http_projkey_zone_resync_locked(zone, log);
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return rv;
 }
 
 
@@ -2115,7 +2217,7 @@ ngx_http_projkey_zone_store_locked(ngx_http_projkey_zone_t *zone,
  */
 
 static ngx_int_t
-ngx_http_projkey_zone_file_locked(ngx_http_projkey_zone_t *zone,
+ngx_http_projkey_zone_file(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log, struct stat *st)
 {
     if (stat((char *) zone->dsn, st) == -1) {
@@ -2158,7 +2260,7 @@ ngx_http_projkey_zone_file_locked(ngx_http_projkey_zone_t *zone,
  */
 
 static ngx_int_t
-ngx_http_projkey_zone_server_locked(ngx_http_projkey_zone_t *zone,
+ngx_http_projkey_zone_server(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log)
 {
     if (zone->store != NULL && !projkey_store_broken(zone->store)) {
@@ -2187,7 +2289,7 @@ ngx_http_projkey_zone_server_locked(ngx_http_projkey_zone_t *zone,
  */
 
 static ngx_int_t
-ngx_http_projkey_zone_task_store_locked(ngx_http_projkey_zone_t *zone,
+ngx_http_projkey_zone_task_store(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log)
 {
     if (zone->pg && zone->store == NULL && zone->reconnect_delay
@@ -2197,7 +2299,7 @@ ngx_http_projkey_zone_task_store_locked(ngx_http_projkey_zone_t *zone,
         return NGX_ERROR;
     }
 
-    return ngx_http_projkey_zone_store_locked(zone, log);
+    return ngx_http_projkey_zone_store(zone, log);
 }
 
 
@@ -2366,7 +2468,7 @@ ngx_http_projkey_zone_resync_locked(ngx_http_projkey_zone_t *zone,
 
     free(rs.hashes);
 
-    sh->seq = seq;
+    ngx_http_projkey_zone_at_locked(zone, seq);
 
     if (rs.toobig) {
         ngx_log_error(NGX_LOG_CRIT, log, 0,
@@ -2398,7 +2500,7 @@ ngx_http_projkey_zone_resync_locked(ngx_http_projkey_zone_t *zone,
                       removed);
     }
 
-    sh->missing = rs.failed;
+    sh->missing = (uint32_t) rs.failed;
 
     return NGX_OK;
 }
@@ -2828,8 +2930,8 @@ ngx_http_projkey_row_secret(const projkey_row_t *row, ngx_uint_t i,
  * A node unchanged but for its status is kept and takes the status at
  * publish; any other change (a name, an expiry) takes a new node, made
  * here, so that a caller that must not commit without room learns it
- * first.  NGX_DECLINED: no room, NGX_ERROR: too big for a node; nothing
- * taken either way.
+ * first; a status change needs no room.  NGX_DECLINED: no room,
+ * NGX_ERROR: too big for a node; nothing taken either way.
  */
 
 ngx_int_t
@@ -2881,10 +2983,12 @@ ngx_http_projkey_zone_prepare_locked(ngx_http_projkey_zone_t *zone,
     }
 
     if (row->retired_hash != NULL) {
-        ngx_memcpy(prep->retired, row->retired_hash,
+        ngx_memcpy(prep->remove[0], row->retired_hash,
                    NGX_HTTP_PROJKEY_HASH_LEN);
-        prep->has_retired = 1;
+        prep->nremove = 1;
     }
+
+    prep->applies = zone->sh->applies;
 
     return NGX_OK;
 }
@@ -2913,11 +3017,12 @@ ngx_http_projkey_zone_publish_locked(ngx_http_projkey_zone_t *zone,
         }
     }
 
-    if (prep->has_retired) {
-        ngx_http_projkey_zone_remove_locked(zone, prep->retired);
+    for (i = 0; i < prep->nremove; i++) {
+        ngx_http_projkey_zone_remove_locked(zone, prep->remove[i]);
     }
 
     prep->n = 0;
+    prep->nremove = 0;
 }
 
 
@@ -2937,6 +3042,7 @@ ngx_http_projkey_zone_discard_locked(ngx_http_projkey_zone_t *zone,
     }
 
     prep->n = 0;
+    prep->nremove = 0;
 }
 
 

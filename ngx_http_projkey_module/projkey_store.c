@@ -249,9 +249,9 @@ projkey_store_delete(projkey_store_t *st, const char *project,
 
 
 projkey_store_rc_e
-projkey_store_checkpoint(projkey_store_t *st, int *complete)
+projkey_store_checkpoint(projkey_store_t *st, int full, int *complete)
 {
-    return st->ops->checkpoint(st, complete);
+    return st->ops->checkpoint(st, full, complete);
 }
 
 

@@ -319,13 +319,19 @@ projkey_store_rc_e projkey_store_delete(projkey_store_t *st,
  * Copies what the WAL holds into the database (PASSIVE: it waits for no
  * one), for connections opened with PROJKEY_STORE_NO_CHECKPOINT, so that
  * the fsync of a checkpoint is not paid inside somebody's commit.
- * *complete is 1 when the checkpoint copied every frame the WAL held when
+ * full: SQLite's RESTART, which holds off the writers meanwhile (and waits
+ * up to PROJKEY_CHECKPOINT_WAIT ms for readers on an older snapshot), so
+ * that writes that never pause cannot keep the WAL from starting over;
+ * else a passive one, which never waits.  *complete is 1 when the checkpoint copied every frame the WAL held when
  * it began; if nothing was written meanwhile the next write then starts
  * the WAL over (SQLite resets it only then, so under writes that never
- * pause the writers must be held off, see ngx_http_projkey_zone.c).
- * Busy (another checkpoint runs) is not an error: *complete is 0.
+ * pause the writers must be held off: full).
+ * Busy (another checkpoint runs, a reader in the way) is not an error:
+ * *complete is 0.
  */
-projkey_store_rc_e projkey_store_checkpoint(projkey_store_t *st,
+#define PROJKEY_CHECKPOINT_WAIT  100
+
+projkey_store_rc_e projkey_store_checkpoint(projkey_store_t *st, int full,
     int *complete);
 
 /* records last use times in one transaction; no sequence number taken */

@@ -68,7 +68,8 @@ typedef struct {
     projkey_store_rc_e (*delete)(projkey_store_t *st, const char *project,
         size_t project_len, const char *id, size_t id_len,
         const projkey_actor_t *actor, projkey_row_pt cb, void *data);
-    projkey_store_rc_e (*checkpoint)(projkey_store_t *st, int *complete);
+    projkey_store_rc_e (*checkpoint)(projkey_store_t *st, int full,
+        int *complete);
     projkey_store_rc_e (*touch)(projkey_store_t *st,
         const projkey_touch_t *touch, size_t n);
     projkey_store_rc_e (*heartbeat)(projkey_store_t *st,

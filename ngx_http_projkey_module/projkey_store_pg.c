@@ -231,7 +231,7 @@ static projkey_store_rc_e projkey_pg_delete(projkey_store_t *st,
     const char *project, size_t project_len, const char *id, size_t id_len,
     const projkey_actor_t *actor, projkey_row_pt cb, void *data);
 static projkey_store_rc_e projkey_pg_checkpoint(projkey_store_t *st,
-    int *complete);
+    int full, int *complete);
 static int projkey_pg_alive(projkey_store_t *st);
 static projkey_store_rc_e projkey_pg_listen(projkey_store_t *st);
 static int projkey_pg_socket(projkey_store_t *st);
@@ -2261,7 +2261,7 @@ failed:
 /* PostgreSQL checkpoints by itself */
 
 static projkey_store_rc_e
-projkey_pg_checkpoint(projkey_store_t *st, int *complete)
+projkey_pg_checkpoint(projkey_store_t *st, int full, int *complete)
 {
     *complete = 1;
     return PROJKEY_STORE_OK;

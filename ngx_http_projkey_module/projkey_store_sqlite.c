@@ -198,6 +198,10 @@ struct projkey_sqlite_s {
     sqlite3        *db;
     sqlite3_stmt   *stmt[PROJKEY_SQL_N];
     int             busy_timeout;
+
+    /* the wait for a lock under way: since when, and for how long, in ms */
+    struct timespec busy_since;
+    int             busy_limit;
     int             bulk;
 
     /* pages: the cursors' MAC key, the trigram tokenizer's case folding */
@@ -279,7 +283,8 @@ static projkey_store_rc_e projkey_sqlite_delete(projkey_store_t *st,
     const char *project, size_t project_len, const char *id, size_t id_len,
     const projkey_actor_t *actor, projkey_row_pt cb, void *data);
 static projkey_store_rc_e projkey_sqlite_checkpoint(projkey_store_t *st,
-    int *complete);
+    int full, int *complete);
+static int projkey_sqlite_busy(void *data, int count);
 static projkey_store_rc_e projkey_sqlite_touch(projkey_store_t *st,
     const projkey_touch_t *touch, size_t n);
 static projkey_store_rc_e projkey_sqlite_parse_body(projkey_store_t *st,
@@ -781,6 +786,7 @@ projkey_sqlite_open(projkey_store_t *st, const char *path,
     }
 
     st->sq->busy_timeout = busy_timeout_ms;
+    st->sq->busy_limit = busy_timeout_ms;
 
     if (path == NULL) {
         return projkey_sqlite_open_memory(st);
@@ -866,7 +872,7 @@ projkey_store_open_db(projkey_store_t *st, const char *path)
     }
 
     sqlite3_extended_result_codes(st->sq->db, 1);
-    sqlite3_busy_timeout(st->sq->db, st->sq->busy_timeout);
+    sqlite3_busy_handler(st->sq->db, projkey_sqlite_busy, st->sq);
 
     /* the first read: a file that is not SQLite at all fails here */
 
@@ -2663,8 +2669,42 @@ failed:
 }
 
 
+/*
+ * SQLite's own busy handler sleeps 1, 2, 5, 10, ... 100 ms: a writer of
+ * another worker would wait milliseconds for a commit that takes a
+ * fraction of one.  This one polls every 100 us for the first 10 ms, then
+ * every 1 ms, then every 10 ms, until the limit.
+ */
+
+static int
+projkey_sqlite_busy(void *data, int count)
+{
+    projkey_sqlite_t *sq = data;
+
+    int64_t          waited;
+    struct timespec  now;
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &now);
+
+    if (count == 0) {
+        sq->busy_since = now;
+    }
+
+    waited = (int64_t) (now.tv_sec - sq->busy_since.tv_sec) * 1000000
+             + (now.tv_nsec - sq->busy_since.tv_nsec) / 1000;
+
+    if (waited >= (int64_t) sq->busy_limit * 1000) {
+        return 0;
+    }
+
+    usleep(waited < 10000 ? 100 : (waited < 100000 ? 1000 : 10000));
+
+    return 1;
+}
+
+
 static projkey_store_rc_e
-projkey_sqlite_checkpoint(projkey_store_t *st, int *complete)
+projkey_sqlite_checkpoint(projkey_store_t *st, int full, int *complete)
 {
     int  rc, log, done;
 
@@ -2672,8 +2712,17 @@ projkey_sqlite_checkpoint(projkey_store_t *st, int *complete)
     done = -1;
     *complete = 0;
 
-    rc = sqlite3_wal_checkpoint_v2(st->sq->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+    if (full) {
+        /* writers wait meanwhile: a reader in the way only a little */
+        st->sq->busy_limit = PROJKEY_CHECKPOINT_WAIT;
+    }
+
+    rc = sqlite3_wal_checkpoint_v2(st->sq->db, NULL,
+                                   full ? SQLITE_CHECKPOINT_RESTART
+                                        : SQLITE_CHECKPOINT_PASSIVE,
                                    &log, &done);
+
+    st->sq->busy_limit = st->sq->busy_timeout;
 
     /* a busy checkpoint is not an error: it is done the next time */
 

@@ -1327,6 +1327,8 @@ t_checkpoint(void)
     int               i, complete;
     char              name[32];
     off_t             wal, db, after;
+    double            waited;
+    struct timespec   t0, t1;
     sqlite3          *raw;
     t_key_t           k;
     struct stat       sb;
@@ -1363,7 +1365,7 @@ t_checkpoint(void)
        (long long) wal);
 
     complete = -1;
-    is_int(projkey_store_checkpoint(st, &complete), PROJKEY_STORE_OK,
+    is_int(projkey_store_checkpoint(st, 0, &complete), PROJKEY_STORE_OK,
            "checkpoint: passive checkpoint");
     is_int(complete, 1, "checkpoint: nothing in the way, it is complete");
 
@@ -1392,16 +1394,65 @@ t_checkpoint(void)
     t_make_key(&k, "default", "while read");
     is_int(projkey_store_create(st, &k.new, &actor, NULL, NULL),
            PROJKEY_STORE_OK, "checkpoint: a write under an open reader");
-    is_int(projkey_store_checkpoint(st, &complete), PROJKEY_STORE_OK,
+    is_int(projkey_store_checkpoint(st, 0, &complete), PROJKEY_STORE_OK,
            "checkpoint: passive under an open reader is no error");
     is_int(complete, 0, "checkpoint: but it is not complete");
 
     sqlite3_exec(raw, "COMMIT", NULL, NULL, NULL);
     sqlite3_close(raw);
 
-    is_int(projkey_store_checkpoint(st, &complete), PROJKEY_STORE_OK,
+    is_int(projkey_store_checkpoint(st, 0, &complete), PROJKEY_STORE_OK,
            "checkpoint: again once the reader is gone");
     is_int(complete, 1, "checkpoint: now complete");
+
+    /* full: a reader on an older snapshot is waited for briefly, no more */
+    if (sqlite3_open(t_path("ckpt.db"), &raw) != SQLITE_OK
+        || sqlite3_exec(raw, "BEGIN; SELECT count(*) FROM keys", NULL, NULL,
+                        NULL) != SQLITE_OK)
+    {
+        bail_out("cannot open a reader on ckpt.db");
+    }
+
+    t_make_key(&k, "default", "while read, full");
+    is_int(projkey_store_create(st, &k.new, &actor, NULL, NULL),
+           PROJKEY_STORE_OK, "checkpoint: a write under an open reader (2)");
+    complete = -1;
+    is_int(projkey_store_checkpoint(st, 1, &complete), PROJKEY_STORE_OK,
+           "checkpoint: full under an open reader is no error");
+    is_int(complete, 0, "checkpoint: full, but the reader kept it from "
+           "the end");
+
+    sqlite3_exec(raw, "COMMIT", NULL, NULL, NULL);
+    sqlite3_close(raw);
+
+    t_make_key(&k, "default", "before the full one");
+    is_int(projkey_store_create(st, &k.new, &actor, NULL, NULL),
+           PROJKEY_STORE_OK, "checkpoint: a write before a full one");
+    is_int(projkey_store_checkpoint(st, 1, &complete), PROJKEY_STORE_OK,
+           "checkpoint: full once the reader is gone");
+    is_int(complete, 1, "checkpoint: full, complete");
+    t_make_key(&k, "default", "after the full one");
+    is_int(projkey_store_create(st, &k.new, &actor, NULL, NULL),
+           PROJKEY_STORE_OK, "checkpoint: the connection writes after it");
+
+    /* and waits for another writer as long as before, not 100 ms */
+    if (sqlite3_open(t_path("ckpt.db"), &raw) != SQLITE_OK
+        || sqlite3_exec(raw, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    {
+        bail_out("cannot take the write lock of ckpt.db");
+    }
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    t_make_key(&k, "default", "behind another writer");
+    is_int(projkey_store_create(st, &k.new, &actor, NULL, NULL),
+           PROJKEY_STORE_BUSY, "checkpoint: a write behind another writer");
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    waited = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+    ok(waited >= 900 && waited < 3000, "checkpoint: it waited its own "
+       "busy timeout of 1000 ms (%.0f ms)", waited);
+
+    sqlite3_exec(raw, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(raw);
 
     projkey_store_close(other);
     projkey_store_close(st);
