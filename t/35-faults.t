@@ -248,7 +248,10 @@ sub lock_db {
     my ($db) = @_;
     open my $fh, '|-', 'sqlite3', $db or die "sqlite3: $!\n";
     $fh->autoflush(1);
-    print $fh "BEGIN EXCLUSIVE;\nINSERT INTO meta SELECT * FROM meta WHERE 0;\n";
+    # a timeout: nginx's own writers (the flush, its checkpoint) may hold
+    # the lock for a moment just then
+    print $fh ".timeout 5000\nBEGIN EXCLUSIVE;\n"
+        . "INSERT INTO meta SELECT * FROM meta WHERE 0;\n";
 
     # wait until a writer with no timeout fails
     for (1 .. 100) {
