@@ -113,7 +113,8 @@ typedef struct {
     u_char                     remove[2][NGX_HTTP_PROJKEY_HASH_LEN];
     ngx_uint_t                 nremove;
 
-    /* the zone's sh->applies when a node was found to need its status only */
+    /* the zone when a node was found to need its status only */
+    int64_t                    seq;
     uint32_t                   applies;
 } ngx_http_projkey_prep_t;
 
@@ -392,8 +393,6 @@ ngx_int_t ngx_http_projkey_zone_apply_locked(ngx_http_projkey_zone_t *zone,
     const projkey_row_t *row);
 void ngx_http_projkey_zone_remove_locked(ngx_http_projkey_zone_t *zone,
     const u_char *hash);
-ngx_int_t ngx_http_projkey_zone_set_status_locked(
-    ngx_http_projkey_zone_t *zone, const u_char *hash, ngx_uint_t status);
 void ngx_http_projkey_zone_sweep_locked(ngx_http_projkey_zone_t *zone);
 ngx_int_t ngx_http_projkey_zone_apply_changes_locked(
     ngx_http_projkey_zone_t *zone, ngx_http_projkey_changes_t *ch);
@@ -403,14 +402,23 @@ void ngx_http_projkey_zone_synced_locked(ngx_http_projkey_zone_t *zone,
     ngx_uint_t changed, ngx_log_t *log);
 ngx_int_t ngx_http_projkey_zone_read_locked(ngx_http_projkey_zone_t *zone,
     int64_t *last, ngx_uint_t *loaded, ngx_log_t *log);
-void ngx_http_projkey_zone_withdraw_locked(ngx_http_projkey_zone_t *zone,
-    int64_t seq, const u_char *hash);
+ngx_flag_t ngx_http_projkey_zone_withdraw_locked(
+    ngx_http_projkey_zone_t *zone, int64_t seq, const u_char *hash);
 
 /* ngx_http_projkey_changes.c: the caller holds the store's lock */
 ngx_int_t ngx_http_projkey_zone_catch_up(ngx_http_projkey_zone_t *zone,
     int64_t seq, ngx_http_projkey_prep_t *prep, ngx_log_t *log);
 void ngx_http_projkey_zone_follow(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log);
+
+ngx_int_t ngx_http_projkey_zone_task_store(ngx_http_projkey_zone_t *zone,
+    ngx_log_t *log);
+
+/* ngx_http_projkey_sync.c */
+ngx_int_t ngx_http_projkey_sync_start(ngx_http_projkey_zone_t *zone,
+    ngx_cycle_t *cycle);
+void ngx_http_projkey_sync_stop(ngx_http_projkey_zone_t *zone,
+    ngx_cycle_t *cycle);
 
 #if (NGX_THREADS)
 void ngx_http_projkey_zone_sync_now(ngx_http_projkey_zone_t *zone);

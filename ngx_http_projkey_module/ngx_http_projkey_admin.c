@@ -1317,6 +1317,7 @@ static void
 ngx_http_projkey_admin_apply(ngx_http_projkey_admin_task_t *t,
     ngx_log_t *log)
 {
+    ngx_flag_t                out;
     ngx_http_projkey_prep_t  *prep;
     ngx_http_projkey_zone_t  *zone;
 
@@ -1339,23 +1340,26 @@ ngx_http_projkey_admin_apply(ngx_http_projkey_admin_task_t *t,
 
     /* by the key's own revision: a sync reads the key again past it */
 
-    ngx_http_projkey_zone_withdraw_locked(zone, t->row.seq, t->row_hash);
+    out = ngx_http_projkey_zone_withdraw_locked(zone, t->row.seq,
+                                                t->row_hash);
 
     if (t->has_prev) {
-        ngx_http_projkey_zone_withdraw_locked(zone, t->row.seq,
-                                              t->row_prev_hash);
+        out |= ngx_http_projkey_zone_withdraw_locked(zone, t->row.seq,
+                                                     t->row_prev_hash);
     }
 
     if (t->has_retired) {
-        ngx_http_projkey_zone_withdraw_locked(zone, t->row.seq,
-                                              t->row_retired);
+        out |= ngx_http_projkey_zone_withdraw_locked(zone, t->row.seq,
+                                                     t->row_retired);
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
-    ngx_log_error(NGX_LOG_ERR, log, 0,
-                  "projkey_zone \"%V\": key \"%s\" is rejected until a "
-                  "sync reads its change", &zone->name, t->row_id);
+    if (out) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "projkey_zone \"%V\": key \"%s\" is rejected until "
+                      "its change is read again", &zone->name, t->row_id);
+    }
 }
 
 

@@ -58,7 +58,15 @@ ngx_http_projkey_zone_catch_up(ngx_http_projkey_zone_t *zone, int64_t seq,
 
         /* a change of another process before seq is not in the zone yet */
 
-        rc = ngx_http_projkey_changes_read(zone, &ch, log);
+        if (i == NGX_HTTP_PROJKEY_CATCH_UP_TRIES - 1) {
+            /* the last try reads under the lock: it cannot lose the race */
+            ngx_memzero(&ch, sizeof(ngx_http_projkey_changes_t));
+            ch.overflow = 1;
+            rc = NGX_AGAIN;
+
+        } else {
+            rc = ngx_http_projkey_changes_read(zone, &ch, log);
+        }
 
         if (rc == NGX_ERROR) {
             break;
