@@ -334,12 +334,14 @@ ngx_http_projkey_changes_hash(ngx_pool_t *pool, const u_char *hash)
         return NULL;
     }
 
-    p = ngx_pnalloc(pool, NGX_HTTP_PROJKEY_HASH_LEN);
+    /* the whole hash, as a row has it, though the zone keeps a part */
+
+    p = ngx_pnalloc(pool, PROJKEY_HASH_LEN);
     if (p == NULL) {
         return NULL;
     }
 
-    ngx_memcpy(p, hash, NGX_HTTP_PROJKEY_HASH_LEN);
+    ngx_memcpy(p, hash, PROJKEY_HASH_LEN);
 
     return p;
 }
