@@ -1719,7 +1719,7 @@ ngx_http_projkey_admin_changed(ngx_http_projkey_admin_task_t *t,
         return;
     }
 
-    /* the nodes are published with the revision: ngx_http_projkey_admin_apply() */
+    /* the nodes are published at the revision: admin_apply() */
 }
 
 

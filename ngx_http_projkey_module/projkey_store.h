@@ -316,18 +316,17 @@ projkey_store_rc_e projkey_store_delete(projkey_store_t *st,
     const projkey_actor_t *actor, projkey_row_pt cb, void *data);
 
 /*
- * Copies what the WAL holds into the database (PASSIVE: it waits for no
- * one), for connections opened with PROJKEY_STORE_NO_CHECKPOINT, so that
- * the fsync of a checkpoint is not paid inside somebody's commit.
- * full: SQLite's RESTART, which holds off the writers meanwhile (and waits
- * up to PROJKEY_CHECKPOINT_WAIT ms for readers on an older snapshot), so
- * that writes that never pause cannot keep the WAL from starting over;
- * else a passive one, which never waits.  *complete is 1 when the checkpoint copied every frame the WAL held when
- * it began; if nothing was written meanwhile the next write then starts
- * the WAL over (SQLite resets it only then, so under writes that never
- * pause the writers must be held off: full).
- * Busy (another checkpoint runs, a reader in the way) is not an error:
- * *complete is 0.
+ * Copies what the WAL holds into the database, for connections opened
+ * with PROJKEY_STORE_NO_CHECKPOINT, so that the fsync of a checkpoint is
+ * not paid inside somebody's commit.  Passive unless full: it waits for
+ * no one.  full: SQLite's RESTART, which holds off the writers meanwhile
+ * (and waits up to PROJKEY_CHECKPOINT_WAIT ms for readers on an older
+ * snapshot), so that writes that never pause cannot keep the WAL from
+ * starting over (SQLite resets it only once all of it is copied).
+ * *complete is 1 when the checkpoint copied every frame the WAL held
+ * when it began; if nothing was written meanwhile the next write then
+ * starts the WAL over.  Busy (another checkpoint runs, a reader in the
+ * way) is not an error: *complete is 0.
  */
 #define PROJKEY_CHECKPOINT_WAIT  100
 
