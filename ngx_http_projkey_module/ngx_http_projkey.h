@@ -380,19 +380,11 @@ ngx_http_projkey_node_t *ngx_http_projkey_zone_lookup(
     ngx_http_projkey_zone_t *zone, u_char *hash);
 time_t ngx_http_projkey_node_expires(ngx_http_projkey_node_t *node);
 
-/* the caller holds shpool->mutex */
-ngx_http_projkey_node_t *ngx_http_projkey_node_alloc_locked(
-    ngx_http_projkey_zone_t *zone, size_t project_len, size_t name_len);
+/* of a node no reader sees yet: no lock */
 void ngx_http_projkey_node_fill(ngx_http_projkey_node_t *node,
     const projkey_row_t *row);
-void ngx_http_projkey_node_link_locked(ngx_http_projkey_zone_t *zone,
-    ngx_http_projkey_node_t *node);
-void ngx_http_projkey_node_free_locked(ngx_http_projkey_zone_t *zone,
-    ngx_http_projkey_node_t *node);
-ngx_int_t ngx_http_projkey_zone_apply_locked(ngx_http_projkey_zone_t *zone,
-    const projkey_row_t *row);
-void ngx_http_projkey_zone_remove_locked(ngx_http_projkey_zone_t *zone,
-    const u_char *hash);
+
+/* the caller holds shpool->mutex */
 void ngx_http_projkey_zone_sweep_locked(ngx_http_projkey_zone_t *zone);
 ngx_int_t ngx_http_projkey_zone_apply_changes_locked(
     ngx_http_projkey_zone_t *zone, ngx_http_projkey_changes_t *ch);
@@ -460,8 +452,6 @@ ngx_http_projkey_node_t *ngx_http_projkey_node_alloc_ex_locked(
     ngx_flag_t expires);
 ngx_int_t ngx_http_projkey_zone_prepare_locked(ngx_http_projkey_zone_t *zone,
     const projkey_row_t *row, ngx_http_projkey_prep_t *prep);
-void ngx_http_projkey_zone_publish_locked(ngx_http_projkey_zone_t *zone,
-    ngx_http_projkey_prep_t *prep);
 void ngx_http_projkey_zone_discard_locked(ngx_http_projkey_zone_t *zone,
     ngx_http_projkey_prep_t *prep);
 

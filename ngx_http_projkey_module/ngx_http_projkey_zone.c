@@ -104,6 +104,16 @@ static void ngx_http_projkey_zone_retry_locked(ngx_http_projkey_zone_t *zone,
 static void ngx_http_projkey_zone_refresh(ngx_http_projkey_zone_t *zone,
     ngx_log_t *log);
 static int ngx_http_projkey_sync_row(void *data, const projkey_row_t *row);
+static void ngx_http_projkey_node_link_locked(ngx_http_projkey_zone_t *zone,
+    ngx_http_projkey_node_t *node);
+static void ngx_http_projkey_node_free_locked(ngx_http_projkey_zone_t *zone,
+    ngx_http_projkey_node_t *node);
+static ngx_int_t ngx_http_projkey_zone_apply_locked(
+    ngx_http_projkey_zone_t *zone, const projkey_row_t *row);
+static void ngx_http_projkey_zone_remove_locked(ngx_http_projkey_zone_t *zone,
+    const u_char *hash);
+static void ngx_http_projkey_zone_publish_locked(
+    ngx_http_projkey_zone_t *zone, ngx_http_projkey_prep_t *prep);
 static ngx_http_projkey_node_t **ngx_http_projkey_zone_find_locked(
     ngx_http_projkey_zone_t *zone, const u_char *hash);
 static void ngx_http_projkey_node_fill_secret(ngx_http_projkey_node_t *node,
@@ -2020,15 +2030,6 @@ ngx_http_projkey_zone_lookup(ngx_http_projkey_zone_t *zone, u_char *hash)
 }
 
 
-ngx_http_projkey_node_t *
-ngx_http_projkey_node_alloc_locked(ngx_http_projkey_zone_t *zone,
-    size_t project_len, size_t name_len)
-{
-    return ngx_http_projkey_node_alloc_ex_locked(zone, project_len, name_len,
-                                                 0);
-}
-
-
 /* a node of a key that expires has 4 bytes more, for its expiry */
 
 ngx_http_projkey_node_t *
@@ -2191,7 +2192,7 @@ ngx_http_projkey_zone_find_locked(ngx_http_projkey_zone_t *zone,
  * chain.  Readers see the old node or the new one, never half of either.
  */
 
-void
+static void
 ngx_http_projkey_node_link_locked(ngx_http_projkey_zone_t *zone,
     ngx_http_projkey_node_t *node)
 {
@@ -2227,7 +2228,7 @@ ngx_http_projkey_node_link_locked(ngx_http_projkey_zone_t *zone,
 
 /* defers the free: a reader may be walking through the node right now */
 
-void
+static void
 ngx_http_projkey_node_free_locked(ngx_http_projkey_zone_t *zone,
     ngx_http_projkey_node_t *node)
 {
@@ -2244,7 +2245,7 @@ ngx_http_projkey_node_free_locked(ngx_http_projkey_zone_t *zone,
 }
 
 
-void
+static void
 ngx_http_projkey_zone_remove_locked(ngx_http_projkey_zone_t *zone,
     const u_char *hash)
 {
@@ -2431,7 +2432,7 @@ ngx_http_projkey_zone_prepare_locked(ngx_http_projkey_zone_t *zone,
 }
 
 
-void
+static void
 ngx_http_projkey_zone_publish_locked(ngx_http_projkey_zone_t *zone,
     ngx_http_projkey_prep_t *prep)
 {
@@ -2490,7 +2491,7 @@ ngx_http_projkey_zone_discard_locked(ngx_http_projkey_zone_t *zone,
  * it is rejected until a later sync finds room for it.
  */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_projkey_zone_apply_locked(ngx_http_projkey_zone_t *zone,
     const projkey_row_t *row)
 {
