@@ -150,6 +150,12 @@ sub kill_in_delete {
 
     $t->wait_for(20, sub { $t->read_file('gdb.out') =~ /READY/ })
         or die "gdb did not attach:\n" . $t->read_file('gdb.out');
+    if ($t->read_file('gdb.out') =~ /not defined/) {
+        kill 'KILL', $gdb;
+        die "gdb cannot stop in the zone's delete: a module without its "
+            . "debug symbols (install the -dbgsym package)?\n"
+            . $t->read_file('gdb.out');
+    }
     sleep 0.2;
 
     # the answer never comes: the worker is killed before it
