@@ -37,11 +37,16 @@ CORE_CFLAGS := -std=c99 -D_DEFAULT_SOURCE -Wall -Wextra -Werror \
                -Wno-unused-parameter -I$(SRC) $(PQ_CFLAGS)
 CORE_LIBS   := -lsodium -lsqlite3 -lpq
 
-CORE_SRCS   := $(SRC)/projkey_key.c $(SRC)/projkey_store.c \
+CORE_SRCS   := $(SRC)/projkey_key.c $(SRC)/projkey_text.c \
+               $(SRC)/projkey_json.c $(SRC)/projkey_api.c \
+               $(SRC)/projkey_store.c \
                $(SRC)/projkey_store_sqlite.c $(SRC)/projkey_store_pg.c \
                $(SRC)/projkey_snapshot.c
-CORE_HDRS   := $(SRC)/projkey_key.h $(SRC)/projkey_crc32.h $(SRC)/projkey_store.h \
-               $(SRC)/projkey_store_engine.h $(SRC)/projkey_snapshot.h
+CORE_HDRS   := $(SRC)/projkey_key.h $(SRC)/projkey_crc32.h \
+               $(SRC)/projkey_text.h $(SRC)/projkey_json.h \
+               $(SRC)/projkey_api.h \
+               $(SRC)/projkey_store.h $(SRC)/projkey_store_engine.h \
+               $(SRC)/projkey_snapshot.h
 MODULE_SRCS := $(wildcard $(SRC)/*.c $(SRC)/*.h) config
 
 # The C flags Debian's nginx was built with, so the module is ABI-compatible.
@@ -83,7 +88,7 @@ $(CLI): admin/projkey.c $(CORE_SRCS) $(CORE_HDRS)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(CORE_CFLAGS) -o $@ admin/projkey.c \
 	    $(CORE_SRCS) $(LDFLAGS) $(CORE_LIBS)
 
-$(BUILD)/test_%: t/unit/test_%.c t/unit/tap.h $(CORE_SRCS) $(CORE_HDRS)
+$(BUILD)/test_%: t/unit/test_%.c t/unit/tap.h t/unit/jx.h $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(CORE_CFLAGS) -It/unit -o $@ $< \
 	    $(CORE_SRCS) $(LDFLAGS) $(CORE_LIBS)
@@ -94,7 +99,8 @@ $(BUILD)/test_key_portable: t/unit/test_key.c t/unit/tap.h $(CORE_SRCS) $(CORE_H
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(CORE_CFLAGS) -DPROJKEY_PORTABLE -It/unit \
 	    -o $@ $< $(CORE_SRCS) $(LDFLAGS) $(CORE_LIBS)
 
-unit: $(BUILD)/test_key $(BUILD)/test_key_portable $(BUILD)/test_store
+unit: $(BUILD)/test_key $(BUILD)/test_key_portable $(BUILD)/test_text \
+      $(BUILD)/test_store
 
 SHELL := /bin/bash
 

@@ -20,6 +20,7 @@
 
 #include "projkey_key.h"
 #include "projkey_store.h"
+#include "projkey_json.h"
 
 
 #define PROJKEY_EXIT_OK        0
@@ -54,6 +55,7 @@ typedef struct {
     int                  nargs;
     int                  json;
     projkey_store_t     *st;
+    projkey_json_t      *keys_json;     /* the KEY objects, as the API's */
     projkey_actor_t      actor;
 } projkey_cli_t;
 
@@ -271,6 +273,12 @@ main(int argc, char **argv)
         }
     }
 
+    if (projkey_json_open(&cli.keys_json) != PROJKEY_STORE_OK) {
+        fprintf(stderr, "projkey: %s\n", projkey_json_errmsg(cli.keys_json));
+        projkey_json_close(cli.keys_json);
+        return PROJKEY_EXIT_ERROR;
+    }
+
     src = projkey_store_open(cli.db, flags, PROJKEY_BUSY_TIMEOUT, &cli.st);
 
     if (src != PROJKEY_STORE_OK) {
@@ -281,6 +289,7 @@ main(int argc, char **argv)
     }
 
     projkey_store_close(cli.st);
+    projkey_json_close(cli.keys_json);
 
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "projkey: cannot write the output: %s\n",
@@ -506,6 +515,16 @@ projkey_fail(projkey_cli_t *cli, int rc)
 }
 
 
+/* a value the contract's rules refuse, msg saying why */
+
+static int
+projkey_invalid(projkey_cli_t *cli, const char *msg)
+{
+    fprintf(stderr, "projkey: %s\n", msg);
+    return PROJKEY_EXIT_INVALID;
+}
+
+
 static int
 projkey_not_found(projkey_cli_t *cli, const char *id)
 {
@@ -523,17 +542,17 @@ projkey_create(projkey_cli_t *cli)
     char                id[PROJKEY_ID_LEN + 1];
     size_t              name_len;
     int64_t             expires;
-    const char         *name;
+    const char         *name, *msg;
     projkey_out_t       out;
     projkey_new_t       key;
     unsigned char       secret[PROJKEY_LEN], hash[PROJKEY_HASH_LEN];
     unsigned char       preview[PROJKEY_PREVIEW_LEN];
     projkey_store_rc_e  src;
 
-    src = projkey_store_check_name(cli->st, cli->arg[0], strlen(cli->arg[0]),
-                                   &name, &name_len);
-    if (src != PROJKEY_STORE_OK) {
-        return projkey_fail(cli, src);
+    msg = projkey_text_check_name(cli->arg[0], strlen(cli->arg[0]),
+                                  &name, &name_len);
+    if (msg != NULL) {
+        return projkey_invalid(cli, msg);
     }
 
     expires = 0;
@@ -544,9 +563,9 @@ projkey_create(projkey_cli_t *cli)
             return rc;
         }
 
-        src = projkey_store_check_expires(cli->st, expires, time(NULL));
-        if (src != PROJKEY_STORE_OK) {
-            return projkey_fail(cli, src);
+        msg = projkey_text_check_expires(expires, time(NULL));
+        if (msg != NULL) {
+            return projkey_invalid(cli, msg);
         }
     }
 
@@ -624,7 +643,7 @@ projkey_create_many(projkey_cli_t *cli, const char *name, size_t name_len)
     FILE               *f;
     off_t               off;
     size_t              size, len, done;
-    const char         *checked;
+    const char         *checked, *msg;
     unsigned char      *secrets, *hashes, *previews, *ids, *s;
     projkey_new_t      *keys;
     projkey_store_rc_e  src;
@@ -634,9 +653,9 @@ projkey_create_many(projkey_cli_t *cli, const char *name, size_t name_len)
     len = snprintf(last, sizeof(last), "%.*s-%ld", (int) name_len, name,
                    cli->count);
 
-    src = projkey_store_check_name(cli->st, last, len, &checked, &size);
-    if (src != PROJKEY_STORE_OK) {
-        return projkey_fail(cli, src);
+    msg = projkey_text_check_name(last, len, &checked, &size);
+    if (msg != NULL) {
+        return projkey_invalid(cli, msg);
     }
 
     f = stdout;
@@ -1022,13 +1041,12 @@ static int
 projkey_rename(projkey_cli_t *cli)
 {
     size_t              len;
-    const char         *name;
-    projkey_store_rc_e  src;
+    const char         *name, *msg;
 
-    src = projkey_store_check_name(cli->st, cli->arg[1], strlen(cli->arg[1]),
-                                   &name, &len);
-    if (src != PROJKEY_STORE_OK) {
-        return projkey_fail(cli, src);
+    msg = projkey_text_check_name(cli->arg[1], strlen(cli->arg[1]),
+                                  &name, &len);
+    if (msg != NULL) {
+        return projkey_invalid(cli, msg);
     }
 
     return projkey_update(cli, name, len, 0);
@@ -1109,7 +1127,7 @@ projkey_expire(projkey_cli_t *cli)
 {
     int                 rc;
     projkey_change_t    change;
-    projkey_store_rc_e  src;
+    const char         *msg;
 
     memset(&change, 0, sizeof(projkey_change_t));
     change.set_expires = 1;
@@ -1120,10 +1138,9 @@ projkey_expire(projkey_cli_t *cli)
             return rc;
         }
 
-        src = projkey_store_check_expires(cli->st, change.expires_at,
-                                          time(NULL));
-        if (src != PROJKEY_STORE_OK) {
-            return projkey_fail(cli, src);
+        msg = projkey_text_check_expires(change.expires_at, time(NULL));
+        if (msg != NULL) {
+            return projkey_invalid(cli, msg);
         }
     }
 
@@ -1138,6 +1155,7 @@ projkey_roll(projkey_cli_t *cli)
 {
     int                 rc;
     int64_t             until;
+    const char         *msg;
     projkey_out_t       out, lines;
     projkey_line_t     *l;
     unsigned char       secret[PROJKEY_LEN], hash[PROJKEY_HASH_LEN];
@@ -1152,9 +1170,9 @@ projkey_roll(projkey_cli_t *cli)
             return rc;
         }
 
-        src = projkey_store_check_previous(cli->st, &until, time(NULL));
-        if (src != PROJKEY_STORE_OK) {
-            return projkey_fail(cli, src);
+        msg = projkey_text_check_previous(&until, time(NULL));
+        if (msg != NULL) {
+            return projkey_invalid(cli, msg);
         }
     }
 
@@ -1220,13 +1238,12 @@ projkey_roll(projkey_cli_t *cli)
 static int
 projkey_cli_time(projkey_cli_t *cli, const char *text, int64_t *t)
 {
-    projkey_store_rc_e  src;
+    const char  *msg;
 
-    src = projkey_store_parse_time(cli->st, text, strlen(text), t);
+    msg = projkey_text_parse_time(text, strlen(text), t);
 
-    if (src != PROJKEY_STORE_OK) {
-        fprintf(stderr, "projkey: \"%s\": %s\n", text,
-                projkey_store_errmsg(cli->st));
+    if (msg != NULL) {
+        fprintf(stderr, "projkey: \"%s\": %s\n", text, msg);
         return PROJKEY_EXIT_INVALID;
     }
 
@@ -1279,7 +1296,10 @@ projkey_row_json(void *data, const projkey_row_t *row)
 
     snprintf(out->id, sizeof(out->id), "%s", row->id);
 
-    if (projkey_store_row_json(out->cli->st, row, &out->json, NULL)
+    /* in memory: only out of memory fails, as the callers say */
+
+    if (projkey_json_row(out->cli->keys_json, row, time(NULL), &out->json,
+                         NULL)
         != PROJKEY_STORE_OK)
     {
         out->failed = 1;

@@ -1,8 +1,9 @@
 
 /*
  * projkey fuzz targets: what they share.  Each target is one .c file
- * linked with the nginx-free core (projkey_key.c, projkey_store*.c) and
- * libFuzzer; see fuzz/README.md.
+ * linked with the nginx-free core (projkey_key.c, projkey_text.c,
+ * projkey_json.c, projkey_store*.c, projkey_snapshot.c) and libFuzzer;
+ * see fuzz/README.md.
  *
  * The oracles here are written from the contract (SPEC.md, the headers),
  * not from the code under test, so that a target checks behaviour rather
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
 
@@ -25,6 +27,7 @@
 
 #include "projkey_key.h"
 #include "projkey_store.h"
+#include "projkey_json.h"
 
 
 /* an invariant that does not hold: abort, so that libFuzzer keeps the input */
@@ -190,6 +193,21 @@ fuzz_store_open(void)
     }
 
     return st;
+}
+
+
+/* the admin API's JSON, as the module's and the CLI's */
+static projkey_json_t *
+fuzz_json_open(void)
+{
+    projkey_json_t  *json;
+
+    if (projkey_json_open(&json) != PROJKEY_STORE_OK) {
+        fprintf(stderr, "no JSON: %s\n", projkey_json_errmsg(json));
+        abort();
+    }
+
+    return json;
 }
 
 

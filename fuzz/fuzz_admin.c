@@ -1,9 +1,9 @@
 
 /*
- * The admin API as far as it is pure: request lines are routed as
- * ngx_http_projkey_admin_route() does and run through the store as the
- * admin handler's task does, on a fresh database for every input, with a
- * deterministic random source.  A model of the keys checks every answer;
+ * The admin API as far as it is pure: request lines are routed by
+ * projkey_api_route(), as the admin handler routes them, and run through
+ * the store as the admin handler's task does, on a fresh database for
+ * every input, with a deterministic random source.  A model of the keys checks every answer;
  * every JSON document the API would send must be valid, hold valid UTF-8
  * when its inputs do, and never hold a secret.
  *
@@ -17,6 +17,7 @@
 #include <sqlite3.h>
 
 #include "fuzz.h"
+#include "projkey_api.h"
 
 
 #define FUZZ_KEYS_MAX     64
@@ -77,19 +78,21 @@ static fuzz_key_t *fuzz_find(fuzz_state_t *fs, const char *id,
 static size_t fuzz_count(fuzz_state_t *fs);
 static void fuzz_check_json(fuzz_state_t *fs, const char *json, size_t len,
     const char *type);
-static void fuzz_check_error(fuzz_state_t *fs, projkey_store_t *st);
+static void fuzz_check_error(fuzz_state_t *fs, const char *msg);
 static long fuzz_arg(const char *args, size_t len, const char *name);
 static int fuzz_count_load(void *data, const projkey_row_t *row);
 
 
-static sqlite3       *fuzz_db;
-static sqlite3_stmt  *fuzz_json_stmt;
+static sqlite3         *fuzz_db;
+static sqlite3_stmt    *fuzz_json_stmt;
+static projkey_json_t  *fuzz_json;
 
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     fuzz_rng_init();
+    fuzz_json = fuzz_json_open();
 
     /* a connection of our own to judge the JSON the store builds */
     if (sqlite3_open(":memory:", &fuzz_db) != SQLITE_OK
@@ -199,10 +202,11 @@ static void
 fuzz_request(projkey_store_t *st, fuzz_state_t *fs, const char *line,
     size_t len)
 {
-    char         path[512], *q;
-    size_t       i, plen, id_len, k;
-    const char  *method, *p, *last, *body, *args, *id;
-    size_t       method_len, body_len, args_len;
+    char                 path[512], *q;
+    size_t               i, plen, k;
+    const char          *method, *p, *body, *args;
+    size_t               method_len, body_len, args_len;
+    projkey_api_route_t  route;
 
     method = line;
 
@@ -247,65 +251,66 @@ fuzz_request(projkey_store_t *st, fuzz_state_t *fs, const char *line,
     args_len = q ? (size_t) (path + plen - args) : 0;
     plen = q ? (size_t) (q - path) : plen;
 
-    /* the route, as ngx_http_projkey_admin_route() takes it */
+    /* the path within "location /admin/", as the admin handler takes it */
 
     p = path;
-    last = path + plen;
 
-    if ((size_t) (last - p) >= 7 && memcmp(p, "/admin/", 7) == 0) {
+    if (plen >= 7 && memcmp(p, "/admin/", 7) == 0) {
         p += 7;
-    }
-
-    while (p < last && *p == '/') {
-        p++;
-    }
-
-    if (p < last && last[-1] == '/') {
-        last--;
+        plen -= 7;
     }
 
 #define fuzz_method(m)                                                        \
     (method_len == sizeof(m) - 1 && memcmp(method, m, sizeof(m) - 1) == 0)
 
-    if (last - p == 4 && memcmp(p, "keys", 4) == 0) {
-        if (fuzz_method("GET") || fuzz_method("HEAD")) {
-            fuzz_list(st, fs);
-
-        } else if (fuzz_method("POST")) {
-            fuzz_create(st, fs, body, body_len);
-        }
-
-        return;
-    }
-
-    if (last - p > 5 && memcmp(p, "keys/", 5) == 0) {
-        id = p + 5;
-        id_len = last - id;
-
-        if (id_len != PROJKEY_ID_LEN || memchr(id, '/', id_len) != NULL) {
-            return;     /* 404 */
-        }
-
-        if (fuzz_method("GET") || fuzz_method("HEAD")) {
-            fuzz_get(st, fs, id, id_len);
-
-        } else if (fuzz_method("PATCH")) {
-            fuzz_update(st, fs, id, id_len, body, body_len);
-
-        } else if (fuzz_method("DELETE")) {
-            fuzz_delete(st, fs, id, id_len);
-        }
-
-        return;
-    }
-
-    if (last - p == 5 && memcmp(p, "audit", 5) == 0
-        && (fuzz_method("GET") || fuzz_method("HEAD")))
-    {
-        fuzz_audit(st, fs, args, args_len);
-    }
+    projkey_api_route(p, plen,
+                      fuzz_method("GET") ? PROJKEY_HTTP_GET
+                      : fuzz_method("HEAD") ? PROJKEY_HTTP_HEAD
+                      : fuzz_method("POST") ? PROJKEY_HTTP_POST
+                      : fuzz_method("PATCH") ? PROJKEY_HTTP_PATCH
+                      : fuzz_method("DELETE") ? PROJKEY_HTTP_DELETE : 0,
+                      &route);
 
 #undef fuzz_method
+
+    if (route.status != 0) {
+        fuzz_assert(route.status == PROJKEY_HTTP_NOT_FOUND
+                    || (route.status == PROJKEY_HTTP_NOT_ALLOWED
+                        && route.allow != NULL));
+        fuzz_check_error(fs, route.message);
+        return;
+    }
+
+    switch (route.op) {
+
+    case PROJKEY_API_LIST:
+        fuzz_list(st, fs);
+        break;
+
+    case PROJKEY_API_CREATE:
+        fuzz_create(st, fs, body, body_len);
+        break;
+
+    case PROJKEY_API_GET:
+        fuzz_get(st, fs, route.id, PROJKEY_ID_LEN);
+        break;
+
+    case PROJKEY_API_UPDATE:
+        fuzz_update(st, fs, route.id, PROJKEY_ID_LEN, body, body_len);
+        break;
+
+    case PROJKEY_API_DELETE:
+        fuzz_delete(st, fs, route.id, PROJKEY_ID_LEN);
+        break;
+
+    case PROJKEY_API_AUDIT:
+        fuzz_audit(st, fs, args, args_len);
+        break;
+
+    default:
+        /* roll and nodes: not in the model */
+        break;
+    }
 }
 
 
@@ -368,7 +373,7 @@ fuzz_get(projkey_store_t *st, fuzz_state_t *fs, const char *id,
 
     if (k == NULL) {
         fuzz_assert(rc == PROJKEY_STORE_NOTFOUND && !fs->found);
-        fuzz_check_error(fs, st);
+        fuzz_check_error(fs, projkey_store_errmsg(st));
         return;
     }
 
@@ -395,16 +400,16 @@ fuzz_create(projkey_store_t *st, fuzz_state_t *fs, const char *body,
     unsigned char        secret[PROJKEY_LEN], hash[PROJKEY_HASH_LEN];
     unsigned char        preview[PROJKEY_PREVIEW_LEN];
 
-    rc = projkey_store_parse_body(st, body, len, 0, &b);
+    rc = projkey_json_parse_body(fuzz_json, body, len, 0, &b);
 
     if (rc != PROJKEY_STORE_OK) {
         fuzz_assert(rc == PROJKEY_STORE_INVALID);
-        fuzz_check_error(fs, st);
+        fuzz_check_error(fs, projkey_json_errmsg(fuzz_json));
         return;
     }
 
     if (b.name == NULL || fs->nkeys == FUZZ_KEYS_MAX) {
-        projkey_store_free_body(&b);
+        projkey_json_free_body(&b);
         return;
     }
 
@@ -469,7 +474,7 @@ fuzz_create(projkey_store_t *st, fuzz_state_t *fs, const char *body,
     k->status = key.status;
     memcpy(k->secret, secret, PROJKEY_LEN);
 
-    projkey_store_free_body(&b);
+    projkey_json_free_body(&b);
 }
 
 
@@ -482,11 +487,11 @@ fuzz_update(projkey_store_t *st, fuzz_state_t *fs, const char *id,
     projkey_actor_t      actor;
     projkey_store_rc_e   rc;
 
-    rc = projkey_store_parse_body(st, body, len, 1, &b);
+    rc = projkey_json_parse_body(fuzz_json, body, len, 1, &b);
 
     if (rc != PROJKEY_STORE_OK) {
         fuzz_assert(rc == PROJKEY_STORE_INVALID);
-        fuzz_check_error(fs, st);
+        fuzz_check_error(fs, projkey_json_errmsg(fuzz_json));
         return;
     }
 
@@ -504,7 +509,7 @@ fuzz_update(projkey_store_t *st, fuzz_state_t *fs, const char *id,
 
     if (k == NULL) {
         fuzz_assert(rc == PROJKEY_STORE_NOTFOUND && !fs->found);
-        projkey_store_free_body(&b);
+        projkey_json_free_body(&b);
         return;
     }
 
@@ -522,7 +527,7 @@ fuzz_update(projkey_store_t *st, fuzz_state_t *fs, const char *id,
     fuzz_assert(fs->row_status == k->status);
     fuzz_assert(strcmp(fs->row_name, k->name) == 0);
 
-    projkey_store_free_body(&b);
+    projkey_json_free_body(&b);
     free(fs->json);
     fs->json = NULL;
 }
@@ -633,7 +638,7 @@ fuzz_keep_row(void *data, const projkey_row_t *row)
     memcpy(fs->row_name, row->name, row->name_len + 1);
     fs->row_status = row->status;
 
-    rc = projkey_store_row_json(fs->st, row, &out, &n);
+    rc = projkey_json_row(fuzz_json, row, time(NULL), &out, &n);
     fuzz_assert(rc == PROJKEY_STORE_OK);
     fuzz_check_json(fs, out, n, "object");
 
@@ -736,41 +741,40 @@ fuzz_check_json(fuzz_state_t *fs, const char *json, size_t len,
 }
 
 
-/* the error body the handler would build from the store's message */
+/* the error answer the handler builds from a message */
 
 static void
-fuzz_check_error(fuzz_state_t *fs, projkey_store_t *st)
+fuzz_check_error(fuzz_state_t *fs, const char *msg)
 {
-    char                 *out, *p;
-    size_t                i;
-    const unsigned char  *m;
+    char          *out;
+    size_t         len;
+    sqlite3_stmt  *s;
 
-    m = (const unsigned char *) projkey_store_errmsg(st);
-    fuzz_assert(m != NULL && m[0] != '\0');
-    fuzz_assert(fuzz_utf8_valid(m, strlen((const char *) m)));
+    fuzz_assert(msg != NULL && msg[0] != '\0');
+    fuzz_assert(fuzz_utf8_valid((const unsigned char *) msg, strlen(msg)));
 
-    out = malloc(strlen((const char *) m) * 6 + 64);
+    len = projkey_api_error(NULL, 0, "invalid_request", msg);
+    out = malloc(len);
     fuzz_assert(out != NULL);
+    fuzz_assert(projkey_api_error(out, len, "invalid_request", msg) == len);
+    fuzz_assert(out[len - 1] == '\n');
+    out[len - 1] = '\0';
 
-    /* as ngx_escape_json(): '"', '\\' and bytes below 0x20 */
-    p = out + sprintf(out, "{\"error\":{\"code\":\"x\",\"message\":\"");
+    fuzz_check_json(fs, out, len - 1, "object");
 
-    for (i = 0; m[i] != '\0'; i++) {
-        if (m[i] < 0x20) {
-            p += sprintf(p, "\\u%04x", m[i]);
+    /* the message itself comes back from the JSON */
 
-        } else {
-            if (m[i] == '"' || m[i] == '\\') {
-                *p++ = '\\';
-            }
+    fuzz_assert(sqlite3_prepare_v2(fuzz_db,
+                    "SELECT json_extract(?1, '$.error.message') = ?2,"
+                    " json_extract(?1, '$.error.code') = 'invalid_request'",
+                    -1, &s, NULL)
+                == SQLITE_OK);
+    sqlite3_bind_text(s, 1, out, len - 1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, msg, -1, SQLITE_STATIC);
+    fuzz_assert(sqlite3_step(s) == SQLITE_ROW);
+    fuzz_assert(sqlite3_column_int(s, 0) == 1 && sqlite3_column_int(s, 1) == 1);
+    sqlite3_finalize(s);
 
-            *p++ = m[i];
-        }
-    }
-
-    p += sprintf(p, "\"}}");
-
-    fuzz_check_json(fs, out, p - out, "object");
     free(out);
 }
 

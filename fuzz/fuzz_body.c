@@ -1,8 +1,8 @@
 
 /*
- * projkey_store_parse_body() on any bytes, both ways of require_one; and,
+ * projkey_json_parse_body() on any bytes, both ways of require_one; and,
  * as a differential check, any bytes as the name of a well-formed body must
- * be accepted exactly when projkey_store_check_name() accepts them.
+ * be accepted exactly when projkey_text_check_name() accepts them.
  */
 
 
@@ -17,14 +17,14 @@ static void fuzz_body(const char *body, size_t len, int require_one,
 static void fuzz_name_body(const uint8_t *data, size_t size);
 
 
-static projkey_store_t  *fuzz_st;
+static projkey_json_t  *fuzz_json;
 
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     fuzz_rng_init();
-    fuzz_st = fuzz_store_open();
+    fuzz_json = fuzz_json_open();
     return 0;
 }
 
@@ -62,11 +62,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_assert(rc_one == PROJKEY_STORE_INVALID);
     }
 
-    projkey_store_free_body(&any);
-    projkey_store_free_body(&one);
+    projkey_json_free_body(&any);
+    projkey_json_free_body(&one);
 
     /* freeing twice is harmless: the handler may do so on error paths */
-    projkey_store_free_body(&one);
+    projkey_json_free_body(&one);
 
     free(copy);
 
@@ -84,7 +84,7 @@ fuzz_body(const char *body, size_t len, int require_one, projkey_body_t *out,
 
     memset(out, 0x5a, sizeof(projkey_body_t));
 
-    *rc = projkey_store_parse_body(fuzz_st, body, len, require_one, out);
+    *rc = projkey_json_parse_body(fuzz_json, body, len, require_one, out);
 
     /* bad input is INVALID, never a database error */
     fuzz_assert(*rc == PROJKEY_STORE_OK || *rc == PROJKEY_STORE_INVALID);
@@ -97,7 +97,7 @@ fuzz_body(const char *body, size_t len, int require_one, projkey_body_t *out,
         fuzz_assert(out->name == NULL && out->name_len == 0);
         fuzz_assert(out->status == 0);
 
-        msg = projkey_store_errmsg(fuzz_st);
+        msg = projkey_json_errmsg(fuzz_json);
         fuzz_assert(msg != NULL && msg[0] != '\0');
         fuzz_assert(fuzz_utf8_valid((const unsigned char *) msg,
                                     strlen(msg)));
@@ -159,12 +159,12 @@ fuzz_name_body(const uint8_t *data, size_t size)
     p += sprintf(p, "\"}");
 
     if ((size_t) (p - body) <= PROJKEY_BODY_MAX) {
-        rc = projkey_store_parse_body(fuzz_st, body, p - body, 1, &out);
+        rc = projkey_json_parse_body(fuzz_json, body, p - body, 1, &out);
 
         if (fuzz_name_ok(data, size, &b, &n)) {
             if (rc != PROJKEY_STORE_OK) {
                 fprintf(stderr, "refused: %s\n",
-                        projkey_store_errmsg(fuzz_st));
+                        projkey_json_errmsg(fuzz_json));
             }
 
             fuzz_assert(rc == PROJKEY_STORE_OK);
@@ -176,7 +176,7 @@ fuzz_name_body(const uint8_t *data, size_t size)
             fuzz_assert(rc == PROJKEY_STORE_INVALID);
         }
 
-        projkey_store_free_body(&out);
+        projkey_json_free_body(&out);
     }
 
     free(body);

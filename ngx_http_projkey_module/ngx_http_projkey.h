@@ -15,6 +15,7 @@
 
 #include "projkey_key.h"
 #include "projkey_store.h"
+#include "projkey_json.h"
 
 
 /*
@@ -200,6 +201,7 @@ typedef struct {
      * thread at a time (store_mutex), never under the zone's mutex.
      */
     projkey_store_t           *store;
+    projkey_json_t            *json;          /* KEY objects, as store */
     ino_t                      ino;
     dev_t                      dev;
     char                       error[256];

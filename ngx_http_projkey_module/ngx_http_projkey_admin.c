@@ -2,32 +2,21 @@
 /*
  * projkey: the admin JSON API of a zone (projkey_admin).
  *
- * A request is checked in full first, its body included, with no database
- * and no lock.  Its database work then runs in a thread pool task, holding
- * the zone's mutex so that the database and the zone change as one:
- * commit, then the zone, then the response.  The event loop never waits on
- * the disk.  JSON is parsed and built by SQLite's JSON functions (the
- * store; bodies with an in-memory SQLite of the process's own).
+ * A request is routed (projkey_api) and checked in full first, its body
+ * included (projkey_json), with no database and no lock.  Its database
+ * work then runs in a thread pool task on the process's own connection,
+ * never under the zone's mutex: the commit, then the zone brought to the
+ * change's revision, then the response.  The event loop never waits on
+ * the disk.
  */
 
 
 #include "ngx_http_projkey.h"
-
-
-typedef enum {
-    NGX_HTTP_PROJKEY_LIST = 0,
-    NGX_HTTP_PROJKEY_CREATE,
-    NGX_HTTP_PROJKEY_GET,
-    NGX_HTTP_PROJKEY_UPDATE,
-    NGX_HTTP_PROJKEY_DELETE,
-    NGX_HTTP_PROJKEY_AUDIT,
-    NGX_HTTP_PROJKEY_NODES,
-    NGX_HTTP_PROJKEY_ROLL
-} ngx_http_projkey_op_e;
+#include "projkey_api.h"
 
 
 typedef struct {
-    ngx_http_projkey_op_e      op;
+    projkey_api_op_e           op;
     ngx_http_projkey_zone_t   *zone;
 
     /* NUL-terminated copies: the task never touches the request's pool */
@@ -87,6 +76,9 @@ static ngx_int_t ngx_http_projkey_admin_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_projkey_admin_text(ngx_str_t *s);
 static ngx_int_t ngx_http_projkey_admin_route(ngx_http_request_t *r,
     ngx_http_projkey_admin_task_t *t);
+static unsigned ngx_http_projkey_admin_method(ngx_http_request_t *r);
+static ngx_int_t ngx_http_projkey_admin_audit_args(ngx_http_request_t *r,
+    ngx_http_projkey_admin_task_t *t);
 static ngx_int_t ngx_http_projkey_admin_page_args(ngx_http_request_t *r,
     ngx_http_projkey_admin_task_t *t);
 static ngx_int_t ngx_http_projkey_admin_unescape(ngx_pool_t *pool,
@@ -136,7 +128,7 @@ static void ngx_http_projkey_admin_set_error(
 
 
 /* the process's JSON parser: an in-memory SQLite, no database */
-static projkey_store_t  *ngx_http_projkey_admin_json;
+static projkey_json_t  *ngx_http_projkey_admin_json;
 
 static ngx_str_t  ngx_http_projkey_json_type = ngx_string("application/json");
 static ngx_str_t  ngx_http_projkey_allow = ngx_string("Allow");
@@ -264,8 +256,8 @@ ngx_http_projkey_admin_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    if (t->op == NGX_HTTP_PROJKEY_CREATE || t->op == NGX_HTTP_PROJKEY_UPDATE
-        || t->op == NGX_HTTP_PROJKEY_ROLL)
+    if (t->op == PROJKEY_API_CREATE || t->op == PROJKEY_API_UPDATE
+        || t->op == PROJKEY_API_ROLL)
     {
         return ngx_http_projkey_admin_read_body(r, t);
     }
@@ -293,24 +285,23 @@ ngx_http_projkey_admin_text(ngx_str_t *s)
 {
     size_t  chars;
 
-    return projkey_store_check_text((char *) s->data, s->len, &chars)
+    return projkey_text_check((char *) s->data, s->len, &chars)
            == PROJKEY_TEXT_OK ? NGX_OK : NGX_DECLINED;
 }
 
 
 /*
- * Paths are relative to the location: "keys", "keys/ID", "audit".  The
- * answer to another path is 404, to another method 405 with Allow; both
- * NGX_DECLINED with the error in the task.
+ * Paths are relative to the location (projkey_api_route()).  A path that
+ * is none is 404, another method 405 with Allow; both NGX_DECLINED with
+ * the error in the task.
  */
 
 static ngx_int_t
 ngx_http_projkey_admin_route(ngx_http_request_t *r,
     ngx_http_projkey_admin_task_t *t)
 {
-    u_char                    *p, *last;
-    ngx_str_t                  path, arg, methods;
-    ngx_int_t                  n;
+    ngx_str_t                  path, methods;
+    projkey_api_route_t        route;
     ngx_http_core_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
@@ -324,160 +315,112 @@ ngx_http_projkey_admin_route(ngx_http_request_t *r,
         path.len -= clcf->name.len;
     }
 
-    while (path.len && path.data[0] == '/') {
-        path.data++;
-        path.len--;
-    }
+    projkey_api_route((char *) path.data, path.len,
+                      ngx_http_projkey_admin_method(r), &route);
 
-    if (path.len && path.data[path.len - 1] == '/') {
-        path.len--;
-    }
+    if (route.allow != NULL) {
+        methods.data = (u_char *) route.allow;
+        methods.len = ngx_strlen(route.allow);
 
-    last = path.data + path.len;
-
-    if (path.len == 4 && ngx_strncmp(path.data, "keys", 4) == 0) {
-
-        if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
-            t->op = NGX_HTTP_PROJKEY_LIST;
-            return ngx_http_projkey_admin_page_args(r, t);
-        }
-
-        if (r->method == NGX_HTTP_POST) {
-            t->op = NGX_HTTP_PROJKEY_CREATE;
-            return NGX_OK;
-        }
-
-        p = (u_char *) "GET, POST";
-        goto not_allowed;
-    }
-
-    if (path.len > 5 && ngx_strncmp(path.data, "keys/", 5) == 0) {
-
-        t->id = path.data + 5;
-        t->id_len = last - t->id;
-
-        if (t->id_len == PROJKEY_ID_LEN + 5
-            && ngx_strncmp(t->id + PROJKEY_ID_LEN, "/roll", 5) == 0
-            && ngx_strlchr(t->id, t->id + PROJKEY_ID_LEN, '/') == NULL)
+        if (ngx_http_projkey_add_header(r, &ngx_http_projkey_allow, &methods)
+            == NULL)
         {
-            t->id_len = PROJKEY_ID_LEN;
-
-            t->id = ngx_pnalloc(r->pool, t->id_len + 1);
-            if (t->id == NULL) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            *ngx_cpymem(t->id, path.data + 5, t->id_len) = '\0';
-
-            if (r->method == NGX_HTTP_POST) {
-                t->op = NGX_HTTP_PROJKEY_ROLL;
-                return NGX_OK;
-            }
-
-            p = (u_char *) "POST";
-            goto not_allowed;
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
+    }
 
-        if (t->id_len != PROJKEY_ID_LEN
-            || ngx_strlchr(t->id, last, '/') != NULL)
-        {
-            ngx_http_projkey_admin_set_error(t, NGX_HTTP_NOT_FOUND,
-                "not_found", "No such API key in this project.");
-            return NGX_DECLINED;
-        }
+    if (route.status) {
+        ngx_http_projkey_admin_set_error(t, route.status, route.code,
+                                         route.message);
+        return NGX_DECLINED;
+    }
+
+    t->op = route.op;
+
+    if (route.id != NULL) {
+        t->id_len = PROJKEY_ID_LEN;
 
         t->id = ngx_pnalloc(r->pool, t->id_len + 1);
         if (t->id == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        *ngx_cpymem(t->id, path.data + 5, t->id_len) = '\0';
-
-        if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
-            t->op = NGX_HTTP_PROJKEY_GET;
-            return NGX_OK;
-        }
-
-        if (r->method == NGX_HTTP_PATCH) {
-            t->op = NGX_HTTP_PROJKEY_UPDATE;
-            return NGX_OK;
-        }
-
-        if (r->method == NGX_HTTP_DELETE) {
-            t->op = NGX_HTTP_PROJKEY_DELETE;
-            return NGX_OK;
-        }
-
-        p = (u_char *) "GET, PATCH, DELETE";
-        goto not_allowed;
+        *ngx_cpymem(t->id, route.id, t->id_len) = '\0';
     }
 
-    if (path.len == 5 && ngx_strncmp(path.data, "audit", 5) == 0) {
-
-        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-            p = (u_char *) "GET";
-            goto not_allowed;
-        }
-
-        t->op = NGX_HTTP_PROJKEY_AUDIT;
-        t->limit = 50;
-
-        if (ngx_http_arg(r, (u_char *) "limit", 5, &arg) == NGX_OK) {
-            n = ngx_atoi(arg.data, arg.len);
-            if (n < 1 || n > 1000) {
-                ngx_http_projkey_admin_set_error(t, NGX_HTTP_BAD_REQUEST,
-                    "invalid_request",
-                    "The limit must be a number from 1 to 1000.");
-                return NGX_DECLINED;
-            }
-
-            t->limit = (int) n;
-        }
-
-        if (ngx_http_arg(r, (u_char *) "before", 6, &arg) == NGX_OK) {
-            n = ngx_atoi(arg.data, arg.len);
-            if (n < 1) {
-                ngx_http_projkey_admin_set_error(t, NGX_HTTP_BAD_REQUEST,
-                    "invalid_request", "before must be a positive event id.");
-                return NGX_DECLINED;
-            }
-
-            t->before = n;
-        }
-
-        return NGX_OK;
+    if (t->op == PROJKEY_API_LIST) {
+        return ngx_http_projkey_admin_page_args(r, t);
     }
 
-    if (path.len == 5 && ngx_strncmp(path.data, "nodes", 5) == 0) {
+    if (t->op == PROJKEY_API_AUDIT) {
+        return ngx_http_projkey_admin_audit_args(r, t);
+    }
 
-        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-            p = (u_char *) "GET";
-            goto not_allowed;
+    return NGX_OK;
+}
+
+
+static unsigned
+ngx_http_projkey_admin_method(ngx_http_request_t *r)
+{
+    switch (r->method) {
+
+    case NGX_HTTP_GET:
+        return PROJKEY_HTTP_GET;
+
+    case NGX_HTTP_HEAD:
+        return PROJKEY_HTTP_HEAD;
+
+    case NGX_HTTP_POST:
+        return PROJKEY_HTTP_POST;
+
+    case NGX_HTTP_PATCH:
+        return PROJKEY_HTTP_PATCH;
+
+    case NGX_HTTP_DELETE:
+        return PROJKEY_HTTP_DELETE;
+
+    default:
+        return 0;
+    }
+}
+
+
+/* GET audit?limit=N&before=ID */
+
+static ngx_int_t
+ngx_http_projkey_admin_audit_args(ngx_http_request_t *r,
+    ngx_http_projkey_admin_task_t *t)
+{
+    ngx_int_t  n;
+    ngx_str_t  arg;
+
+    t->limit = 50;
+
+    if (ngx_http_arg(r, (u_char *) "limit", 5, &arg) == NGX_OK) {
+        n = ngx_atoi(arg.data, arg.len);
+        if (n < 1 || n > 1000) {
+            ngx_http_projkey_admin_set_error(t, NGX_HTTP_BAD_REQUEST,
+                "invalid_request",
+                "The limit must be a number from 1 to 1000.");
+            return NGX_DECLINED;
         }
 
-        t->op = NGX_HTTP_PROJKEY_NODES;
-        return NGX_OK;
+        t->limit = (int) n;
     }
 
-    ngx_http_projkey_admin_set_error(t, NGX_HTTP_NOT_FOUND, "not_found",
-        "No such admin API path: use keys, keys/ID, keys/ID/roll, audit "
-        "or nodes.");
-    return NGX_DECLINED;
+    if (ngx_http_arg(r, (u_char *) "before", 6, &arg) == NGX_OK) {
+        n = ngx_atoi(arg.data, arg.len);
+        if (n < 1) {
+            ngx_http_projkey_admin_set_error(t, NGX_HTTP_BAD_REQUEST,
+                "invalid_request", "before must be a positive event id.");
+            return NGX_DECLINED;
+        }
 
-not_allowed:
-
-    methods.data = p;
-    methods.len = ngx_strlen(p);
-
-    if (ngx_http_projkey_add_header(r, &ngx_http_projkey_allow, &methods)
-        == NULL)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        t->before = n;
     }
 
-    ngx_http_projkey_admin_set_error(t, NGX_HTTP_NOT_ALLOWED,
-        "method_not_allowed", "This method is not allowed here.");
-    return NGX_DECLINED;
+    return NGX_OK;
 }
 
 
@@ -862,47 +805,45 @@ ngx_http_projkey_admin_parse(ngx_http_request_t *r,
     projkey_store_rc_e  rc;
 
     if (ngx_http_projkey_admin_json == NULL) {
-        rc = projkey_store_open_memory(&ngx_http_projkey_admin_json);
+        rc = projkey_json_open(&ngx_http_projkey_admin_json);
 
         if (rc != PROJKEY_STORE_OK) {
             ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                           "projkey: no JSON parser: %s",
-                          ngx_http_projkey_admin_json
-                          ? projkey_store_errmsg(ngx_http_projkey_admin_json)
-                          : "out of memory");
-            projkey_store_close(ngx_http_projkey_admin_json);
+                          projkey_json_errmsg(ngx_http_projkey_admin_json));
+            projkey_json_close(ngx_http_projkey_admin_json);
             ngx_http_projkey_admin_json = NULL;
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
 
-    if (t->op == NGX_HTTP_PROJKEY_ROLL) {
-        rc = projkey_store_parse_roll(ngx_http_projkey_admin_json,
-                                      (char *) body, len, &parsed);
+    if (t->op == PROJKEY_API_ROLL) {
+        rc = projkey_json_parse_roll(ngx_http_projkey_admin_json,
+                                     (char *) body, len, &parsed);
 
     } else {
-        rc = projkey_store_parse_body(ngx_http_projkey_admin_json,
-                                      (char *) body, len,
-                                      t->op == NGX_HTTP_PROJKEY_UPDATE,
-                                      &parsed);
+        rc = projkey_json_parse_body(ngx_http_projkey_admin_json,
+                                     (char *) body, len,
+                                     t->op == PROJKEY_API_UPDATE,
+                                     &parsed);
     }
 
     if (rc == PROJKEY_STORE_INVALID) {
         ngx_http_projkey_admin_set_error(t, NGX_HTTP_BAD_REQUEST,
             "invalid_request",
-            projkey_store_errmsg(ngx_http_projkey_admin_json));
+            projkey_json_errmsg(ngx_http_projkey_admin_json));
         return NGX_DECLINED;
     }
 
     if (rc != PROJKEY_STORE_OK) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                       "projkey: cannot parse a request body: %s",
-                      projkey_store_errmsg(ngx_http_projkey_admin_json));
+                      projkey_json_errmsg(ngx_http_projkey_admin_json));
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (t->op == NGX_HTTP_PROJKEY_CREATE && parsed.name == NULL) {
-        projkey_store_free_body(&parsed);
+    if (t->op == PROJKEY_API_CREATE && parsed.name == NULL) {
+        projkey_json_free_body(&parsed);
         ngx_http_projkey_admin_set_error(t, NGX_HTTP_BAD_REQUEST,
             "invalid_request", "A name is required.");
         return NGX_DECLINED;
@@ -911,7 +852,7 @@ ngx_http_projkey_admin_parse(ngx_http_request_t *r,
     if (parsed.name) {
         t->name = ngx_pnalloc(r->pool, parsed.name_len + 1);
         if (t->name == NULL) {
-            projkey_store_free_body(&parsed);
+            projkey_json_free_body(&parsed);
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
@@ -924,7 +865,7 @@ ngx_http_projkey_admin_parse(ngx_http_request_t *r,
     t->expires_at = parsed.expires_at;
     t->prev_expires_at = parsed.prev_expires_at;
 
-    projkey_store_free_body(&parsed);
+    projkey_json_free_body(&parsed);
 
     return NGX_OK;
 }
@@ -933,7 +874,7 @@ ngx_http_projkey_admin_parse(ngx_http_request_t *r,
 void
 ngx_http_projkey_admin_exit_process(ngx_cycle_t *cycle)
 {
-    projkey_store_close(ngx_http_projkey_admin_json);
+    projkey_json_close(ngx_http_projkey_admin_json);
     ngx_http_projkey_admin_json = NULL;
 }
 
@@ -1070,11 +1011,11 @@ ngx_http_projkey_admin_respond(ngx_http_request_t *r,
         len += sizeof("{\"key\":,\"secret\":\"\",\"revision\":}") - 1
                + PROJKEY_LEN + NGX_INT64_LEN;
 
-    } else if (t->op == NGX_HTTP_PROJKEY_UPDATE) {
+    } else if (t->op == PROJKEY_API_UPDATE) {
         len += sizeof("{\"key\":,\"message\":\"\",\"revision\":}") - 1
                + ngx_http_projkey_updated.len + NGX_INT64_LEN;
 
-    } else if (t->op == NGX_HTTP_PROJKEY_GET) {
+    } else if (t->op == PROJKEY_API_GET) {
         len += sizeof("{\"key\":}") - 1;
     }
 
@@ -1095,7 +1036,7 @@ ngx_http_projkey_admin_respond(ngx_http_request_t *r,
         p = ngx_sprintf(p, "\",\"revision\":%L}", t->revision);
         projkey_wipe(t->secret, PROJKEY_LEN);
 
-    } else if (t->op == NGX_HTTP_PROJKEY_UPDATE) {
+    } else if (t->op == PROJKEY_API_UPDATE) {
         p = ngx_cpymem(p, "{\"key\":", 7);
         p = ngx_cpymem(p, t->json, t->json_len);
         p = ngx_cpymem(p, ",\"message\":\"", 12);
@@ -1103,7 +1044,7 @@ ngx_http_projkey_admin_respond(ngx_http_request_t *r,
                        ngx_http_projkey_updated.len);
         p = ngx_sprintf(p, "\",\"revision\":%L}", t->revision);
 
-    } else if (t->op == NGX_HTTP_PROJKEY_GET) {
+    } else if (t->op == PROJKEY_API_GET) {
         p = ngx_cpymem(p, "{\"key\":", 7);
         p = ngx_cpymem(p, t->json, t->json_len);
         *p++ = '}';
@@ -1128,8 +1069,8 @@ static ngx_int_t
 ngx_http_projkey_admin_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *message)
 {
-    u_char  *p, *out;
-    size_t   len, mlen;
+    u_char  *out;
+    size_t   len;
 
     /* an unread body must not be taken for the next request */
 
@@ -1137,22 +1078,16 @@ ngx_http_projkey_admin_error(ngx_http_request_t *r, ngx_uint_t status,
         r->keepalive = 0;
     }
 
-    mlen = ngx_strlen(message);
-
-    len = sizeof("{\"error\":{\"code\":\"\",\"message\":\"\"}}\n") - 1
-          + ngx_strlen(code) + mlen
-          + ngx_escape_json(NULL, (u_char *) message, mlen);
+    len = projkey_api_error(NULL, 0, code, message);
 
     out = ngx_pnalloc(r->pool, len);
     if (out == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_sprintf(out, "{\"error\":{\"code\":\"%s\",\"message\":\"", code);
-    p = (u_char *) ngx_escape_json(p, (u_char *) message, mlen);
-    p = ngx_cpymem(p, "\"}}\n", 4);
+    (void) projkey_api_error((char *) out, len, code, message);
 
-    return ngx_http_projkey_admin_send(r, status, out, p - out, 0);
+    return ngx_http_projkey_admin_send(r, status, out, len, 0);
 }
 
 
@@ -1260,35 +1195,35 @@ ngx_http_projkey_admin_run(void *data, ngx_log_t *log)
 
     switch (t->op) {
 
-    case NGX_HTTP_PROJKEY_LIST:
+    case PROJKEY_API_LIST:
         ngx_http_projkey_admin_list(t);
         break;
 
-    case NGX_HTTP_PROJKEY_GET:
+    case PROJKEY_API_GET:
         ngx_http_projkey_admin_get(t);
         break;
 
-    case NGX_HTTP_PROJKEY_CREATE:
+    case PROJKEY_API_CREATE:
         ngx_http_projkey_admin_create(t);
         break;
 
-    case NGX_HTTP_PROJKEY_UPDATE:
+    case PROJKEY_API_UPDATE:
         ngx_http_projkey_admin_update(t);
         break;
 
-    case NGX_HTTP_PROJKEY_DELETE:
+    case PROJKEY_API_DELETE:
         ngx_http_projkey_admin_delete(t);
         break;
 
-    case NGX_HTTP_PROJKEY_AUDIT:
+    case PROJKEY_API_AUDIT:
         ngx_http_projkey_admin_audit(t);
         break;
 
-    case NGX_HTTP_PROJKEY_NODES:
+    case PROJKEY_API_NODES:
         ngx_http_projkey_admin_nodes(t);
         break;
 
-    case NGX_HTTP_PROJKEY_ROLL:
+    case PROJKEY_API_ROLL:
         ngx_http_projkey_admin_roll(t);
         break;
     }
@@ -1452,15 +1387,37 @@ ngx_http_projkey_admin_keep_row(void *data, const projkey_row_t *row)
         ngx_http_projkey_node_fill(t->node, row);
     }
 
-    if (t->op == NGX_HTTP_PROJKEY_DELETE) {
+    if (t->op == PROJKEY_API_DELETE) {
         return 0;
     }
 
-    /* the change is committed whatever happens here: never undo it */
+    /*
+     * The change is committed whatever happens here: never undo it.  The
+     * zone's JSON is used under the store's mutex, as the store is.
+     */
 
-    rc = projkey_store_row_json(t->zone->store, row, &t->json, &t->json_len);
+    t->json = NULL;
+
+    if (t->zone->json == NULL) {
+        rc = projkey_json_open(&t->zone->json);
+
+        if (rc != PROJKEY_STORE_OK) {
+            ngx_log_error(NGX_LOG_ALERT, t->zone->log, 0,
+                          "projkey: no JSON for a key: %s",
+                          projkey_json_errmsg(t->zone->json));
+            projkey_json_close(t->zone->json);
+            t->zone->json = NULL;
+            return 0;
+        }
+    }
+
+    rc = projkey_json_row(t->zone->json, row, time(NULL), &t->json,
+                          &t->json_len);
 
     if (rc != PROJKEY_STORE_OK) {
+        ngx_log_error(NGX_LOG_ALERT, t->zone->log, 0,
+                      "projkey: no JSON for a key: %s",
+                      projkey_json_errmsg(t->zone->json));
         t->json = NULL;
     }
 

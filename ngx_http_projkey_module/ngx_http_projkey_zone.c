@@ -1296,6 +1296,9 @@ ngx_http_projkey_zones_exit_process(ngx_cycle_t *cycle)
 
         projkey_store_close(zones[i]->store);
         zones[i]->store = NULL;
+
+        projkey_json_close(zones[i]->json);
+        zones[i]->json = NULL;
     }
 }
 
@@ -2098,11 +2101,11 @@ ngx_http_projkey_row_text_ok(const projkey_row_t *row)
 {
     size_t  chars;
 
-    if (projkey_store_check_text(row->id, PROJKEY_ID_LEN, &chars)
+    if (projkey_text_check(row->id, PROJKEY_ID_LEN, &chars)
             != PROJKEY_TEXT_OK
-        || projkey_store_check_text(row->project, row->project_len, &chars)
+        || projkey_text_check(row->project, row->project_len, &chars)
             != PROJKEY_TEXT_OK
-        || projkey_store_check_text(row->name, row->name_len, &chars)
+        || projkey_text_check(row->name, row->name_len, &chars)
             != PROJKEY_TEXT_OK)
     {
         return NGX_ERROR;

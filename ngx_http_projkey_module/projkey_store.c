@@ -1,9 +1,8 @@
 
 /*
  * projkey: the key store, apart from nginx (see projkey_store.h): the
- * engine a database names, and what needs no database (text, times,
- * request bodies' rules); the rest is the engine's (projkey_store_sqlite.c,
- * projkey_store_pg.c).
+ * engine a database names, and what needs no database (pages, cursors);
+ * the rest is the engine's (projkey_store_sqlite.c, projkey_store_pg.c).
  */
 
 
@@ -23,7 +22,6 @@
 
 
 static const projkey_store_ops_t *projkey_store_engine(const char *path);
-static int64_t projkey_store_years_ahead(int64_t now, int years);
 
 
 /* a libpq URI names PostgreSQL; anything else is an SQLite file */
@@ -93,24 +91,6 @@ projkey_store_open(const char *path, int flags, int busy_timeout_ms,
     s->ops = projkey_store_engine(path);
 
     return s->ops->open(s, path, busy_timeout_ms);
-}
-
-
-projkey_store_rc_e
-projkey_store_open_memory(projkey_store_t **st)
-{
-    projkey_store_t  *s;
-
-    s = calloc(1, sizeof(projkey_store_t));
-    *st = s;
-
-    if (s == NULL) {
-        return PROJKEY_STORE_ERROR;
-    }
-
-    s->ops = &projkey_store_sqlite_ops;
-
-    return s->ops->open(s, NULL, 0);
 }
 
 
@@ -344,14 +324,6 @@ projkey_store_search_merge_step(projkey_store_t *st, int *more)
 
 
 projkey_store_rc_e
-projkey_store_row_json(projkey_store_t *st, const projkey_row_t *row,
-    char **out, size_t *len)
-{
-    return st->ops->row_json(st, row, out, len);
-}
-
-
-projkey_store_rc_e
 projkey_store_list_json(projkey_store_t *st, const char *project,
     size_t project_len, char **out, size_t *len)
 {
@@ -373,22 +345,6 @@ projkey_store_nodes_json(projkey_store_t *st, int64_t now, char **out,
     size_t *len)
 {
     return st->ops->nodes_json(st, now, out, len);
-}
-
-
-projkey_store_rc_e
-projkey_store_parse_body(projkey_store_t *st, const char *body, size_t len,
-    int require_one, projkey_body_t *out)
-{
-    return st->ops->parse_body(st, body, len, require_one, out);
-}
-
-
-projkey_store_rc_e
-projkey_store_parse_roll(projkey_store_t *st, const char *body, size_t len,
-    projkey_body_t *out)
-{
-    return st->ops->parse_roll(st, body, len, out);
 }
 
 
@@ -414,363 +370,11 @@ projkey_store_set_errmsg(projkey_store_t *st, const char *fmt, ...)
 }
 
 
-/*
- * Decodes one UTF-8 character strictly (no overlong forms, no surrogates,
- * nothing above U+10FFFF); returns its length, or 0 when invalid.
- */
-
-size_t
-projkey_utf8_char(const unsigned char *p, size_t len, uint32_t *cp)
-{
-    size_t    n, i;
-    uint32_t  c, min;
-
-    c = p[0];
-
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-
-    if ((c & 0xe0) == 0xc0) {
-        n = 2;
-        c &= 0x1f;
-        min = 0x80;
-
-    } else if ((c & 0xf0) == 0xe0) {
-        n = 3;
-        c &= 0x0f;
-        min = 0x800;
-
-    } else if ((c & 0xf8) == 0xf0) {
-        n = 4;
-        c &= 0x07;
-        min = 0x10000;
-
-    } else {
-        return 0;
-    }
-
-    if (len < n) {
-        return 0;
-    }
-
-    for (i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-
-        c = (c << 6) | (p[i] & 0x3f);
-    }
-
-    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) {
-        return 0;
-    }
-
-    *cp = c;
-    return n;
-}
-
-
-int
-projkey_store_check_text(const char *text, size_t len, size_t *chars)
-{
-    size_t                n, i;
-    uint32_t              cp;
-    const unsigned char  *p;
-
-    p = (const unsigned char *) text;
-
-    /* most text is printable ASCII: a byte a character, nothing to decode */
-
-    for (i = 0; i < len && p[i] >= 0x20 && p[i] < 0x7f; i++) {
-        /* void */
-    }
-
-    *chars = i;
-
-    for ( /* void */ ; i < len; i += n) {
-        n = projkey_utf8_char(p + i, len - i, &cp);
-
-        if (n == 0) {
-            return PROJKEY_TEXT_NOT_UTF8;
-        }
-
-        if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) {
-            return PROJKEY_TEXT_CONTROL;
-        }
-
-        (*chars)++;
-    }
-
-    return PROJKEY_TEXT_OK;
-}
-
-
 projkey_store_rc_e
-projkey_store_check_name(projkey_store_t *st, const char *name, size_t len,
-    const char **out, size_t *out_len)
+projkey_store_invalid(projkey_store_t *st, const char *msg)
 {
-    size_t                chars;
-    const char           *msg;
-    const unsigned char  *p;
-
-    p = (const unsigned char *) name;
-
-    while (len > 0 && (*p == ' ' || (*p >= '\t' && *p <= '\r'))) {
-        p++;
-        len--;
-    }
-
-    while (len > 0 && (p[len - 1] == ' '
-                       || (p[len - 1] >= '\t' && p[len - 1] <= '\r')))
-    {
-        len--;
-    }
-
-    switch (projkey_store_check_text((const char *) p, len, &chars)) {
-
-    case PROJKEY_TEXT_NOT_UTF8:
-        msg = "The name must be valid UTF-8.";
-        break;
-
-    case PROJKEY_TEXT_CONTROL:
-        msg = "The name must not contain control characters.";
-        break;
-
-    default:
-        msg = NULL;
-    }
-
-    if (msg == NULL) {
-        if (len == 0) {
-            msg = "The name must not be empty.";
-
-        } else if (chars > PROJKEY_NAME_MAX) {
-            msg = "The name must be at most 100 characters.";
-        }
-    }
-
-    if (msg != NULL) {
-        if (st != NULL) {
-            projkey_store_set_errmsg(st, "%s", msg);
-        }
-
-        return PROJKEY_STORE_INVALID;
-    }
-
-    *out = (const char *) p;
-    *out_len = len;
-
-    return PROJKEY_STORE_OK;
-}
-
-
-void
-projkey_store_free_body(projkey_body_t *body)
-{
-    if (body == NULL) {
-        return;
-    }
-
-    free(body->name);
-
-    body->name = NULL;
-    body->name_len = 0;
-    body->status = 0;
-    body->has_expires = 0;
-    body->expires_at = 0;
-    body->has_previous = 0;
-    body->prev_expires_at = 0;
-}
-
-
-projkey_store_rc_e
-projkey_store_parse_time(projkey_store_t *st, const char *text, size_t len,
-    int64_t *t)
-{
-    int                  i, v[6];
-    size_t               k;
-    int64_t              days, y, m;
-    const unsigned char *p;
-    static const int     mdays[12] = { 31, 28, 31, 30, 31, 30,
-                                       31, 31, 30, 31, 30, 31 };
-    static const char    form[] = "dddd-dd-ddTdd:dd:dd";
-
-    p = (const unsigned char *) text;
-
-    if (len < sizeof(form)) {
-        goto invalid;
-    }
-
-    for (k = 0; k < sizeof(form) - 1; k++) {
-        if (form[k] == 'd') {
-            if (p[k] < '0' || p[k] > '9') {
-                goto invalid;
-            }
-
-        } else if (form[k] == 'T') {
-            if (p[k] != 'T' && p[k] != 't') {
-                goto invalid;
-            }
-
-        } else if (p[k] != (unsigned char) form[k]) {
-            goto invalid;
-        }
-    }
-
-    for (i = 0; i < 6; i++) {
-        k = (i == 0) ? 0 : 2 + 3 * i;
-        v[i] = (p[k] - '0') * 10 + (p[k + 1] - '0');
-
-        if (i == 0) {
-            v[0] = v[0] * 100 + (p[2] - '0') * 10 + (p[3] - '0');
-        }
-    }
-
-    k = sizeof(form) - 1;
-
-    /* a fraction of a second is cut off: the contract's times are seconds */
-
-    if (k < len && p[k] == '.') {
-        k++;
-
-        if (k == len || p[k] < '0' || p[k] > '9') {
-            goto invalid;
-        }
-
-        while (k < len && p[k] >= '0' && p[k] <= '9') {
-            k++;
-        }
-    }
-
-    if (!((len - k == 1 && (p[k] == 'Z' || p[k] == 'z'))
-          || (len - k == 6 && memcmp(p + k, "+00:00", 6) == 0)))
-    {
-        goto invalid;
-    }
-
-    if (v[0] < 1970 || v[1] < 1 || v[1] > 12 || v[2] < 1 || v[3] > 23
-        || v[4] > 59 || v[5] > 59)
-    {
-        goto invalid;
-    }
-
-    y = v[0];
-    m = v[1];
-
-    if (v[2] > mdays[m - 1]
-        + (m == 2 && (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))))
-    {
-        goto invalid;
-    }
-
-    /* days since 1970-01-01 of a proleptic Gregorian date */
-
-    if (m <= 2) {
-        y--;
-        m += 12;
-    }
-
-    days = 365 * y + y / 4 - y / 100 + y / 400 + (153 * (m - 3) + 2) / 5
-           + v[2] - 719469;
-
-    *t = days * 86400 + v[3] * 3600 + v[4] * 60 + v[5];
-
-    return PROJKEY_STORE_OK;
-
-invalid:
-
-    if (st != NULL) {
-        projkey_store_set_errmsg(st, "The time must be RFC 3339 in UTC, "
-                                 "e.g. 2026-11-27T05:35:01Z.");
-    }
-
+    projkey_store_set_errmsg(st, "%s", msg);
     return PROJKEY_STORE_INVALID;
-}
-
-
-char *
-projkey_store_format_time(int64_t t, char *buf)
-{
-    time_t     tt;
-    struct tm  tm;
-
-    tt = (time_t) t;
-
-    if (gmtime_r(&tt, &tm) == NULL
-        || strftime(buf, PROJKEY_TIME_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm)
-           != PROJKEY_TIME_LEN - 1)
-    {
-        snprintf(buf, PROJKEY_TIME_LEN, "%lld", (long long) t);
-    }
-
-    return buf;
-}
-
-
-/* now plus years on the calendar: 2026-02-28 + 10 years is 2036-02-28 */
-
-static int64_t
-projkey_store_years_ahead(int64_t now, int years)
-{
-    time_t     tt;
-    struct tm  tm;
-
-    tt = (time_t) now;
-
-    if (gmtime_r(&tt, &tm) == NULL) {
-        return now + (int64_t) years * 365 * 86400;
-    }
-
-    tm.tm_year += years;
-
-    return (int64_t) timegm(&tm);
-}
-
-
-projkey_store_rc_e
-projkey_store_check_expires(projkey_store_t *st, int64_t t, int64_t now)
-{
-    if (t <= now) {
-        if (st != NULL) {
-            projkey_store_set_errmsg(st, "The expiry must be in the "
-                                     "future.");
-        }
-
-        return PROJKEY_STORE_INVALID;
-    }
-
-    if (t > projkey_store_years_ahead(now, PROJKEY_EXPIRES_YEARS)) {
-        if (st != NULL) {
-            projkey_store_set_errmsg(st, "The expiry must be at most 10 "
-                                     "years ahead.");
-        }
-
-        return PROJKEY_STORE_INVALID;
-    }
-
-    return PROJKEY_STORE_OK;
-}
-
-
-projkey_store_rc_e
-projkey_store_check_previous(projkey_store_t *st, int64_t *t, int64_t now)
-{
-    if (*t > now + PROJKEY_ROLL_MAX) {
-        if (st != NULL) {
-            projkey_store_set_errmsg(st, "The previous secret must stop "
-                                     "working at most 30 days ahead.");
-        }
-
-        return PROJKEY_STORE_INVALID;
-    }
-
-    if (*t < now) {
-        *t = now;
-    }
-
-    return PROJKEY_STORE_OK;
 }
 
 
@@ -792,7 +396,7 @@ projkey_store_check_page(const projkey_page_t *page)
         return "The status must be \"active\", \"disabled\" or \"expired\".";
     }
 
-    switch (projkey_store_check_text(page->q, page->q_len, &chars)) {
+    switch (projkey_text_check(page->q, page->q_len, &chars)) {
 
     case PROJKEY_TEXT_NOT_UTF8:
         return "The search text must be valid UTF-8.";

@@ -2,9 +2,10 @@
 /*
  * projkey: the key store, apart from nginx.  One interface, two engines
  * chosen by projkey_store_open()'s path: an SQLite file, or a PostgreSQL
- * database named by a libpq URI (postgresql://, postgres://); only
- * projkey_store_sqlite.c includes <sqlite3.h>, only projkey_store_pg.c
- * <libpq-fe.h>.
+ * database named by a libpq URI (postgresql://, postgres://); of the
+ * store, only projkey_store_sqlite.c includes <sqlite3.h>, only
+ * projkey_store_pg.c <libpq-fe.h>.  The text rules are projkey_text.h's,
+ * the admin API's bodies and keys in JSON projkey_json.h's.
  *
  * One connection per process (a connection never crosses fork()); not
  * shared between threads at the same time: callers serialize.  Every write
@@ -26,6 +27,7 @@
 #include <stdint.h>
 
 #include "projkey_key.h"
+#include "projkey_text.h"
 
 
 typedef struct projkey_store_s  projkey_store_t;
@@ -55,19 +57,6 @@ typedef enum {
 #define PROJKEY_STORE_ANY_VERSION 0x08  /* with RDONLY: an older schema is
                                            fine (a check, not a load) */
 #define PROJKEY_STORE_MIGRATE    0x10   /* migrate an older schema forward */
-
-
-#define PROJKEY_NAME_MAX         100    /* characters, after trimming */
-#define PROJKEY_BODY_MAX         16384  /* bytes of an admin request body */
-
-/* an expiry is in the future and at most this many years ahead */
-#define PROJKEY_EXPIRES_YEARS    10
-
-/* a rolled key's previous secret works at most this long (30 days) */
-#define PROJKEY_ROLL_MAX         (30 * 86400)
-
-/* "2026-11-27T05:35:01Z" and its NUL */
-#define PROJKEY_TIME_LEN         21
 
 
 /*
@@ -126,18 +115,6 @@ typedef struct {
     int                   status;        /* 0 means active */
     int64_t               expires_at;    /* 0 means never */
 } projkey_new_t;
-
-
-/* a validated admin request body, see projkey_store_parse_body() */
-typedef struct {
-    char                 *name;          /* trimmed, NUL-terminated, or NULL */
-    size_t                name_len;
-    int                   status;        /* 0 when absent */
-    int                   has_expires;   /* "expires_at" given */
-    int64_t               expires_at;    /* 0: null, never expires */
-    int                   has_previous;  /* "previous_expires_at" given */
-    int64_t               prev_expires_at;
-} projkey_body_t;
 
 
 /* what projkey_store_change() changes */
@@ -212,12 +189,6 @@ int projkey_store_outdated(projkey_store_t *st);
 
 /* the schema version as opened, or as migrated to */
 int projkey_store_schema(projkey_store_t *st);
-
-/*
- * A store without a database (SQLite in memory): for checking request
- * bodies with projkey_store_parse_body() before any database is touched.
- */
-projkey_store_rc_e projkey_store_open_memory(projkey_store_t **st);
 
 /* the last error in words, e.g. "database is locked"; never a secret */
 const char *projkey_store_errmsg(projkey_store_t *st);
@@ -375,39 +346,6 @@ projkey_store_rc_e projkey_store_heartbeat(projkey_store_t *st,
 projkey_store_rc_e projkey_store_nodes(projkey_store_t *st, int64_t now,
     projkey_node_pt cb, void *data);
 
-/* what projkey_store_check_text() finds */
-#define PROJKEY_TEXT_OK          0
-#define PROJKEY_TEXT_NOT_UTF8    1      /* invalid or overlong, surrogates */
-#define PROJKEY_TEXT_CONTROL     2      /* C0, DEL or C1 control character */
-
-/*
- * Text as names, administrators and projects must be: strict UTF-8
- * without control characters.  *chars is the number of code points.
- */
-int projkey_store_check_text(const char *text, size_t len, size_t *chars);
-
-/*
- * Name rules of the contract: trimmed of white space, 1 to
- * PROJKEY_NAME_MAX characters (UTF-8 code points), no control characters,
- * valid UTF-8.  On success *out and *out_len are the trimmed name inside
- * name; else PROJKEY_STORE_INVALID and errmsg says why.
- */
-projkey_store_rc_e projkey_store_check_name(projkey_store_t *st,
-    const char *name, size_t len, const char **out, size_t *out_len);
-
-/*
- * Parses an admin request body with SQLite's JSON functions: an object
- * with only "name" (string), "status" ("active" or "disabled") and
- * "expires_at" (a time, see projkey_store_parse_time(), checked with
- * projkey_store_check_expires(), or null), no duplicate members, at least
- * one of them when require_one.  The name is
- * checked with projkey_store_check_name().  Frees with
- * projkey_store_free_body().
- */
-projkey_store_rc_e projkey_store_parse_body(projkey_store_t *st,
-    const char *body, size_t len, int require_one, projkey_body_t *out);
-void projkey_store_free_body(projkey_body_t *body);
-
 /* status filters of a page (projkey_page_t.status) */
 #define PROJKEY_PAGE_ANY         0
 #define PROJKEY_PAGE_ACTIVE      1      /* active and not expired */
@@ -484,35 +422,9 @@ projkey_store_rc_e projkey_store_search_merge_step(projkey_store_t *st,
     int *more);
 
 /*
- * The body of POST keys/ID/roll: {} or {"previous_expires_at":TIME}, the
- * time checked with projkey_store_check_previous().
- */
-projkey_store_rc_e projkey_store_parse_roll(projkey_store_t *st,
-    const char *body, size_t len, projkey_body_t *out);
-
-/*
- * A time of the contract: RFC 3339 in UTC, "2026-11-27T05:35:01Z" ("t" and
- * "z" in lower case, a fraction of a second, cut off, and "+00:00" also);
- * anything else is PROJKEY_STORE_INVALID.  *t is Unix seconds.
- */
-projkey_store_rc_e projkey_store_parse_time(projkey_store_t *st,
-    const char *text, size_t len, int64_t *t);
-
-/* Unix seconds as in the JSON; buf of PROJKEY_TIME_LEN bytes */
-char *projkey_store_format_time(int64_t t, char *buf);
-
-/* an expiry after now and at most PROJKEY_EXPIRES_YEARS ahead */
-projkey_store_rc_e projkey_store_check_expires(projkey_store_t *st,
-    int64_t t, int64_t now);
-
-/* a previous secret's end: at most PROJKEY_ROLL_MAX ahead, the past is now */
-projkey_store_rc_e projkey_store_check_previous(projkey_store_t *st,
-    int64_t *t, int64_t now);
-
-/*
- * JSON built by SQLite's json_object()/json_group_array(), malloc()ed,
- * NUL-terminated, freed with projkey_store_free().
- *   row:   the KEY object of the contract for one row
+ * JSON built by the engine's own JSON functions (PostgreSQL's KEY
+ * objects by projkey_json's), malloc()ed, NUL-terminated, freed with
+ * projkey_store_free().
  *   list:  {"keys":[KEY,...]} of a project, newest first
  *   audit: {"events":[...],"next":N|null} of a project, newest first,
  *          at most limit events with sequence below before (0: from the
@@ -521,8 +433,6 @@ projkey_store_rc_e projkey_store_check_previous(projkey_store_t *st,
  *          "zone":{"keys","used_bytes","size_bytes"}},...]} by name,
  *          stale as of now
  */
-projkey_store_rc_e projkey_store_row_json(projkey_store_t *st,
-    const projkey_row_t *row, char **out, size_t *len);
 projkey_store_rc_e projkey_store_list_json(projkey_store_t *st,
     const char *project, size_t project_len, char **out, size_t *len);
 projkey_store_rc_e projkey_store_audit_json(projkey_store_t *st,

@@ -83,8 +83,6 @@ typedef struct {
         size_t project_len, const projkey_page_t *page, char **out,
         size_t *len);
     projkey_store_rc_e (*search_merge_step)(projkey_store_t *st, int *more);
-    projkey_store_rc_e (*row_json)(projkey_store_t *st,
-        const projkey_row_t *row, char **out, size_t *len);
     projkey_store_rc_e (*list_json)(projkey_store_t *st, const char *project,
         size_t project_len, char **out, size_t *len);
     projkey_store_rc_e (*audit_json)(projkey_store_t *st,
@@ -92,10 +90,6 @@ typedef struct {
         char **out, size_t *len);
     projkey_store_rc_e (*nodes_json)(projkey_store_t *st, int64_t now,
         char **out, size_t *len);
-    projkey_store_rc_e (*parse_body)(projkey_store_t *st, const char *body,
-        size_t len, int require_one, projkey_body_t *out);
-    projkey_store_rc_e (*parse_roll)(projkey_store_t *st, const char *body,
-        size_t len, projkey_body_t *out);
 
     /* PostgreSQL only: NULL for SQLite */
     int (*alive)(projkey_store_t *st);
@@ -130,6 +124,10 @@ void projkey_store_set_errmsg(projkey_store_t *st, const char *fmt, ...)
 #endif
     ;
 
+/* msg (one of projkey_text's) as errmsg: PROJKEY_STORE_INVALID */
+projkey_store_rc_e projkey_store_invalid(projkey_store_t *st,
+    const char *msg);
+
 /* a cursor's bytes, checked for form (not its MAC): 0, or -1 */
 int projkey_store_cursor_decode(const char *cursor, size_t len,
     unsigned char *bin, size_t *bin_len);
@@ -157,9 +155,6 @@ void projkey_buf_add(projkey_buf_t *b, const char *p, size_t len);
 /* the string to *out (its length to *len); out of memory: freed, an error */
 projkey_store_rc_e projkey_buf_done(projkey_store_t *st, projkey_buf_t *b,
     char **out, size_t *len);
-
-/* one strictly decoded UTF-8 character: its length, 0 when invalid */
-size_t projkey_utf8_char(const unsigned char *p, size_t len, uint32_t *cp);
 
 
 #endif /* _PROJKEY_STORE_ENGINE_H_INCLUDED_ */

@@ -38,6 +38,7 @@
 #include <sodium.h>
 #include <libpq-fe.h>
 
+#include "projkey_json.h"
 #include "projkey_store_engine.h"
 
 
@@ -108,7 +109,7 @@ static const unsigned char  projkey_pg_hex[256] = {
 
 struct projkey_pg_s {
     PGconn           *conn;
-    projkey_store_t  *mem;          /* SQLite in memory: JSON and bodies */
+    projkey_json_t   *json;         /* renders the KEY objects of a list */
     int               busy_timeout;
     int               in_tx;
     int               trgm;         /* 1: trigram indexes, -1: none */
@@ -256,8 +257,6 @@ static projkey_store_rc_e projkey_pg_page_json(projkey_store_t *st,
     char **out, size_t *len);
 static projkey_store_rc_e projkey_pg_search_merge_step(projkey_store_t *st,
     int *more);
-static projkey_store_rc_e projkey_pg_row_json(projkey_store_t *st,
-    const projkey_row_t *row, char **out, size_t *len);
 static projkey_store_rc_e projkey_pg_list_json(projkey_store_t *st,
     const char *project, size_t project_len, char **out, size_t *len);
 static projkey_store_rc_e projkey_pg_audit_json(projkey_store_t *st,
@@ -265,12 +264,6 @@ static projkey_store_rc_e projkey_pg_audit_json(projkey_store_t *st,
     char **out, size_t *len);
 static projkey_store_rc_e projkey_pg_nodes_json(projkey_store_t *st,
     int64_t now, char **out, size_t *len);
-static projkey_store_rc_e projkey_pg_parse_body(projkey_store_t *st,
-    const char *body, size_t len, int require_one, projkey_body_t *out);
-static projkey_store_rc_e projkey_pg_parse_roll(projkey_store_t *st,
-    const char *body, size_t len, projkey_body_t *out);
-static projkey_store_rc_e projkey_pg_mem(projkey_store_t *st,
-    projkey_store_rc_e rc);
 static int projkey_pg_json_row(void *data, const projkey_row_t *row);
 static void projkey_pg_buf_json(projkey_buf_t *b, const char *p,
     size_t len);
@@ -733,12 +726,9 @@ const projkey_store_ops_t  projkey_store_pg_ops = {
     projkey_pg_page,
     projkey_pg_page_json,
     projkey_pg_search_merge_step,
-    projkey_pg_row_json,
     projkey_pg_list_json,
     projkey_pg_audit_json,
     projkey_pg_nodes_json,
-    projkey_pg_parse_body,
-    projkey_pg_parse_roll,
     projkey_pg_alive,
     projkey_pg_listen,
     projkey_pg_socket,
@@ -784,9 +774,9 @@ projkey_pg_open(projkey_store_t *st, const char *uri, int busy_timeout_ms)
 
     st->pg->busy_timeout = busy_timeout_ms;
 
-    rc = projkey_store_open_memory(&st->pg->mem);
+    rc = projkey_json_open(&st->pg->json);
     if (rc != PROJKEY_STORE_OK) {
-        projkey_store_set_errmsg(st, "%s", projkey_store_errmsg(st->pg->mem));
+        projkey_store_set_errmsg(st, "%s", projkey_json_errmsg(st->pg->json));
         return rc;
     }
 
@@ -1190,7 +1180,7 @@ projkey_pg_close(projkey_store_t *st)
         PQfinish(st->pg->conn);
     }
 
-    projkey_store_close(st->pg->mem);
+    projkey_json_close(st->pg->json);
 
     free(st->pg);
     st->pg = NULL;
@@ -1809,14 +1799,15 @@ projkey_pg_create(projkey_store_t *st, const projkey_new_t *key,
     const projkey_actor_t *actor, projkey_row_pt cb, void *data)
 {
     int64_t             now;
+    const char         *msg;
     projkey_store_rc_e  rc;
 
     now = time(NULL);
 
     if (key->expires_at > 0) {
-        rc = projkey_store_check_expires(st, key->expires_at, now);
-        if (rc != PROJKEY_STORE_OK) {
-            return rc;
+        msg = projkey_text_check_expires(key->expires_at, now);
+        if (msg != NULL) {
+            return projkey_store_invalid(st, msg);
         }
     }
 
@@ -1878,15 +1869,16 @@ projkey_pg_create_batch(projkey_store_t *st, const projkey_new_t *keys,
 {
     size_t              i;
     int64_t             now;
+    const char         *msg;
     projkey_store_rc_e  rc;
 
     now = time(NULL);
 
     for (i = 0; i < n; i++) {
         if (keys[i].expires_at > 0) {
-            rc = projkey_store_check_expires(st, keys[i].expires_at, now);
-            if (rc != PROJKEY_STORE_OK) {
-                return rc;
+            msg = projkey_text_check_expires(keys[i].expires_at, now);
+            if (msg != NULL) {
+                return projkey_store_invalid(st, msg);
             }
         }
     }
@@ -1916,6 +1908,7 @@ projkey_pg_change(projkey_store_t *st, const char *project,
 {
     int                  changed;
     int64_t              now;
+    const char          *msg;
     PGresult            *res;
     projkey_store_rc_e   rc;
     projkey_pg_params_t  p;
@@ -1931,9 +1924,9 @@ projkey_pg_change(projkey_store_t *st, const char *project,
     }
 
     if (change->set_expires && change->expires_at > 0) {
-        rc = projkey_store_check_expires(st, change->expires_at, now);
-        if (rc != PROJKEY_STORE_OK) {
-            return rc;
+        msg = projkey_text_check_expires(change->expires_at, now);
+        if (msg != NULL) {
+            return projkey_store_invalid(st, msg);
         }
     }
 
@@ -1991,6 +1984,7 @@ projkey_pg_roll(projkey_store_t *st, const char *project, size_t project_len,
 {
     int                  retired;
     int64_t              now;
+    const char          *msg;
     PGresult            *res;
     unsigned char        old[PROJKEY_HASH_LEN];
     projkey_store_rc_e   rc;
@@ -1998,9 +1992,9 @@ projkey_pg_roll(projkey_store_t *st, const char *project, size_t project_len,
 
     now = time(NULL);
 
-    rc = projkey_store_check_previous(st, &prev_expires_at, now);
-    if (rc != PROJKEY_STORE_OK) {
-        return rc;
+    msg = projkey_text_check_previous(&prev_expires_at, now);
+    if (msg != NULL) {
+        return projkey_store_invalid(st, msg);
     }
 
     rc = projkey_pg_begin(st, 1);
@@ -2881,17 +2875,6 @@ projkey_pg_search_merge_step(projkey_store_t *st, int *more)
 }
 
 
-/* the KEY object is built by the SQLite in memory, as the SQLite engine's */
-
-static projkey_store_rc_e
-projkey_pg_row_json(projkey_store_t *st, const projkey_row_t *row,
-    char **out, size_t *len)
-{
-    return projkey_pg_mem(st, projkey_store_row_json(st->pg->mem, row, out,
-                                                     len));
-}
-
-
 static projkey_store_rc_e
 projkey_pg_list_json(projkey_store_t *st, const char *project,
     size_t project_len, char **out, size_t *len)
@@ -3006,39 +2989,6 @@ projkey_pg_nodes_json(projkey_store_t *st, int64_t now, char **out,
 }
 
 
-/* request bodies are parsed by the SQLite in memory, as projkey_store.c's */
-
-static projkey_store_rc_e
-projkey_pg_parse_body(projkey_store_t *st, const char *body, size_t len,
-    int require_one, projkey_body_t *out)
-{
-    return projkey_pg_mem(st, projkey_store_parse_body(st->pg->mem, body, len,
-                                                       require_one, out));
-}
-
-
-static projkey_store_rc_e
-projkey_pg_parse_roll(projkey_store_t *st, const char *body, size_t len,
-    projkey_body_t *out)
-{
-    return projkey_pg_mem(st, projkey_store_parse_roll(st->pg->mem, body, len,
-                                                       out));
-}
-
-
-/* the memory store's error becomes ours */
-
-static projkey_store_rc_e
-projkey_pg_mem(projkey_store_t *st, projkey_store_rc_e rc)
-{
-    if (rc != PROJKEY_STORE_OK) {
-        projkey_store_set_errmsg(st, "%s", projkey_store_errmsg(st->pg->mem));
-    }
-
-    return rc;
-}
-
-
 static int
 projkey_pg_json_row(void *data, const projkey_row_t *row)
 {
@@ -3048,8 +2998,11 @@ projkey_pg_json_row(void *data, const projkey_row_t *row)
 
     j = data;
 
-    j->rc = projkey_pg_row_json(j->st, row, &json, &len);
+    /* the KEY object as the SQLite engine's, from projkey_json */
+    j->rc = projkey_json_row(j->st->pg->json, row, time(NULL), &json, &len);
     if (j->rc != PROJKEY_STORE_OK) {
+        projkey_store_set_errmsg(j->st, "%s",
+                                 projkey_json_errmsg(j->st->pg->json));
         return -1;
     }
 
@@ -3058,7 +3011,7 @@ projkey_pg_json_row(void *data, const projkey_row_t *row)
     }
 
     projkey_buf_add(&j->buf, json, len);
-    projkey_store_free(json);
+    free(json);
 
     return 0;
 }

@@ -1,7 +1,7 @@
 
 /*
  * projkey: the SQLite engine of the key store (see projkey_store.h and
- * projkey_store_engine.h); the only file that includes <sqlite3.h>.
+ * projkey_store_engine.h); the only store file that includes <sqlite3.h>.
  */
 
 
@@ -26,9 +26,6 @@
 
 /* bytes the WAL file is cut back to when SQLite starts it over (4 MB) */
 #define PROJKEY_STORE_WAL_LIMIT  "4194304"
-
-/* field names quoted in error messages are cut to this many bytes */
-#define PROJKEY_FIELD_MAX        40
 
 #define PROJKEY_STR(n)           PROJKEY_STR_(n)
 #define PROJKEY_STR_(n)          #n
@@ -169,9 +166,6 @@ typedef enum {
     PROJKEY_SQL_DELETE,
     PROJKEY_SQL_AUDIT,
     PROJKEY_SQL_TOUCH,
-    PROJKEY_SQL_JSON_CHECK,
-    PROJKEY_SQL_JSON_EACH,
-    PROJKEY_SQL_ROW_JSON,
     PROJKEY_SQL_LIST_JSON,
     PROJKEY_SQL_AUDIT_JSON,
     PROJKEY_SQL_NODE_BEAT,
@@ -250,7 +244,6 @@ typedef struct {
 
 static projkey_store_rc_e projkey_sqlite_open(projkey_store_t *st,
     const char *path, int busy_timeout_ms);
-static projkey_store_rc_e projkey_sqlite_open_memory(projkey_store_t *st);
 static void projkey_sqlite_close(projkey_store_t *st);
 static projkey_store_rc_e projkey_sqlite_state(projkey_store_t *st,
     int64_t *seq, char instance[33]);
@@ -287,12 +280,6 @@ static projkey_store_rc_e projkey_sqlite_checkpoint(projkey_store_t *st,
 static int projkey_sqlite_busy(void *data, int count);
 static projkey_store_rc_e projkey_sqlite_touch(projkey_store_t *st,
     const projkey_touch_t *touch, size_t n);
-static projkey_store_rc_e projkey_sqlite_parse_body(projkey_store_t *st,
-    const char *body, size_t len, int require_one, projkey_body_t *out);
-static projkey_store_rc_e projkey_sqlite_parse_roll(projkey_store_t *st,
-    const char *body, size_t len, projkey_body_t *out);
-static projkey_store_rc_e projkey_sqlite_row_json(projkey_store_t *st,
-    const projkey_row_t *row, char **out, size_t *len);
 static projkey_store_rc_e projkey_sqlite_list_json(projkey_store_t *st,
     const char *project, size_t project_len, char **out, size_t *len);
 static projkey_store_rc_e projkey_sqlite_audit_json(projkey_store_t *st,
@@ -348,18 +335,7 @@ static projkey_store_rc_e projkey_store_audit(projkey_store_t *st,
     size_t to_len);
 static projkey_store_rc_e projkey_store_json(projkey_store_t *st,
     sqlite3_stmt *s, char **out, size_t *len);
-static projkey_store_rc_e projkey_store_parse_any(projkey_store_t *st,
-    const char *body, size_t len, int require_one, int roll,
-    projkey_body_t *out);
-static projkey_store_rc_e projkey_store_parse_json(projkey_store_t *st,
-    const char *body, size_t len, int require_one, int roll,
-    projkey_body_t *out);
-static projkey_store_rc_e projkey_store_parse_member_time(
-    projkey_store_t *st, const char *type, const char *value, size_t len,
-    int roll, projkey_body_t *out);
 static const char *projkey_status_name(int status);
-static const char *projkey_row_status_name(const projkey_row_t *row,
-    int64_t now);
 static projkey_store_rc_e projkey_store_retire(projkey_store_t *st,
     const unsigned char *hash, const char *id, size_t id_len,
     const char *project, size_t project_len, int64_t seq);
@@ -451,23 +427,6 @@ static const char  *projkey_store_sql[PROJKEY_SQL_N] = {
 
     "UPDATE keys SET last_used_at = ?2"
     " WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
-
-    /* json_type() of malformed JSON is an error, not NULL */
-    "SELECT json_valid(?1), CASE WHEN json_valid(?1) THEN json_type(?1) END",
-
-    "SELECT key, type, value FROM json_each(?1)",
-
-    "SELECT json_object('id', ?1, 'name', ?2, 'preview', ?3, 'status', ?4,"
-    " 'project', ?5, 'created_by', ?6,"
-    " 'created_at', strftime(" PROJKEY_RFC3339 ", ?7, 'unixepoch'),"
-    " 'updated_at', strftime(" PROJKEY_RFC3339 ", ?8, 'unixepoch'),"
-    " 'last_used_at', CASE WHEN ?9 > 0 THEN"
-    " strftime(" PROJKEY_RFC3339 ", ?9, 'unixepoch') END,"
-    " 'expires_at', CASE WHEN ?10 > 0 THEN"
-    " strftime(" PROJKEY_RFC3339 ", ?10, 'unixepoch') END,"
-    " 'previous_preview', ?11,"
-    " 'previous_expires_at', CASE WHEN ?11 IS NOT NULL THEN"
-    " strftime(" PROJKEY_RFC3339 ", ?12, 'unixepoch') END)",
 
     "SELECT json_object('keys', json_group_array(json(k))) FROM"
     " (SELECT " PROJKEY_KEY_JSON " AS k FROM keys WHERE project = ?1"
@@ -788,34 +747,7 @@ projkey_sqlite_open(projkey_store_t *st, const char *path,
     st->sq->busy_timeout = busy_timeout_ms;
     st->sq->busy_limit = busy_timeout_ms;
 
-    if (path == NULL) {
-        return projkey_sqlite_open_memory(st);
-    }
-
     return projkey_store_open_db(st, path);
-}
-
-
-static projkey_store_rc_e
-projkey_sqlite_open_memory(projkey_store_t *st)
-{
-    int  rc;
-
-    rc = sqlite3_open_v2(":memory:", &st->sq->db,
-                         SQLITE_OPEN_READWRITE|SQLITE_OPEN_CREATE, NULL);
-
-    if (rc != SQLITE_OK) {
-        if (st->sq->db == NULL) {
-            projkey_store_set_errmsg(st, "out of memory");
-            return PROJKEY_STORE_ERROR;
-        }
-
-        return projkey_store_fail(st, rc);
-    }
-
-    sqlite3_extended_result_codes(st->sq->db, 1);
-
-    return PROJKEY_STORE_OK;
 }
 
 
@@ -1908,6 +1840,7 @@ projkey_sqlite_create(projkey_store_t *st, const projkey_new_t *key,
     const projkey_actor_t *actor, projkey_row_pt cb, void *data)
 {
     int64_t             now, seq;
+    const char         *msg;
     projkey_snap_t      snap;
     projkey_store_rc_e  rc;
 
@@ -1915,9 +1848,9 @@ projkey_sqlite_create(projkey_store_t *st, const projkey_new_t *key,
     now = time(NULL);
 
     if (key->expires_at > 0) {
-        rc = projkey_store_check_expires(st, key->expires_at, now);
-        if (rc != PROJKEY_STORE_OK) {
-            return rc;
+        msg = projkey_text_check_expires(key->expires_at, now);
+        if (msg != NULL) {
+            return projkey_store_invalid(st, msg);
         }
     }
 
@@ -1963,6 +1896,7 @@ projkey_sqlite_create_batch(projkey_store_t *st, const projkey_new_t *keys,
 {
     size_t              i;
     int64_t             now, seq;
+    const char         *msg;
     sqlite3_stmt       *s;
     projkey_store_rc_e  rc;
 
@@ -1974,9 +1908,9 @@ projkey_sqlite_create_batch(projkey_store_t *st, const projkey_new_t *keys,
 
     for (i = 0; i < n; i++) {
         if (keys[i].expires_at > 0) {
-            rc = projkey_store_check_expires(st, keys[i].expires_at, now);
-            if (rc != PROJKEY_STORE_OK) {
-                return rc;
+            msg = projkey_text_check_expires(keys[i].expires_at, now);
+            if (msg != NULL) {
+                return projkey_store_invalid(st, msg);
             }
         }
     }
@@ -2039,7 +1973,7 @@ projkey_sqlite_change(projkey_store_t *st, const char *project,
     char                from[PROJKEY_TIME_LEN], to[PROJKEY_TIME_LEN];
     size_t              name_len;
     int64_t             now, seq, expires;
-    const char         *name;
+    const char         *name, *msg;
     sqlite3_stmt       *s;
     projkey_snap_t      snap, after;
     projkey_store_rc_e  src;
@@ -2062,9 +1996,9 @@ projkey_sqlite_change(projkey_store_t *st, const char *project,
     }
 
     if (expires > 0) {
-        src = projkey_store_check_expires(st, expires, now);
-        if (src != PROJKEY_STORE_OK) {
-            return src;
+        msg = projkey_text_check_expires(expires, now);
+        if (msg != NULL) {
+            return projkey_store_invalid(st, msg);
         }
     }
 
@@ -2170,13 +2104,13 @@ projkey_sqlite_change(projkey_store_t *st, const char *project,
                                   expires > 0 ? "set_expiry" : "clear_expiry",
                                   actor, "expires_at",
                                   snap.row.expires_at > 0
-                                  ? projkey_store_format_time(
+                                  ? projkey_text_format_time(
                                         snap.row.expires_at, from)
                                   : NULL,
                                   snap.row.expires_at > 0
                                   ? PROJKEY_TIME_LEN - 1 : 0,
                                   expires > 0
-                                  ? projkey_store_format_time(expires, to)
+                                  ? projkey_text_format_time(expires, to)
                                   : NULL,
                                   expires > 0 ? PROJKEY_TIME_LEN - 1 : 0);
         if (src != PROJKEY_STORE_OK) {
@@ -2222,6 +2156,7 @@ projkey_sqlite_roll(projkey_store_t *st, const char *project,
 {
     int                 rc;
     int64_t             now, seq;
+    const char         *msg;
     sqlite3_stmt       *s;
     projkey_snap_t      snap, after;
     projkey_store_rc_e  src;
@@ -2230,9 +2165,9 @@ projkey_sqlite_roll(projkey_store_t *st, const char *project,
     after.buf = NULL;
     now = time(NULL);
 
-    src = projkey_store_check_previous(st, &prev_expires_at, now);
-    if (src != PROJKEY_STORE_OK) {
-        return src;
+    msg = projkey_text_check_previous(&prev_expires_at, now);
+    if (msg != NULL) {
+        return projkey_store_invalid(st, msg);
     }
 
     src = projkey_store_begin(st, 1);
@@ -2786,367 +2721,10 @@ failed:
 }
 
 
-static projkey_store_rc_e
-projkey_sqlite_parse_body(projkey_store_t *st, const char *body, size_t len,
-    int require_one, projkey_body_t *out)
-{
-    return projkey_store_parse_any(st, body, len, require_one, 0, out);
-}
-
-
-static projkey_store_rc_e
-projkey_sqlite_parse_roll(projkey_store_t *st, const char *body, size_t len,
-    projkey_body_t *out)
-{
-    return projkey_store_parse_any(st, body, len, 0, 1, out);
-}
-
-
-static projkey_store_rc_e
-projkey_store_parse_any(projkey_store_t *st, const char *body, size_t len,
-    int require_one, int roll, projkey_body_t *out)
-{
-    char                *copy;
-    size_t               i;
-    projkey_store_rc_e   src;
-
-    memset(out, 0, sizeof(projkey_body_t));
-
-    if (len > PROJKEY_BODY_MAX) {
-        projkey_store_set_errmsg(st, "The request body is too large.");
-        return PROJKEY_STORE_INVALID;
-    }
-
-    /* SQLite would read text up to a NUL only */
-    if (len == 0 || memchr(body, '\0', len) != NULL) {
-        projkey_store_set_errmsg(st, "The request body is not valid JSON.");
-        return PROJKEY_STORE_INVALID;
-    }
-
-    /*
-     * SQLite's JSON functions cut a string at an escaped NUL, so that
-     * "a\u0000" would pass as "a": parse a copy where it is \u0001, a
-     * control character still, refused like any other.
-     */
-
-    copy = NULL;
-
-    for (i = 0; i + 6 <= len; i++) {
-        if (body[i] != '\\') {
-            continue;
-        }
-
-        if (memcmp(body + i + 1, "u0000", 5) == 0) {
-            if (copy == NULL) {
-                copy = malloc(len);
-
-                if (copy == NULL) {
-                    projkey_store_set_errmsg(st, "out of memory");
-                    return PROJKEY_STORE_ERROR;
-                }
-
-                memcpy(copy, body, len);
-            }
-
-            copy[i + 5] = '1';
-        }
-
-        /* the escaped character is not an escape itself */
-        i++;
-    }
-
-    if (copy != NULL) {
-        body = copy;
-    }
-
-    src = projkey_store_parse_json(st, body, len, require_one, roll, out);
-
-    free(copy);
-
-    return src;
-}
-
-
-static projkey_store_rc_e
-projkey_store_parse_json(projkey_store_t *st, const char *body, size_t len,
-    int require_one, int roll, projkey_body_t *out)
-{
-    int                  rc, has_name, has_status, has_time;
-    char                 field[PROJKEY_FIELD_MAX + 4];
-    size_t               n, i, k, name_len;
-    uint32_t             cp;
-    const char          *key, *type, *value, *name;
-    sqlite3_stmt        *s;
-    projkey_store_rc_e   src;
-
-    s = projkey_store_stmt(st, PROJKEY_SQL_JSON_CHECK, &src);
-    if (s == NULL) {
-        return src;
-    }
-
-    sqlite3_bind_text(s, 1, body, len, SQLITE_STATIC);
-
-    rc = sqlite3_step(s);
-
-    if (rc != SQLITE_ROW) {
-        sqlite3_reset(s);
-        return projkey_store_fail(st, rc);
-    }
-
-    if (sqlite3_column_int(s, 0) == 0) {
-        sqlite3_reset(s);
-        projkey_store_set_errmsg(st, "The request body is not valid JSON.");
-        return PROJKEY_STORE_INVALID;
-    }
-
-    type = (const char *) sqlite3_column_text(s, 1);
-
-    if (type == NULL || strcmp(type, "object") != 0) {
-        sqlite3_reset(s);
-        projkey_store_set_errmsg(st, "The request body must be a JSON "
-                                 "object.");
-        return PROJKEY_STORE_INVALID;
-    }
-
-    sqlite3_reset(s);
-
-    s = projkey_store_stmt(st, PROJKEY_SQL_JSON_EACH, &src);
-    if (s == NULL) {
-        return src;
-    }
-
-    sqlite3_bind_text(s, 1, body, len, SQLITE_STATIC);
-
-    has_name = 0;
-    has_status = 0;
-    has_time = 0;
-    src = PROJKEY_STORE_OK;
-
-    /* json_each() lists every member, duplicates included, in order */
-
-    for ( ;; ) {
-        rc = sqlite3_step(s);
-
-        if (rc != SQLITE_ROW) {
-            break;
-        }
-
-        key = (const char *) sqlite3_column_text(s, 0);
-        n = sqlite3_column_bytes(s, 0);
-        type = (const char *) sqlite3_column_text(s, 1);
-        value = (const char *) sqlite3_column_text(s, 2);
-
-        if (key == NULL || type == NULL) {
-            rc = SQLITE_NOMEM;
-            break;
-        }
-
-        if ((roll && strcmp(key, "previous_expires_at") == 0 && n == 19)
-            || (!roll && strcmp(key, "expires_at") == 0 && n == 10))
-        {
-            if (has_time) {
-                projkey_store_set_errmsg(st, "Duplicate field \"%s\".",
-                                         key);
-                src = PROJKEY_STORE_INVALID;
-                break;
-            }
-
-            has_time = 1;
-
-            src = projkey_store_parse_member_time(st, type, value,
-                                                  sqlite3_column_bytes(s, 2),
-                                                  roll, out);
-            if (src != PROJKEY_STORE_OK) {
-                break;
-            }
-
-        } else if (!roll && strcmp(key, "name") == 0 && n == 4) {
-            if (has_name) {
-                projkey_store_set_errmsg(st, "Duplicate field \"name\".");
-                src = PROJKEY_STORE_INVALID;
-                break;
-            }
-
-            has_name = 1;
-
-            if (strcmp(type, "text") != 0 || value == NULL) {
-                projkey_store_set_errmsg(st, "The name must be a string.");
-                src = PROJKEY_STORE_INVALID;
-                break;
-            }
-
-            src = projkey_store_check_name(st, value,
-                                           sqlite3_column_bytes(s, 2),
-                                           &name, &name_len);
-            if (src != PROJKEY_STORE_OK) {
-                break;
-            }
-
-            out->name = malloc(name_len + 1);
-
-            if (out->name == NULL) {
-                projkey_store_set_errmsg(st, "out of memory");
-                src = PROJKEY_STORE_ERROR;
-                break;
-            }
-
-            memcpy(out->name, name, name_len);
-            out->name[name_len] = '\0';
-            out->name_len = name_len;
-
-        } else if (!roll && strcmp(key, "status") == 0 && n == 6) {
-            if (has_status) {
-                projkey_store_set_errmsg(st, "Duplicate field \"status\".");
-                src = PROJKEY_STORE_INVALID;
-                break;
-            }
-
-            has_status = 1;
-
-            if (strcmp(type, "text") == 0 && value != NULL
-                && strcmp(value, "active") == 0)
-            {
-                out->status = PROJKEY_STATUS_ACTIVE;
-
-            } else if (strcmp(type, "text") == 0 && value != NULL
-                       && strcmp(value, "disabled") == 0)
-            {
-                out->status = PROJKEY_STATUS_DISABLED;
-
-            } else {
-                projkey_store_set_errmsg(st, "The status must be \"active\" "
-                                         "or \"disabled\".");
-                src = PROJKEY_STORE_INVALID;
-                break;
-            }
-
-        } else {
-            /* quote the field name printable and short, whatever it holds */
-
-            for (i = 0, k = 0; i < n && k < PROJKEY_FIELD_MAX; i += rc) {
-                rc = projkey_utf8_char((const unsigned char *) key + i,
-                                       n - i, &cp);
-
-                if (rc == 0 || cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) {
-                    field[k++] = '?';
-                    rc = 1;
-                    continue;
-                }
-
-                if (k + rc > PROJKEY_FIELD_MAX) {
-                    break;
-                }
-
-                memcpy(field + k, key + i, rc);
-                k += rc;
-            }
-
-            if (i < n) {
-                memcpy(field + k, "...", 3);
-                k += 3;
-            }
-
-            field[k] = '\0';
-
-            projkey_store_set_errmsg(st, "Unknown field \"%s\".", field);
-            src = PROJKEY_STORE_INVALID;
-            break;
-        }
-    }
-
-    sqlite3_reset(s);
-
-    if (src == PROJKEY_STORE_OK && rc != SQLITE_DONE) {
-        src = projkey_store_fail(st, rc);
-    }
-
-    if (src == PROJKEY_STORE_OK && require_one && !has_name && !has_status
-        && !has_time)
-    {
-        projkey_store_set_errmsg(st, "Nothing to change: give a name, a "
-                                 "status or an expiry.");
-        src = PROJKEY_STORE_INVALID;
-    }
-
-    if (src != PROJKEY_STORE_OK) {
-        projkey_store_free_body(out);
-    }
-
-    return src;
-}
-
-
-/* "expires_at": a time or null; "previous_expires_at": a time */
-
-static projkey_store_rc_e
-projkey_store_parse_member_time(projkey_store_t *st, const char *type,
-    const char *value, size_t len, int roll, projkey_body_t *out)
-{
-    int64_t             t, now;
-    projkey_store_rc_e  src;
-
-    now = time(NULL);
-
-    if (!roll && strcmp(type, "null") == 0) {
-        out->has_expires = 1;
-        out->expires_at = 0;
-        return PROJKEY_STORE_OK;
-    }
-
-    if (strcmp(type, "text") != 0 || value == NULL) {
-        projkey_store_set_errmsg(st, roll
-                                 ? "previous_expires_at must be a time, "
-                                   "e.g. 2026-11-27T05:35:01Z."
-                                 : "expires_at must be a time, e.g. "
-                                   "2026-11-27T05:35:01Z, or null.");
-        return PROJKEY_STORE_INVALID;
-    }
-
-    src = projkey_store_parse_time(st, value, len, &t);
-    if (src != PROJKEY_STORE_OK) {
-        return src;
-    }
-
-    if (roll) {
-        src = projkey_store_check_previous(st, &t, now);
-        if (src != PROJKEY_STORE_OK) {
-            return src;
-        }
-
-        out->has_previous = 1;
-        out->prev_expires_at = t;
-        return PROJKEY_STORE_OK;
-    }
-
-    src = projkey_store_check_expires(st, t, now);
-    if (src != PROJKEY_STORE_OK) {
-        return src;
-    }
-
-    out->has_expires = 1;
-    out->expires_at = t;
-
-    return PROJKEY_STORE_OK;
-}
-
-
 static const char *
 projkey_status_name(int status)
 {
     return status == PROJKEY_STATUS_ACTIVE ? "active" : "disabled";
-}
-
-
-/* a key past its expiry is "expired", whatever its stored status */
-
-static const char *
-projkey_row_status_name(const projkey_row_t *row, int64_t now)
-{
-    if (row->expires_at > 0 && row->expires_at <= now) {
-        return "expired";
-    }
-
-    return projkey_status_name(row->status);
 }
 
 
@@ -3201,44 +2779,6 @@ projkey_store_json(projkey_store_t *st, sqlite3_stmt *s, char **out,
     sqlite3_reset(s);
 
     return PROJKEY_STORE_OK;
-}
-
-
-static projkey_store_rc_e
-projkey_sqlite_row_json(projkey_store_t *st, const projkey_row_t *row,
-    char **out, size_t *len)
-{
-    sqlite3_stmt       *s;
-    projkey_store_rc_e  rc;
-
-    s = projkey_store_stmt(st, PROJKEY_SQL_ROW_JSON, &rc);
-    if (s == NULL) {
-        *out = NULL;
-        return rc;
-    }
-
-    sqlite3_bind_text(s, 1, row->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, row->name, row->name_len, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, row->preview, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 4, projkey_row_status_name(row, time(NULL)), -1,
-                      SQLITE_STATIC);
-    sqlite3_bind_text(s, 5, row->project, row->project_len, SQLITE_STATIC);
-    sqlite3_bind_text(s, 6, row->created_by, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 7, row->created_at);
-    sqlite3_bind_int64(s, 8, row->updated_at);
-    sqlite3_bind_int64(s, 9, row->last_used_at);
-    sqlite3_bind_int64(s, 10, row->expires_at);
-
-    if (row->prev_hash != NULL && row->prev_preview != NULL) {
-        sqlite3_bind_text(s, 11, row->prev_preview, -1, SQLITE_STATIC);
-
-    } else {
-        sqlite3_bind_null(s, 11);
-    }
-
-    sqlite3_bind_int64(s, 12, row->prev_expires_at);
-
-    return projkey_store_json(st, s, out, len);
 }
 
 
@@ -3729,7 +3269,7 @@ projkey_store_page_bind(projkey_store_t *st, const char *project,
     }
 
     if (page->q_len != 0) {
-        (void) projkey_store_check_text(page->q, page->q_len, &chars);
+        (void) projkey_text_check(page->q, page->q_len, &chars);
         tail_len = projkey_store_tail(page->q, page->q_len, &tail);
     }
 
@@ -4308,12 +3848,9 @@ const projkey_store_ops_t  projkey_store_sqlite_ops = {
     projkey_sqlite_page,
     projkey_sqlite_page_json,
     projkey_sqlite_search_merge_step,
-    projkey_sqlite_row_json,
     projkey_sqlite_list_json,
     projkey_sqlite_audit_json,
     projkey_sqlite_nodes_json,
-    projkey_sqlite_parse_body,
-    projkey_sqlite_parse_roll,
     NULL,
     NULL,
     NULL,

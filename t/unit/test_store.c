@@ -1,10 +1,11 @@
 
 /*
- * Unit tests of the key store (projkey_store.c), in a temporary directory.
+ * Unit tests of the key store (projkey_store.c), in a temporary directory;
+ * the text and JSON the store does not do are test_text.c's.
  *
  * The tests open a second SQLite connection of their own, to hold locks,
- * damage files and check the JSON the store builds: that is why this test,
- * unlike the module, includes <sqlite3.h>.
+ * damage files and check the JSON the store builds: that is why this test
+ * includes <sqlite3.h>.
  *
  * With PROJKEY_TEST_PG_URI (t/05-unit-store-pg.t starts a private
  * PostgreSQL for it), the tests of the store interface run again on that
@@ -27,8 +28,10 @@
 #include <libpq-fe.h>
 
 #include "projkey_store.h"
+#include "projkey_json.h"
 #include "projkey_snapshot.h"
 #include "tap.h"
+#include "jx.h"
 
 
 #define T_ROWS_MAX  16
@@ -135,10 +138,10 @@ typedef struct {
     " END;"
 
 
-static char     t_dir[] = "/tmp/projkey-test-XXXXXX";
-static char     t_short_id[PROJKEY_ID_LEN + 1];
-static sqlite3  *t_json_db;
-static char     *t_pg_uri;
+static char             t_dir[] = "/tmp/projkey-test-XXXXXX";
+static char             t_short_id[PROJKEY_ID_LEN + 1];
+static projkey_json_t  *t_keys_json;     /* the KEY of a store's rows */
+static char            *t_pg_uri;
 
 
 static void t_pg_sql(const char *sql);
@@ -256,41 +259,6 @@ t_make_key(t_key_t *k, const char *project, const char *name)
     k->new.preview = k->preview;
     k->new.status = 0;
     k->new.expires_at = 0;
-}
-
-
-/* json_extract(json, path) as text ("null" for JSON null), or NULL */
-static char *
-t_jx(const char *json, const char *path)
-{
-    static char    buf[4096];
-    sqlite3_stmt  *s;
-    const char    *p;
-
-    if (sqlite3_prepare_v2(t_json_db, "SELECT CASE WHEN json_valid(?1) THEN "
-                           "coalesce(json_extract(?1, ?2), json_type(?1, ?2))"
-                           " END", -1, &s, NULL) != SQLITE_OK)
-    {
-        return NULL;
-    }
-
-    sqlite3_bind_text(s, 1, json, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, path, -1, SQLITE_STATIC);
-
-    p = NULL;
-
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        p = (const char *) sqlite3_column_text(s, 0);
-
-        if (p != NULL) {
-            snprintf(buf, sizeof(buf), "%s", p);
-            p = buf;
-        }
-    }
-
-    sqlite3_finalize(s);
-
-    return (char *) p;
 }
 
 
@@ -912,8 +880,8 @@ t_json(projkey_store_t *st)
         r.last_used_at = rows.row[0].last_used_at;
         r.status = PROJKEY_STATUS_DISABLED;
 
-        is_int(projkey_store_row_json(st, &r, &json, &len), PROJKEY_STORE_OK,
-               "row_json");
+        is_int(projkey_json_row(t_keys_json, &r, time(NULL), &json, &len),
+               PROJKEY_STORE_OK, "row_json");
         is_str(t_jx(json, "$.status"), "disabled", "row_json: status");
         is_str(t_jx(json, "$.created_at"), "1970-01-01T00:00:00Z",
                "row_json: created_at");
@@ -980,199 +948,6 @@ t_json(projkey_store_t *st)
            PROJKEY_STORE_OK, "audit_json of an empty project");
     is_str(json, "{\"events\":[],\"next\":null}", "is empty");
     projkey_store_free(json);
-}
-
-
-static void
-t_names(projkey_store_t *st)
-{
-    int          i;
-    char         name[512];
-    size_t       len;
-    const char  *out;
-
-    /* the text rules the admin location also applies to users, projects */
-    is_int(projkey_store_check_text("caf\xc3\xa9 \xe2\x80\xa8", 9, &len),
-           PROJKEY_TEXT_OK, "text: UTF-8 with U+2028 is text");
-    is_int(len, 6, "text: 6 characters");
-    is_int(projkey_store_check_text("a\xed\xa0\x80", 4, &len),
-           PROJKEY_TEXT_NOT_UTF8, "text: an encoded surrogate is not UTF-8");
-    is_int(projkey_store_check_text("a\xc2\x85", 3, &len),
-           PROJKEY_TEXT_CONTROL, "text: C1 NEL is a control character");
-    is_int(projkey_store_check_text("a\tb", 3, &len),
-           PROJKEY_TEXT_CONTROL, "text: a tab is a control character");
-
-    is_int(projkey_store_check_name(st, "  ok name \t\n", 12, &out, &len),
-           PROJKEY_STORE_OK, "a name with white space around");
-    is_mem(out, len, "ok name", 7, "is trimmed");
-
-    is_int(projkey_store_check_name(st, "   ", 3, &out, &len),
-           PROJKEY_STORE_INVALID, "blank name");
-    is_str(projkey_store_errmsg(st), "The name must not be empty.",
-           "is empty");
-    is_int(projkey_store_check_name(st, "", 0, &out, &len),
-           PROJKEY_STORE_INVALID, "empty name");
-
-    name[0] = '\0';
-    for (i = 0; i < 100; i++) {
-        strcat(name, "\xe2\x82\xac");
-    }
-
-    is_int(projkey_store_check_name(st, name, strlen(name), &out, &len),
-           PROJKEY_STORE_OK, "100 three-byte characters");
-    strcat(name, "a");
-    is_int(projkey_store_check_name(st, name, strlen(name), &out, &len),
-           PROJKEY_STORE_INVALID, "101 characters");
-    is_str(projkey_store_errmsg(st), "The name must be at most 100 "
-           "characters.", "is too long");
-
-    memset(name, 'a', 100);
-    is_int(projkey_store_check_name(st, name, 100, &out, &len),
-           PROJKEY_STORE_OK, "100 ASCII characters");
-    strcpy(name, "\xf0\x9f\x94\x91 key");
-    is_int(projkey_store_check_name(st, name, strlen(name), &out, &len),
-           PROJKEY_STORE_OK, "a four-byte character");
-
-    is_int(projkey_store_check_name(st, "a\tb", 3, &out, &len),
-           PROJKEY_STORE_INVALID, "a tab inside");
-    is_str(projkey_store_errmsg(st), "The name must not contain control "
-           "characters.", "is a control character");
-    is_int(projkey_store_check_name(st, "a\0b", 3, &out, &len),
-           PROJKEY_STORE_INVALID, "a NUL inside");
-    is_int(projkey_store_check_name(st, "a\x7f", 2, &out, &len),
-           PROJKEY_STORE_INVALID, "DEL");
-    is_int(projkey_store_check_name(st, "a\xc2\x85", 3, &out, &len),
-           PROJKEY_STORE_INVALID, "U+0085 (C1)");
-    is_int(projkey_store_check_name(st, "a\xc2\xa0" "b", 4, &out, &len),
-           PROJKEY_STORE_OK, "U+00A0 is allowed");
-    is_int(projkey_store_check_name(st, "a\xe2\x80\xa8", 4, &out, &len),
-           PROJKEY_STORE_OK, "U+2028 is allowed");
-
-    is_int(projkey_store_check_name(st, "a\xff", 2, &out, &len),
-           PROJKEY_STORE_INVALID, "a byte 0xff");
-    is_str(projkey_store_errmsg(st), "The name must be valid UTF-8.",
-           "is invalid UTF-8");
-    is_int(projkey_store_check_name(st, "\xc0\xaf", 2, &out, &len),
-           PROJKEY_STORE_INVALID, "an overlong form");
-    is_int(projkey_store_check_name(st, "\xed\xa0\x80", 3, &out, &len),
-           PROJKEY_STORE_INVALID, "a surrogate");
-    is_int(projkey_store_check_name(st, "\xe2\x82", 2, &out, &len),
-           PROJKEY_STORE_INVALID, "a truncated character");
-    is_int(projkey_store_check_name(NULL, "", 0, &out, &len),
-           PROJKEY_STORE_INVALID, "works without a store");
-}
-
-
-static void
-t_body(projkey_store_t *st, const char *body, int require_one,
-    const char *expected, const char *name, int status)
-{
-    projkey_body_t      b;
-    projkey_store_rc_e  rc;
-
-    rc = projkey_store_parse_body(st, body, strlen(body), require_one, &b);
-
-    if (expected != NULL) {
-        ok(rc == PROJKEY_STORE_INVALID
-           && strcmp(projkey_store_errmsg(st), expected) == 0,
-           "%s: %s", body, expected);
-        ok(b.name == NULL, "%s: no name left", body);
-        return;
-    }
-
-    ok(rc == PROJKEY_STORE_OK, "%s: valid", body);
-    is_str(b.name, name, "%s: name", body);
-    is_int(b.status, status, "%s: status", body);
-
-    projkey_store_free_body(&b);
-}
-
-
-static void
-t_bodies(projkey_store_t *st)
-{
-    char            *big;
-    projkey_body_t   b;
-
-    t_body(st, "", 0, "The request body is not valid JSON.", NULL, 0);
-    t_body(st, "{", 0, "The request body is not valid JSON.", NULL, 0);
-    t_body(st, "{name:1}", 0, "The request body is not valid JSON.", NULL, 0);
-    t_body(st, "{\"name\":\"a\",}", 0,
-           "The request body is not valid JSON.", NULL, 0);
-    t_body(st, "[]", 0, "The request body must be a JSON object.", NULL, 0);
-    t_body(st, "[{\"name\":\"a\"}]", 0,
-           "The request body must be a JSON object.", NULL, 0);
-    t_body(st, "42", 0, "The request body must be a JSON object.", NULL, 0);
-    t_body(st, "\"name\"", 0, "The request body must be a JSON object.",
-           NULL, 0);
-    t_body(st, "null", 0, "The request body must be a JSON object.", NULL, 0);
-    t_body(st, "{\"nme\":\"a\"}", 0, "Unknown field \"nme\".", NULL, 0);
-    t_body(st, "{\"name\":\"a\",\"id\":\"x\"}", 0,
-           "Unknown field \"id\".", NULL, 0);
-    t_body(st, "{\"a\\u0000b\":1}", 0, "Unknown field \"a?b\".", NULL, 0);
-    t_body(st, "{\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\":1}",
-           0, "Unknown field \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...\".",
-           NULL, 0);
-    t_body(st, "{\"name\":\"a\",\"name\":\"b\"}", 0,
-           "Duplicate field \"name\".", NULL, 0);
-    t_body(st, "{\"status\":\"active\",\"status\":\"active\"}", 0,
-           "Duplicate field \"status\".", NULL, 0);
-    t_body(st, "{\"name\":1}", 0, "The name must be a string.", NULL, 0);
-    t_body(st, "{\"name\":null}", 0, "The name must be a string.", NULL, 0);
-    t_body(st, "{\"name\":{\"a\":\"b\"}}", 0, "The name must be a string.",
-           NULL, 0);
-    t_body(st, "{\"name\":[\"a\"]}", 0, "The name must be a string.", NULL,
-           0);
-    t_body(st, "{\"name\":true}", 0, "The name must be a string.", NULL, 0);
-    t_body(st, "{\"status\":\"Active\"}", 0,
-           "The status must be \"active\" or \"disabled\".", NULL, 0);
-    t_body(st, "{\"status\":1}", 0,
-           "The status must be \"active\" or \"disabled\".", NULL, 0);
-    t_body(st, "{\"status\":\"deleted\"}", 0,
-           "The status must be \"active\" or \"disabled\".", NULL, 0);
-    t_body(st, "{\"name\":\"  \"}", 0, "The name must not be empty.",
-           NULL, 0);
-    t_body(st, "{\"name\":\"a\\tb\"}", 0,
-           "The name must not contain control characters.", NULL, 0);
-    t_body(st, "{\"name\":\"a\\u0000\"}", 0,
-           "The name must not contain control characters.", NULL, 0);
-    t_body(st, "{\"name\":\"a\\u0085\"}", 0,
-           "The name must not contain control characters.", NULL, 0);
-    t_body(st, "{\"name\":\"\xff\"}", 0, "The name must be valid UTF-8.",
-           NULL, 0);
-    t_body(st, "{\"name\":\"0123456789012345678901234567890123456789"
-           "01234567890123456789012345678901234567890123456789"
-           "01234567890\"}", 0, "The name must be at most 100 characters.",
-           NULL, 0);
-    t_body(st, "{}", 1, "Nothing to change: give a name, a status or an "
-           "expiry.", NULL, 0);
-
-    t_body(st, "{}", 0, NULL, NULL, 0);
-    t_body(st, "{\"name\":\" Prod key \"}", 0, NULL, "Prod key", 0);
-    t_body(st, " {\"name\" : \"caf\\u00e9\"} ", 1, NULL, "caf\xc3\xa9", 0);
-    t_body(st, "{\"name\":\"\xe2\x82\xac\"}", 1, NULL, "\xe2\x82\xac", 0);
-    t_body(st, "{\"status\":\"disabled\"}", 1, NULL, NULL,
-           PROJKEY_STATUS_DISABLED);
-    t_body(st, "{\"status\":\"active\",\"name\":\"x\"}", 1, NULL, "x",
-           PROJKEY_STATUS_ACTIVE);
-
-    is_int(projkey_store_parse_body(st, "{}\0{", 3, 0, &b),
-           PROJKEY_STORE_INVALID, "a NUL byte in the body");
-
-    big = malloc(PROJKEY_BODY_MAX + 2);
-    memset(big, ' ', PROJKEY_BODY_MAX + 1);
-    big[0] = '{';
-    big[PROJKEY_BODY_MAX] = '}';
-    is_int(projkey_store_parse_body(st, big, PROJKEY_BODY_MAX + 1, 0, &b),
-           PROJKEY_STORE_INVALID, "a body over PROJKEY_BODY_MAX");
-    is_int(projkey_store_parse_body(st, big, PROJKEY_BODY_MAX, 0, &b),
-           PROJKEY_STORE_INVALID, "a body of PROJKEY_BODY_MAX, invalid");
-    big[PROJKEY_BODY_MAX - 1] = '}';
-    is_int(projkey_store_parse_body(st, big, PROJKEY_BODY_MAX, 0, &b),
-           PROJKEY_STORE_OK, "a body of PROJKEY_BODY_MAX, valid");
-    free(big);
-
-    projkey_store_free_body(NULL);
 }
 
 
@@ -2127,7 +1902,6 @@ t_pages(void)
 }
 
 
-
 typedef struct {
     char           name[PROJKEY_NODE_NAME_MAX + 1];
     int64_t        revision;
@@ -2302,156 +2076,6 @@ t_nodes(const char *db)
 }
 
 
-/* times of the contract: RFC 3339 UTC, to the second */
-
-static void
-t_times(void)
-{
-    int64_t           t, now;
-    char              buf[PROJKEY_TIME_LEN];
-    size_t            i;
-    projkey_store_t  *st;
-    static const char  *bad[] = {
-        "", "2026-11-27", "2026-11-27T05:35:01", "2026-11-27 05:35:01Z",
-        "2026-11-27T05:35:01+01:00", "2026-11-27T05:35:01-00:00",
-        "2026-11-27T05:35:01ZZ", "2026-13-01T00:00:00Z",
-        "2026-02-29T00:00:00Z", "2026-11-31T00:00:00Z",
-        "2026-11-27T24:00:00Z", "2026-11-27T05:60:00Z",
-        "2026-11-27T05:35:60Z", "1969-12-31T23:59:59Z",
-        "2026-11-27T05:35:01.Z",
-        "26-11-27T05:35:01Z", "2026-1-27T05:35:01Z", "+2026-11-27T05:35:01Z",
-        "2026-11-27T05:35:0xZ", "1764221701", "tomorrow"
-    };
-
-    projkey_store_open_memory(&st);
-
-    is_int(projkey_store_parse_time(st, "2026-11-27T05:35:01Z", 20, &t),
-           PROJKEY_STORE_OK, "time: the contract's form");
-    is_int(t, 1795757701, "time: as Unix seconds");
-    is_str(projkey_store_format_time(t, buf), "2026-11-27T05:35:01Z",
-           "time: formatted back");
-    is_int(projkey_store_parse_time(st, "1970-01-01T00:00:00Z", 20, &t)
-           == PROJKEY_STORE_OK && t == 0, 1, "time: the epoch");
-    is_int(projkey_store_parse_time(st, "2028-02-29t23:59:59z", 20, &t)
-           == PROJKEY_STORE_OK && t == 1835481599, 1,
-           "time: a leap day, lower case t and z");
-    is_int(projkey_store_parse_time(st, "2026-11-27T05:35:01.999Z", 24, &t)
-           == PROJKEY_STORE_OK && t == 1795757701, 1,
-           "time: a fraction is cut off");
-    is_int(projkey_store_parse_time(st, "2026-11-27T05:35:01+00:00", 25, &t)
-           == PROJKEY_STORE_OK && t == 1795757701, 1, "time: +00:00");
-    is_int(projkey_store_parse_time(st, "2000-03-01T00:00:00Z", 20, &t)
-           == PROJKEY_STORE_OK && t == 951868800, 1, "time: 2000-03-01");
-
-    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        if (projkey_store_parse_time(st, bad[i], strlen(bad[i]), &t)
-            != PROJKEY_STORE_INVALID)
-        {
-            break;
-        }
-    }
-
-    is_int(i, sizeof(bad) / sizeof(bad[0]), "time: every bad form refused%s%s",
-           i < sizeof(bad) / sizeof(bad[0]) ? ", not " : "",
-           i < sizeof(bad) / sizeof(bad[0]) ? bad[i] : "");
-    is_str(projkey_store_errmsg(st), "The time must be RFC 3339 in UTC, e.g. "
-           "2026-11-27T05:35:01Z.", "time: and says so");
-
-    now = 1795757701;
-
-    is_int(projkey_store_check_expires(st, now, now), PROJKEY_STORE_INVALID,
-           "expiry: now is not the future");
-    is_str(projkey_store_errmsg(st), "The expiry must be in the future.",
-           "expiry: and says so");
-    is_int(projkey_store_check_expires(st, now + 1, now), PROJKEY_STORE_OK,
-           "expiry: a second ahead");
-    projkey_store_parse_time(st, "2036-11-27T05:35:01Z", 20, &t);
-    is_int(projkey_store_check_expires(st, t, now), PROJKEY_STORE_OK,
-           "expiry: 10 years ahead to the second");
-    is_int(projkey_store_check_expires(st, t + 1, now), PROJKEY_STORE_INVALID,
-           "expiry: a second more is refused");
-    is_str(projkey_store_errmsg(st), "The expiry must be at most 10 years "
-           "ahead.", "expiry: and says so");
-
-    t = now - 100;
-    is_int(projkey_store_check_previous(st, &t, now), PROJKEY_STORE_OK,
-           "previous: the past is fine");
-    is_int(t, now, "previous: and means now");
-    t = now + 30 * 86400;
-    is_int(projkey_store_check_previous(st, &t, now) == PROJKEY_STORE_OK
-           && t == now + 30 * 86400, 1, "previous: 30 days ahead");
-    t = now + 30 * 86400 + 1;
-    is_int(projkey_store_check_previous(st, &t, now), PROJKEY_STORE_INVALID,
-           "previous: a second more is refused");
-
-    projkey_store_close(st);
-}
-
-
-static void
-t_body_times(projkey_store_t *st)
-{
-    char            body[128], when[PROJKEY_TIME_LEN];
-    int64_t         now;
-    projkey_body_t  b;
-
-    now = time(NULL);
-
-    snprintf(body, sizeof(body), "{\"name\":\"x\",\"expires_at\":\"%s\"}",
-             projkey_store_format_time(now + 3600, when));
-    is_int(projkey_store_parse_body(st, body, strlen(body), 0, &b),
-           PROJKEY_STORE_OK, "body: expires_at");
-    ok(b.has_expires && b.expires_at == now + 3600, "body: its time");
-    projkey_store_free_body(&b);
-
-    is_int(projkey_store_parse_body(st, "{\"expires_at\":null}", 19, 1, &b),
-           PROJKEY_STORE_OK, "body: expires_at null, alone");
-    ok(b.has_expires && b.expires_at == 0 && b.name == NULL && b.status == 0,
-       "body: means never");
-    projkey_store_free_body(&b);
-
-    is_int(projkey_store_parse_body(st, "{\"expires_at\":1795757701}", 25, 1,
-                                    &b),
-           PROJKEY_STORE_INVALID, "body: a number is no time");
-    is_int(projkey_store_parse_body(st, "{\"expires_at\":\"2020-01-01T00:00:"
-                                    "00Z\"}", 37, 1, &b),
-           PROJKEY_STORE_INVALID, "body: the past is refused");
-    is_str(projkey_store_errmsg(st), "The expiry must be in the future.",
-           "body: and says so");
-    is_int(projkey_store_parse_body(st, "{\"expires_at\":\"soon\"}", 21, 1,
-                                    &b),
-           PROJKEY_STORE_INVALID, "body: a bad time");
-    snprintf(body, sizeof(body), "{\"expires_at\":\"%s\",\"expires_at\":null}",
-             projkey_store_format_time(now + 3600, when));
-    is_int(projkey_store_parse_body(st, body, strlen(body), 1, &b),
-           PROJKEY_STORE_INVALID, "body: expires_at twice");
-    is_int(projkey_store_parse_body(st, "{\"previous_expires_at\":null}", 28,
-                                    1, &b),
-           PROJKEY_STORE_INVALID, "body: previous_expires_at is the roll's");
-
-    is_int(projkey_store_parse_roll(st, "{}", 2, &b), PROJKEY_STORE_OK,
-           "roll body: {}");
-    ok(!b.has_previous, "roll body: no previous end");
-    snprintf(body, sizeof(body), "{\"previous_expires_at\":\"%s\"}",
-             projkey_store_format_time(now + 86400, when));
-    is_int(projkey_store_parse_roll(st, body, strlen(body), &b),
-           PROJKEY_STORE_OK, "roll body: previous_expires_at");
-    ok(b.has_previous && b.prev_expires_at == now + 86400,
-       "roll body: its time");
-    snprintf(body, sizeof(body), "{\"previous_expires_at\":\"%s\"}",
-             projkey_store_format_time(now + 31 * 86400, when));
-    is_int(projkey_store_parse_roll(st, body, strlen(body), &b),
-           PROJKEY_STORE_INVALID, "roll body: 31 days refused");
-    is_int(projkey_store_parse_roll(st, "{\"name\":\"x\"}", 12, &b),
-           PROJKEY_STORE_INVALID, "roll body: no name");
-    is_str(projkey_store_errmsg(st), "Unknown field \"name\".",
-           "roll body: unknown field");
-    is_int(projkey_store_parse_roll(st, "{\"previous_expires_at\":null}", 28,
-                                    &b),
-           PROJKEY_STORE_INVALID, "roll body: null is no time");
-}
-
-
 static int
 t_veto(void *data, const projkey_row_t *row)
 {
@@ -2481,10 +2105,10 @@ t_expiry_roll(projkey_store_t *st)
            PROJKEY_STORE_OK, "expiry: created with one");
     is_int(rows.row[0].expires_at, now + 3600, "expiry: in the row");
 
-    projkey_store_row_json(st, &(projkey_row_t) {
+    projkey_json_row(t_keys_json, &(projkey_row_t) {
         .id = k.id, .hash = k.hash, .project = "x", .project_len = 1,
         .name = "e", .name_len = 1, .preview = "p", .created_by = "a",
-        .status = 1, .expires_at = now - 1 }, &json, NULL);
+        .status = 1, .expires_at = now - 1 }, now, &json, NULL);
     is_str(t_jx(json, "$.status"), "expired", "expiry: row JSON, passed");
     projkey_store_free(json);
 
@@ -3468,8 +3092,11 @@ t_display(void)
        && !projkey_store_is_uri("postgresql:/h/d")
        && !projkey_store_is_uri("keys.db"), "is_uri: the two schemes only");
 
-    if (projkey_store_open_memory(&st) != PROJKEY_STORE_OK) {
-        bail_out("cannot open a memory store");
+    if (projkey_store_open(t_path("listen.db"), PROJKEY_STORE_CREATE, 1000,
+                           &st)
+        != PROJKEY_STORE_OK)
+    {
+        bail_out("cannot open: %s", projkey_store_errmsg(st));
     }
 
     is_int(projkey_store_listen(st), PROJKEY_STORE_ERROR,
@@ -3576,9 +3203,6 @@ t_pg(void)
 
     t_crud(st);
     t_json(st);
-    t_names(st);
-    t_bodies(st);
-    t_body_times(st);
     t_expiry_roll(st);
 
     t_pg_pages(st);
@@ -3613,7 +3237,9 @@ main(void)
         bail_out("mkdtemp: cannot make a temporary directory");
     }
 
-    if (projkey_init() != 0 || sqlite3_open(":memory:", &t_json_db) != 0) {
+    if (projkey_init() != 0 || sqlite3_open(":memory:", &t_json_db) != 0
+        || projkey_json_open(&t_keys_json) != PROJKEY_STORE_OK)
+    {
         bail_out("cannot initialize");
     }
 
@@ -3632,7 +3258,6 @@ main(void)
 
     t_open_failures();
     t_readonly_and_busy();
-    t_times();
     t_migrate_v2();
 
     if (projkey_store_open(t_path("crud.db"), PROJKEY_STORE_CREATE, 1000,
@@ -3643,9 +3268,6 @@ main(void)
 
     t_crud(st);
     t_json(st);
-    t_names(st);
-    t_bodies(st);
-    t_body_times(st);
     t_expiry_roll(st);
 
     projkey_store_close(st);
@@ -3664,6 +3286,7 @@ main(void)
 done:
 
     sqlite3_close(t_json_db);
+    projkey_json_close(t_keys_json);
 
     /* the temporary directory goes, unless kept to look into it */
 
