@@ -15,6 +15,8 @@
 
 static void projkey_api_key_route(const char *id, size_t len,
     unsigned method, projkey_api_route_t *route);
+static void projkey_api_read_route(projkey_api_op_e op, unsigned method,
+    projkey_api_route_t *route);
 static void projkey_api_fail(projkey_api_route_t *route, int status,
     const char *allow);
 static size_t projkey_api_copy(char *buf, size_t size, size_t n,
@@ -58,16 +60,13 @@ projkey_api_route(const char *path, size_t len, unsigned method,
         return;
     }
 
-    if ((len == 5 && memcmp(path, "audit", 5) == 0)
-        || (len == 5 && memcmp(path, "nodes", 5) == 0))
-    {
-        if (method & PROJKEY_API_READ) {
-            route->op = path[0] == 'a' ? PROJKEY_API_AUDIT : PROJKEY_API_NODES;
+    if (len == 5 && memcmp(path, "audit", 5) == 0) {
+        projkey_api_read_route(PROJKEY_API_AUDIT, method, route);
+        return;
+    }
 
-        } else {
-            projkey_api_fail(route, PROJKEY_HTTP_NOT_ALLOWED, "GET");
-        }
-
+    if (len == 5 && memcmp(path, "nodes", 5) == 0) {
+        projkey_api_read_route(PROJKEY_API_NODES, method, route);
         return;
     }
 
@@ -119,6 +118,21 @@ projkey_api_key_route(const char *id, size_t len, unsigned method,
     } else {
         projkey_api_fail(route, PROJKEY_HTTP_NOT_ALLOWED,
                          "GET, PATCH, DELETE");
+    }
+}
+
+
+/* a path only read: GET and HEAD */
+
+static void
+projkey_api_read_route(projkey_api_op_e op, unsigned method,
+    projkey_api_route_t *route)
+{
+    if (method & PROJKEY_API_READ) {
+        route->op = op;
+
+    } else {
+        projkey_api_fail(route, PROJKEY_HTTP_NOT_ALLOWED, "GET");
     }
 }
 

@@ -25,6 +25,12 @@
 #define PROJKEY_RFC3339          "'%Y-%m-%dT%H:%M:%SZ'"
 
 
+/* the members of a body, as projkey_json_member() sees them */
+#define PROJKEY_JSON_NAME        0x01
+#define PROJKEY_JSON_STATUS      0x02
+#define PROJKEY_JSON_TIME        0x04
+
+
 enum {
     PROJKEY_JSON_CHECK = 0,
     PROJKEY_JSON_EACH,
@@ -67,6 +73,14 @@ static projkey_store_rc_e projkey_json_parse_any(projkey_json_t *json,
 static projkey_store_rc_e projkey_json_parse_members(projkey_json_t *json,
     const char *body, size_t len, int require_one, int roll,
     projkey_body_t *out);
+static projkey_store_rc_e projkey_json_member(projkey_json_t *json,
+    sqlite3_stmt *s, int roll, unsigned *seen, projkey_body_t *out);
+static projkey_store_rc_e projkey_json_parse_name(projkey_json_t *json,
+    const char *type, const char *value, size_t len, projkey_body_t *out);
+static projkey_store_rc_e projkey_json_parse_status(projkey_json_t *json,
+    const char *type, const char *value, projkey_body_t *out);
+static projkey_store_rc_e projkey_json_unknown(projkey_json_t *json,
+    const char *key, size_t n);
 static projkey_store_rc_e projkey_json_parse_time(projkey_json_t *json,
     const char *type, const char *value, size_t len, int roll,
     projkey_body_t *out);
@@ -234,11 +248,9 @@ static projkey_store_rc_e
 projkey_json_parse_members(projkey_json_t *json, const char *body, size_t len,
     int require_one, int roll, projkey_body_t *out)
 {
-    int                  rc, has_name, has_status, has_time;
-    char                 field[PROJKEY_FIELD_MAX + 4];
-    size_t               n, i, k, name_len;
-    uint32_t             cp;
-    const char          *key, *type, *value, *name, *msg;
+    int                  rc;
+    unsigned             seen;
+    const char          *type;
     sqlite3_stmt        *s;
     projkey_store_rc_e   src;
 
@@ -255,17 +267,16 @@ projkey_json_parse_members(projkey_json_t *json, const char *body, size_t len,
 
     if (sqlite3_column_int(s, 0) == 0) {
         sqlite3_reset(s);
-        projkey_json_set_errmsg(json, "The request body is not valid JSON.");
-        return PROJKEY_STORE_INVALID;
+        return projkey_json_invalid(json, "The request body is not valid "
+                                    "JSON.");
     }
 
     type = (const char *) sqlite3_column_text(s, 1);
 
     if (type == NULL || strcmp(type, "object") != 0) {
         sqlite3_reset(s);
-        projkey_json_set_errmsg(json, "The request body must be a JSON "
-                                "object.");
-        return PROJKEY_STORE_INVALID;
+        return projkey_json_invalid(json, "The request body must be a JSON "
+                                    "object.");
     }
 
     sqlite3_reset(s);
@@ -274,9 +285,7 @@ projkey_json_parse_members(projkey_json_t *json, const char *body, size_t len,
 
     sqlite3_bind_text(s, 1, body, len, SQLITE_STATIC);
 
-    has_name = 0;
-    has_status = 0;
-    has_time = 0;
+    seen = 0;
     src = PROJKEY_STORE_OK;
 
     /* json_each() lists every member, duplicates included, in order */
@@ -288,126 +297,8 @@ projkey_json_parse_members(projkey_json_t *json, const char *body, size_t len,
             break;
         }
 
-        key = (const char *) sqlite3_column_text(s, 0);
-        n = sqlite3_column_bytes(s, 0);
-        type = (const char *) sqlite3_column_text(s, 1);
-        value = (const char *) sqlite3_column_text(s, 2);
-
-        if (key == NULL || type == NULL) {
-            projkey_json_set_errmsg(json, "out of memory");
-            src = PROJKEY_STORE_ERROR;
-            break;
-        }
-
-        if ((roll && strcmp(key, "previous_expires_at") == 0 && n == 19)
-            || (!roll && strcmp(key, "expires_at") == 0 && n == 10))
-        {
-            if (has_time) {
-                projkey_json_set_errmsg(json, "Duplicate field \"%s\".",
-                                        key);
-                src = PROJKEY_STORE_INVALID;
-                break;
-            }
-
-            has_time = 1;
-
-            src = projkey_json_parse_time(json, type, value,
-                                          sqlite3_column_bytes(s, 2), roll,
-                                          out);
-            if (src != PROJKEY_STORE_OK) {
-                break;
-            }
-
-        } else if (!roll && strcmp(key, "name") == 0 && n == 4) {
-            if (has_name) {
-                projkey_json_set_errmsg(json, "Duplicate field \"name\".");
-                src = PROJKEY_STORE_INVALID;
-                break;
-            }
-
-            has_name = 1;
-
-            if (strcmp(type, "text") != 0 || value == NULL) {
-                projkey_json_set_errmsg(json, "The name must be a string.");
-                src = PROJKEY_STORE_INVALID;
-                break;
-            }
-
-            msg = projkey_text_check_name(value, sqlite3_column_bytes(s, 2),
-                                          &name, &name_len);
-            if (msg != NULL) {
-                src = projkey_json_invalid(json, msg);
-                break;
-            }
-
-            out->name = malloc(name_len + 1);
-
-            if (out->name == NULL) {
-                projkey_json_set_errmsg(json, "out of memory");
-                src = PROJKEY_STORE_ERROR;
-                break;
-            }
-
-            memcpy(out->name, name, name_len);
-            out->name[name_len] = '\0';
-            out->name_len = name_len;
-
-        } else if (!roll && strcmp(key, "status") == 0 && n == 6) {
-            if (has_status) {
-                projkey_json_set_errmsg(json, "Duplicate field \"status\".");
-                src = PROJKEY_STORE_INVALID;
-                break;
-            }
-
-            has_status = 1;
-
-            if (strcmp(type, "text") == 0 && value != NULL
-                && strcmp(value, "active") == 0)
-            {
-                out->status = PROJKEY_STATUS_ACTIVE;
-
-            } else if (strcmp(type, "text") == 0 && value != NULL
-                       && strcmp(value, "disabled") == 0)
-            {
-                out->status = PROJKEY_STATUS_DISABLED;
-
-            } else {
-                projkey_json_set_errmsg(json, "The status must be "
-                                        "\"active\" or \"disabled\".");
-                src = PROJKEY_STORE_INVALID;
-                break;
-            }
-
-        } else {
-            /* quote the field name printable and short, whatever it holds */
-
-            for (i = 0, k = 0; i < n && k < PROJKEY_FIELD_MAX; i += rc) {
-                rc = projkey_utf8_char((const unsigned char *) key + i,
-                                       n - i, &cp);
-
-                if (rc == 0 || cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) {
-                    field[k++] = '?';
-                    rc = 1;
-                    continue;
-                }
-
-                if (k + rc > PROJKEY_FIELD_MAX) {
-                    break;
-                }
-
-                memcpy(field + k, key + i, rc);
-                k += rc;
-            }
-
-            if (i < n) {
-                memcpy(field + k, "...", 3);
-                k += 3;
-            }
-
-            field[k] = '\0';
-
-            projkey_json_set_errmsg(json, "Unknown field \"%s\".", field);
-            src = PROJKEY_STORE_INVALID;
+        src = projkey_json_member(json, s, roll, &seen, out);
+        if (src != PROJKEY_STORE_OK) {
             break;
         }
     }
@@ -418,12 +309,9 @@ projkey_json_parse_members(projkey_json_t *json, const char *body, size_t len,
         src = projkey_json_fail(json);
     }
 
-    if (src == PROJKEY_STORE_OK && require_one && !has_name && !has_status
-        && !has_time)
-    {
-        projkey_json_set_errmsg(json, "Nothing to change: give a name, a "
-                                "status or an expiry.");
-        src = PROJKEY_STORE_INVALID;
+    if (src == PROJKEY_STORE_OK && require_one && seen == 0) {
+        src = projkey_json_invalid(json, "Nothing to change: give a name, a "
+                                   "status or an expiry.");
     }
 
     if (src != PROJKEY_STORE_OK) {
@@ -431,6 +319,161 @@ projkey_json_parse_members(projkey_json_t *json, const char *body, size_t len,
     }
 
     return src;
+}
+
+
+/* one member of the object (json_each()'s row in s), at most once */
+
+static projkey_store_rc_e
+projkey_json_member(projkey_json_t *json, sqlite3_stmt *s, int roll,
+    unsigned *seen, projkey_body_t *out)
+{
+    size_t       n, len;
+    unsigned     member;
+    const char  *key, *type, *value;
+
+    key = (const char *) sqlite3_column_text(s, 0);
+    n = sqlite3_column_bytes(s, 0);
+    type = (const char *) sqlite3_column_text(s, 1);
+    value = (const char *) sqlite3_column_text(s, 2);
+    len = sqlite3_column_bytes(s, 2);
+
+    if (key == NULL || type == NULL) {
+        projkey_json_set_errmsg(json, "out of memory");
+        return PROJKEY_STORE_ERROR;
+    }
+
+    /* the lengths too: a key may hold a NUL that strcmp() stops at */
+
+    if (roll ? n == 19 && strcmp(key, "previous_expires_at") == 0
+             : n == 10 && strcmp(key, "expires_at") == 0)
+    {
+        member = PROJKEY_JSON_TIME;
+
+    } else if (!roll && n == 4 && strcmp(key, "name") == 0) {
+        member = PROJKEY_JSON_NAME;
+
+    } else if (!roll && n == 6 && strcmp(key, "status") == 0) {
+        member = PROJKEY_JSON_STATUS;
+
+    } else {
+        return projkey_json_unknown(json, key, n);
+    }
+
+    if (*seen & member) {
+        projkey_json_set_errmsg(json, "Duplicate field \"%s\".", key);
+        return PROJKEY_STORE_INVALID;
+    }
+
+    *seen |= member;
+
+    switch (member) {
+
+    case PROJKEY_JSON_TIME:
+        return projkey_json_parse_time(json, type, value, len, roll, out);
+
+    case PROJKEY_JSON_NAME:
+        return projkey_json_parse_name(json, type, value, len, out);
+
+    default:
+        return projkey_json_parse_status(json, type, value, out);
+    }
+}
+
+
+/* "name": a string, by the name rules; trimmed and copied */
+
+static projkey_store_rc_e
+projkey_json_parse_name(projkey_json_t *json, const char *type,
+    const char *value, size_t len, projkey_body_t *out)
+{
+    size_t       name_len;
+    const char  *name, *msg;
+
+    if (strcmp(type, "text") != 0 || value == NULL) {
+        return projkey_json_invalid(json, "The name must be a string.");
+    }
+
+    msg = projkey_text_check_name(value, len, &name, &name_len);
+    if (msg != NULL) {
+        return projkey_json_invalid(json, msg);
+    }
+
+    out->name = malloc(name_len + 1);
+
+    if (out->name == NULL) {
+        projkey_json_set_errmsg(json, "out of memory");
+        return PROJKEY_STORE_ERROR;
+    }
+
+    memcpy(out->name, name, name_len);
+    out->name[name_len] = '\0';
+    out->name_len = name_len;
+
+    return PROJKEY_STORE_OK;
+}
+
+
+/* "status": "active" or "disabled" */
+
+static projkey_store_rc_e
+projkey_json_parse_status(projkey_json_t *json, const char *type,
+    const char *value, projkey_body_t *out)
+{
+    if (strcmp(type, "text") == 0 && value != NULL) {
+
+        if (strcmp(value, "active") == 0) {
+            out->status = PROJKEY_STATUS_ACTIVE;
+            return PROJKEY_STORE_OK;
+        }
+
+        if (strcmp(value, "disabled") == 0) {
+            out->status = PROJKEY_STATUS_DISABLED;
+            return PROJKEY_STORE_OK;
+        }
+    }
+
+    return projkey_json_invalid(json, "The status must be \"active\" or "
+                                "\"disabled\".");
+}
+
+
+/* the field name quoted printable and short, whatever it holds */
+
+static projkey_store_rc_e
+projkey_json_unknown(projkey_json_t *json, const char *key, size_t n)
+{
+    char      field[PROJKEY_FIELD_MAX + 4];
+    size_t    i, k, len;
+    uint32_t  cp;
+
+    for (i = 0, k = 0; i < n && k < PROJKEY_FIELD_MAX; i += len) {
+        len = projkey_utf8_char((const unsigned char *) key + i, n - i, &cp);
+
+        if (len == 0 || cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) {
+            field[k++] = '?';
+            len = 1;
+            continue;
+        }
+
+        if (k + len > PROJKEY_FIELD_MAX) {
+            break;
+        }
+
+        memcpy(field + k, key + i, len);
+        k += len;
+    }
+
+    if (i < n) {
+        memcpy(field + k, "...", 3);
+        k += 3;
+    }
+
+    field[k] = '\0';
+
+    projkey_json_set_errmsg(json, "Unknown field \"%s\".", field);
+
+    return PROJKEY_STORE_INVALID;
 }
 
 
