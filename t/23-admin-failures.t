@@ -124,10 +124,13 @@ like(call($active_secret), qr/^HTTP\/1\.1 200 /, 'after the lock: key works');
 ###############################################################################
 
 # 2. the database file cannot be written any more (chattr +i on the file
-# and its WAL: even the worker's open descriptors cannot write)
+# and its WAL: even the worker's open descriptors cannot write).  Not the
+# -shm: SQLite has it mapped, and the kernel answers a write fault on an
+# immutable file's mapping with SIGBUS, which no process can fail closed
+# from.
 
 my $n = scalar @{$api->list};
-my @frozen = grep { -e } map { $t->db . $_ } '', '-wal', '-shm';
+my @frozen = grep { -e } map { $t->db . $_ } '', '-wal';
 my ($rc) = $t->run_cmd('chattr', '+i', @frozen);
 is($rc, 0, 'database made immutable');
 
